@@ -1,0 +1,152 @@
+"""Connection and run settings, read from the environment in one place.
+
+Every process of the project (loaders, datagen, the local stack, dbt through
+``profiles/profiles.yml``, Airflow) reads the same variables, documented in
+``.env.example``. Defaults point at the embedded services that ``make up`` starts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer; fix it in .env or the environment") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number; fix it in .env or the environment") from None
+
+
+@dataclass(frozen=True)
+class WarehouseSettings:
+    """The PostgreSQL warehouse that raw data lands in and dbt builds on."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+    sslmode: str
+
+    @classmethod
+    def from_env(cls) -> WarehouseSettings:
+        return cls(
+            host=_env("WAREHOUSE_HOST", "127.0.0.1"),
+            port=_env_int("WAREHOUSE_PORT", 54329),
+            user=_env("WAREHOUSE_USER", "postgres"),
+            password=_env("WAREHOUSE_PASSWORD", ""),
+            dbname=_env("WAREHOUSE_DB", "warehouse"),
+            sslmode=_env("WAREHOUSE_SSLMODE", "prefer"),
+        )
+
+    def conninfo(self, dbname: str | None = None) -> str:
+        parts = {
+            "host": self.host,
+            "port": str(self.port),
+            "user": self.user,
+            "dbname": dbname or self.dbname,
+            "sslmode": self.sslmode,
+            "connect_timeout": "5",
+            "application_name": "store-analytics",
+        }
+        if self.password:
+            parts["password"] = self.password
+        return " ".join(f"{k}='{v}'" for k, v in parts.items())
+
+    def describe(self) -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+
+@dataclass(frozen=True)
+class MongoSettings:
+    """The MongoDB app database (the source of the first pipeline)."""
+
+    uri: str
+    database: str
+
+    @classmethod
+    def from_env(cls) -> MongoSettings:
+        return cls(
+            uri=_env("MONGO_URI", "mongodb://127.0.0.1:27117"),
+            database=_env("MONGO_DB", "app"),
+        )
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """Where embedded services keep data and logs, and which of them to start."""
+
+    data_dir: Path
+    embedded: frozenset[str]
+
+    @classmethod
+    def from_env(cls) -> LocalSettings:
+        data_dir = Path(_env("DATA_DIR", str(PROJECT_ROOT / ".local")))
+        if not data_dir.is_absolute():
+            data_dir = PROJECT_ROOT / data_dir
+        raw = os.environ.get("EMBEDDED_SERVICES", "postgres,mongo")
+        embedded = frozenset(s.strip() for s in raw.split(",") if s.strip() and s.strip() != "none")
+        unknown = embedded - {"postgres", "mongo"}
+        if unknown:
+            raise ConfigError(
+                f"EMBEDDED_SERVICES has unknown service(s) {sorted(unknown)}; "
+                "use a comma list of postgres,mongo or 'none'"
+            )
+        return cls(data_dir=data_dir, embedded=embedded)
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+
+@dataclass(frozen=True)
+class DatagenSettings:
+    """The simulated store: one seed and one scale drive every source system."""
+
+    seed: int
+    scale: float
+    start_date: str
+    history_days: int
+
+    @classmethod
+    def from_env(cls) -> DatagenSettings:
+        return cls(
+            seed=_env_int("DATAGEN_SEED", 42),
+            scale=_env_float("DATAGEN_SCALE", 1.0),
+            start_date=_env("DATAGEN_START_DATE", "2026-10-01"),
+            history_days=_env_int("DATAGEN_HISTORY_DAYS", 7),
+        )
+
+
+@dataclass(frozen=True)
+class LoaderSettings:
+    batch_size: int
+
+    @classmethod
+    def from_env(cls) -> LoaderSettings:
+        size = _env_int("LOADER_BATCH_SIZE", 10_000)
+        if size < 1:
+            raise ConfigError(f"LOADER_BATCH_SIZE={size} must be at least 1")
+        return cls(batch_size=size)
