@@ -1,0 +1,38 @@
+-- One row per price change of each product (from the latest document version).
+
+with
+
+products as (
+    select * from {{ ref('stg_mongo__product_price_history') }}
+),
+
+unnested as (
+    select
+        products.product_id,
+        products.currency,
+        change.position as change_number,
+        change.body
+    from products
+    cross join lateral jsonb_array_elements(products.price_changes)
+        with ordinality as change (body, position)
+),
+
+renamed as (
+    select
+        ---------- ids
+        product_id,
+        change_number::integer as change_number,
+
+        ---------- strings
+        currency,
+
+        ---------- numerics
+        (body ->> 'price')::numeric(12, 2) as price,
+
+        ---------- timestamps
+        (body ->> 'date')::timestamptz as changed_at
+
+    from unnested
+)
+
+select * from renamed
