@@ -13,7 +13,7 @@ with
 
 source as (
     select * from {{ source('mongo', 'event_logs') }}
-    {{ incremental_since('_loaded_at') }}
+    {{ incremental_since() }}
 ),
 
 first_copy as (
@@ -41,7 +41,10 @@ renamed as (
         ---------- timestamps
         (doc ->> 'timestamp')::timestamptz as event_at,
         _source_updated_at as updated_at,
-        _loaded_at as loaded_at
+        _loaded_at as loaded_at,
+
+        ---------- lineage
+        _batch_id as batch_id
 
     from first_copy
 )

@@ -11,7 +11,7 @@ with
 
 source as (
     select * from {{ source('mongo', 'search_queries') }}
-    {{ incremental_since('_loaded_at') }}
+    {{ incremental_since() }}
 ),
 
 latest as (
@@ -39,7 +39,10 @@ renamed as (
         ---------- timestamps
         (doc ->> 'timestamp')::timestamptz as searched_at,
         _source_updated_at as updated_at,
-        _loaded_at as loaded_at
+        _loaded_at as loaded_at,
+
+        ---------- lineage
+        _batch_id as batch_id
 
     from latest
 )

@@ -11,7 +11,7 @@ with
 
 source as (
     select * from {{ source('mongo', 'user_sessions') }}
-    {{ incremental_since('_loaded_at') }}
+    {{ incremental_since() }}
 ),
 
 latest as (
@@ -43,7 +43,10 @@ renamed as (
         (doc ->> 'start_time')::timestamptz as started_at,
         (doc ->> 'end_time')::timestamptz as ended_at,
         _source_updated_at as updated_at,
-        _loaded_at as loaded_at
+        _loaded_at as loaded_at,
+
+        ---------- lineage
+        _batch_id as batch_id
 
     from latest
 )

@@ -1,0 +1,75 @@
+# Everyday commands. Configuration comes from the environment; a .env file
+# (copy .env.example) is read here and exported to every command.
+SHELL := /bin/bash
+-include .env
+export
+
+UV_VERSION ?= 0.13.9
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen --no-sync
+DBT := $(RUN) dbt --no-use-colors
+DBT_ARGS := --project-dir dbt_project --profiles-dir profiles
+PSQL = $(shell $(RUN) python -c 'from stack.postgres import psql_path; print(psql_path())')
+PSQL_CONN = "host=$${WAREHOUSE_HOST:-127.0.0.1} port=$${WAREHOUSE_PORT:-54329} user=$${WAREHOUSE_USER:-postgres} dbname=$${WAREHOUSE_DB:-warehouse}"
+
+.DEFAULT_GOAL := help
+.PHONY: help install up down status run datagen load dbt-build test lint format bench psql sql clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "uv not found: installing it with pip (user site)"
+	python3 -m pip install --user --quiet "uv==$(UV_VERSION)"
+
+.venv/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.installed ## create .venv with the locked dependencies (uv)
+
+up: install ## start the embedded PostgreSQL and MongoDB (EMBEDDED_SERVICES)
+	$(RUN) python -m stack up
+
+down: ## stop the embedded services
+	-$(RUN) python -m stack down
+
+status: install ## show which services are configured and whether they answer
+	$(RUN) python -m stack status
+
+run: install ## set up, generate the next day, load it, dbt build, print a summary
+	$(RUN) python -m stack.run
+
+datagen: up ## write the next logical day into the app database
+	$(RUN) python -m datagen mongo
+
+load: up ## land what is new in MongoDB into raw_mongo.*
+	$(RUN) python -m loaders mongo
+
+dbt-build: up ## dbt build against the configured warehouse
+	$(DBT) build $(DBT_ARGS)
+
+test: install ## the test suite, on ephemeral servers it starts and removes itself
+	$(RUN) pytest
+
+lint: install ## ruff and sqlfluff
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) sqlfluff lint dbt_project
+
+format: install ## apply ruff and sqlfluff fixes
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+	$(RUN) sqlfluff fix dbt_project
+
+bench: install ## loader throughput vs psql \copy of the same bytes
+	$(RUN) python -m tests.bench.loader_bench
+
+psql: up ## an interactive psql on the warehouse
+	$(PSQL) $(PSQL_CONN)
+
+sql: up ## run one query: make sql Q="select count(*) from marts.review_mart"
+	@$(PSQL) $(PSQL_CONN) -X -v ON_ERROR_STOP=1 -c "$(Q)"
+
+clean: down ## stop services and delete local data, logs and dbt output
+	rm -rf .local dbt_project/target dbt_project/logs
