@@ -112,8 +112,11 @@ class AppDay:
         """(session, arrives_late) for sessions that started on ``day``."""
         rng = rng_for(self.pop.seed, "sessions", day)
         for i in range(round(self.pop.n_users * 0.12)):
-            start = _at(rng, day)
-            end = start + dt.timedelta(seconds=rng.randrange(30, 3600))
+            # The whole session (and its events) falls inside the day: the app
+            # writes it that day, and write times never run ahead of the writes.
+            length = rng.randrange(30, 3600)
+            start = day_start(day) + dt.timedelta(seconds=rng.randrange(86_400 - length))
+            end = start + dt.timedelta(seconds=length)
             kind, os_name, browser = rng.choice(DEVICES)
             n_pages = rng.randint(1, 12)
             pages = [
@@ -169,7 +172,8 @@ class AppDay:
                 n += 1
                 docs.append(self._stamp(doc, "event_logs", ts))
                 if rng.random() < 0.01:  # a retrying client re-sends the same event
-                    resent = ts + dt.timedelta(seconds=rng.randint(1, 30))
+                    resent = min(ts + dt.timedelta(seconds=rng.randint(1, 30)),
+                                 self.end - dt.timedelta(seconds=1))  # fmt: skip
                     dup = {k: v for k, v in doc.items() if k not in ("_id", "updated_at")}
                     docs.append(self._stamp(dup, "event_logs", resent, variant="resent"))
         return docs

@@ -8,7 +8,14 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 from psycopg import sql
 
-from loaders.mongo import COLLECTIONS, SOURCE, LoadResult, load_collection, raw_table
+from loaders.mongo import (
+    COLLECTIONS,
+    SOURCE,
+    LoadResult,
+    ensure_raw_table,
+    load_collection,
+    raw_table,
+)
 from loaders.settings import LoaderSettings, MongoSettings, WarehouseSettings
 from loaders.warehouse import LoaderError, connect, ensure_control_tables
 
@@ -39,6 +46,10 @@ def load_all(
     client, db = mongo_database(MongoSettings.from_env())
     try:
         with connect(WarehouseSettings.from_env()) as conn:
+            # Every raw table exists even before its first document arrives, so
+            # dbt sources always resolve (a collection may be empty for a while).
+            for spec in COLLECTIONS.values():
+                ensure_raw_table(conn, spec)
             return [
                 load_collection(db, conn, COLLECTIONS[n], batch_size=size, progress=progress)
                 for n in names

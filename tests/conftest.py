@@ -1,0 +1,88 @@
+"""Real servers for the tests: an ephemeral PostgreSQL and MongoDB wire server.
+
+Both are started once per test session in a temporary folder on free ports and
+removed at the end; every test gets its own database on each, so tests are
+independent. Settings reach the code under test through the same environment
+variables a user sets (WAREHOUSE_*, MONGO_*).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from stack.mongo import EmbeddedMongo
+from stack.postgres import EmbeddedPostgres
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(pgdata=tmp_path_factory.mktemp("pg") / "data", port=free_port())
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedMongo]:
+    server = EmbeddedMongo(data_dir=tmp_path_factory.mktemp("mongo") / "data", port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def warehouse(pg_server: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh warehouse database; WAREHOUSE_* point at it. Yields its conninfo."""
+    name = f"wh_{uuid.uuid4().hex[:10]}"
+    pg_server.ensure_database(name)
+    for key, value in {
+        "WAREHOUSE_HOST": pg_server.host,
+        "WAREHOUSE_PORT": str(pg_server.port),
+        "WAREHOUSE_USER": pg_server.superuser,
+        "WAREHOUSE_PASSWORD": "",
+        "WAREHOUSE_DB": name,
+    }.items():
+        monkeypatch.setenv(key, value)
+    yield pg_server.conninfo(name)
+    with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def mongo_db(mongo_server: EmbeddedMongo, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+    """A fresh app database; MONGO_URI / MONGO_DB point at it."""
+    name = f"app_{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("MONGO_URI", mongo_server.uri)
+    monkeypatch.setenv("MONGO_DB", name)
+    client: MongoClient = MongoClient(mongo_server.uri)
+    yield client[name]
+    client.drop_database(name)
+    client.close()
+
+
+@pytest.fixture
+def local_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep run logs of the code under test out of the project tree."""
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "local"))
+    monkeypatch.setenv("EMBEDDED_SERVICES", "none")
+    return tmp_path / "local"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # dbt and the loaders must never fall back to a developer's running services.
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")

@@ -1,0 +1,61 @@
+"""`make run`'s job end to end: two simulated days on the ephemeral servers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from stack import run as run_module
+
+
+@pytest.mark.slow
+def test_first_run_builds_everything_then_next_run_is_incremental(
+    mongo_db, warehouse, local_dirs, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
+    monkeypatch.setenv("DATAGEN_SCALE", "0.05")
+    monkeypatch.setenv("DATAGEN_HISTORY_DAYS", "2")
+
+    assert run_module.main() == 0
+    first = capsys.readouterr().out
+    assert "first run (full build) for logical day 2026-10-02" in first
+    assert "raw_mongo.support_tickets" in first
+    assert " not ok" not in first
+
+    assert run_module.main() == 0
+    second = capsys.readouterr().out
+    assert "incremental run for logical day 2026-10-03" in second
+    assert "stg_mongo__event_logs" in second  # incremental models report merged rows
+
+    with psycopg.connect(warehouse) as conn:
+        for mart in ("marts.review_mart", "marts.support_efficiency"):
+            assert conn.execute(f"select count(*) from {mart}").fetchone()[0] > 0, mart
+        # The second run landed one day: batches of the second run cover only day 3 writes.
+        latest = conn.execute(
+            "select min(_source_updated_at) from raw_mongo.event_logs"
+            " where _batch_id > (select min(batch_id) + 6 from loader.batches)"
+        ).fetchone()[0]
+    assert latest is not None and latest.date().isoformat() == "2026-10-03"
+    saved = sorted((local_dirs / "logs").glob("run-*.txt"))
+    assert saved and "marts (rows)" in saved[-1].read_text()
+
+
+def test_dbt_test_failure_fails_the_run_naming_the_test(
+    mongo_db, warehouse, local_dirs, tmp_path, monkeypatch, capsys
+) -> None:
+    """Bad source data fails a dbt test: the run exits 1 and names the failing test."""
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
+    monkeypatch.setenv("DATAGEN_SCALE", "0.05")
+    monkeypatch.setenv("DATAGEN_HISTORY_DAYS", "1")
+    when = dt.datetime(2026, 10, 1, 12)
+    mongo_db.support_tickets.insert_one(
+        {"ticket_id": "TCK-BAD", "user_id": 1, "status": "escalated", "issue_type": "bug",
+         "created_at": when, "messages": [], "updated_at": when}  # fmt: skip
+    )
+    assert run_module.main() == 1
+    captured = capsys.readouterr()
+    assert "FAILED test accepted_values_stg_mongo__support_tickets_status" in captured.out
+    assert "dbt build failed" in captured.err
