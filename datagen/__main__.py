@@ -42,8 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"datagen: {exc}", file=sys.stderr)
         return 2
     except PyMongoError as exc:
-        print(f"datagen: MongoDB at {settings.uri} failed: {str(exc).splitlines()[0][:200]}. "
-              "Run `make up` or fix MONGO_URI.", file=sys.stderr)  # fmt: skip
+        print(
+            f"datagen: MongoDB at {settings.uri} failed: {str(exc).splitlines()[0][:200]}. "
+            "Run `make up` or fix MONGO_URI.",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -39,15 +39,34 @@ COLLECTIONS = (
     "search_queries",
 )
 PAGES = ("/", "/catalog", "/cart", "/checkout", "/account", "/search", "/help")
-DEVICES = (("mobile", "iOS", "Safari"), ("mobile", "Android", "Chrome"),
-           ("desktop", "Windows", "Chrome"), ("desktop", "macOS", "Safari"),
-           ("tablet", "Android", "Chrome"))  # fmt: skip
-ACTIONS = ("view_product", "add_to_cart", "remove_from_cart", "apply_filter", "checkout", "wishlist")
+DEVICES = (
+    ("mobile", "iOS", "Safari"),
+    ("mobile", "Android", "Chrome"),
+    ("desktop", "Windows", "Chrome"),
+    ("desktop", "macOS", "Safari"),
+    ("tablet", "Android", "Chrome"),
+)
+ACTIONS = (
+    "view_product",
+    "add_to_cart",
+    "remove_from_cart",
+    "apply_filter",
+    "checkout",
+    "wishlist",
+)
 ISSUE_TYPES = ("payment", "delivery", "refund", "account", "bug", "feature_request")
 FLAGS = ("spam", "personal_data", "offensive", "off_topic")
 SEARCH_WORDS = ("phone", "case", "book", "lamp", "shoes", "gift", "toy", "charger", "mug", "tent")
-REVIEW_TEXTS = ("Great value", "Works as described", "Broke after a week", "Fast delivery",
-                "Not what I expected", "Would buy again", "Too expensive", "Excellent quality")  # fmt: skip
+REVIEW_TEXTS = (
+    "Great value",
+    "Works as described",
+    "Broke after a week",
+    "Fast delivery",
+    "Not what I expected",
+    "Would buy again",
+    "Too expensive",
+    "Excellent quality",
+)
 TICKET_LIFETIME_DAYS = 9  # tickets and reviews change for at most this many days after creation
 
 
@@ -120,10 +139,11 @@ class AppDay:
             kind, os_name, browser = rng.choice(DEVICES)
             n_pages = rng.randint(1, 12)
             pages = [
-                rng.choice(PAGES) if rng.random() < 0.4
+                rng.choice(PAGES)
+                if rng.random() < 0.4
                 else f"/product/{rng.randint(1, self.pop.n_products)}"
                 for _ in range(n_pages)
-            ]  # fmt: skip
+            ]
             session = {
                 "session_id": f"SES-{day:%Y%m%d}-{i:06d}",
                 "user_id": rng.randint(1, self.pop.n_users),
@@ -139,8 +159,11 @@ class AppDay:
         docs = []
         for session, late in self._sessions_started_on(self.day):
             if not late:
-                docs.append(self._stamp(session, "user_sessions", max(session["end_time"],
-                                                                       session["start_time"])))
+                docs.append(
+                    self._stamp(
+                        session, "user_sessions", max(session["end_time"], session["start_time"])
+                    )
+                )
         if self.day > self.pop.start_date:  # yesterday's offline sessions sync this morning
             yesterday = self.day - dt.timedelta(days=1)
             rng = rng_for(self.pop.seed, "late-sync", self.day)
@@ -158,8 +181,14 @@ class AppDay:
             if s["start_time"] < day_start(self.day):
                 continue  # late-synced sessions sent their events on time
             span = (s["end_time"] - s["start_time"]).total_seconds()
-            kinds = ["login"] + [rng.choice(("click", "view", "add_to_cart", "error"))
-                                 for _ in range(rng.randint(0, 4))] + ["logout"]  # fmt: skip
+            kinds = (
+                ["login"]
+                + [
+                    rng.choice(("click", "view", "add_to_cart", "error"))
+                    for _ in range(rng.randint(0, 4))
+                ]
+                + ["logout"]
+            )
             for k, kind in enumerate(kinds):
                 ts = s["start_time"] + dt.timedelta(seconds=int(span * k / max(1, len(kinds) - 1)))
                 details: dict = {"user_id": s["user_id"], "session_id": s["session_id"]}
@@ -167,13 +196,19 @@ class AppDay:
                     details["page"] = rng.choice(s["pages_visited"])
                 elif kind == "error":
                     details.update(code=rng.choice((400, 404, 500, 503)), message="request failed")
-                doc = {"event_id": f"EVT-{self.day:%Y%m%d}-{n:07d}", "timestamp": ts,
-                       "event_type": kind, "details": details}  # fmt: skip
+                doc = {
+                    "event_id": f"EVT-{self.day:%Y%m%d}-{n:07d}",
+                    "timestamp": ts,
+                    "event_type": kind,
+                    "details": details,
+                }
                 n += 1
                 docs.append(self._stamp(doc, "event_logs", ts))
                 if rng.random() < 0.01:  # a retrying client re-sends the same event
-                    resent = min(ts + dt.timedelta(seconds=rng.randint(1, 30)),
-                                 self.end - dt.timedelta(seconds=1))  # fmt: skip
+                    resent = min(
+                        ts + dt.timedelta(seconds=rng.randint(1, 30)),
+                        self.end - dt.timedelta(seconds=1),
+                    )
                     dup = {k: v for k, v in doc.items() if k not in ("_id", "updated_at")}
                     docs.append(self._stamp(dup, "event_logs", resent, variant="resent"))
         return docs
@@ -190,9 +225,14 @@ class AppDay:
                 [f"category:{c.name}" for c in self.pop.categories[:6]] + ["in_stock", "price<100"],
                 rng.randint(0, 2),
             )
-            doc = {"query_id": f"QRY-{self.day:%Y%m%d}-{i:06d}", "user_id": rng.randint(1, self.pop.n_users),
-                   "query_text": text, "timestamp": ts, "filters": filters,
-                   "results_count": rng.randint(0, 250)}  # fmt: skip
+            doc = {
+                "query_id": f"QRY-{self.day:%Y%m%d}-{i:06d}",
+                "user_id": rng.randint(1, self.pop.n_users),
+                "query_text": text,
+                "timestamp": ts,
+                "filters": filters,
+                "results_count": rng.randint(0, 250),
+            }
             docs.append(self._stamp(doc, "search_queries", ts))
         return docs
 
@@ -204,8 +244,12 @@ class AppDay:
     def _ticket(self, day: dt.date, i: int) -> tuple[dict, Timeline]:
         rng = rng_for(self.pop.seed, "ticket", day, i)
         t = _at(rng, day)
-        base = {"ticket_id": f"TCK-{day:%Y%m%d}-{i:04d}", "user_id": rng.randint(1, self.pop.n_users),
-                "issue_type": rng.choice(ISSUE_TYPES), "created_at": t}  # fmt: skip
+        base = {
+            "ticket_id": f"TCK-{day:%Y%m%d}-{i:04d}",
+            "user_id": rng.randint(1, self.pop.n_users),
+            "issue_type": rng.choice(ISSUE_TYPES),
+            "created_at": t,
+        }
         tl = Timeline(created_at=t)
         tl.events.append((t, "message", ("user", "Hello, I need help")))
         rounds = rng.randint(1, 4)
@@ -255,10 +299,15 @@ class AppDay:
         rng = rng_for(self.pop.seed, "review", day, i)
         t = _at(rng, day)
         flags = rng.sample(FLAGS, rng.choice((0, 0, 0, 0, 0, 0, 0, 1, 1, 2)))
-        base = {"review_id": f"REV-{day:%Y%m%d}-{i:05d}", "user_id": rng.randint(1, self.pop.n_users),
-                "product_id": rng.randint(1, self.pop.n_products), "review_text": rng.choice(REVIEW_TEXTS),
-                "rating": rng.choices((1, 2, 3, 4, 5), weights=(8, 7, 15, 30, 40))[0],
-                "flags": flags, "submitted_at": t}  # fmt: skip
+        base = {
+            "review_id": f"REV-{day:%Y%m%d}-{i:05d}",
+            "user_id": rng.randint(1, self.pop.n_users),
+            "product_id": rng.randint(1, self.pop.n_products),
+            "review_text": rng.choice(REVIEW_TEXTS),
+            "rating": rng.choices((1, 2, 3, 4, 5), weights=(8, 7, 15, 30, 40))[0],
+            "flags": flags,
+            "submitted_at": t,
+        }
         tl = Timeline(created_at=t)
         if rng.random() < 0.95:  # the rest wait in the queue for good
             decided = t + dt.timedelta(minutes=rng.randint(30, 72 * 60))
@@ -302,8 +351,13 @@ class AppDay:
         docs = []
         for pid in sorted(today):
             changes = history[pid]
-            doc = {"product_id": pid, "price_changes": changes, "current_price": changes[-1]["price"],
-                   "currency": "USD", "updated_at": changes[-1]["date"]}  # fmt: skip
+            doc = {
+                "product_id": pid,
+                "price_changes": changes,
+                "current_price": changes[-1]["price"],
+                "currency": "USD",
+                "updated_at": changes[-1]["date"],
+            }
             docs.append(self._stamp(doc, "product_price_history", changes[-1]["date"], key=pid))
         return docs
 
@@ -314,9 +368,14 @@ class AppDay:
         docs = []
         for uid in sorted(users):
             ts = _at(rng, self.day)
-            doc = {"user_id": uid, "last_updated": ts,
-                   "recommended_products": rng.sample(range(1, self.pop.n_products + 1), 5)}  # fmt: skip
-            docs.append(self._stamp(doc, "user_recommendations", ts, key=uid, field_name="last_updated"))
+            doc = {
+                "user_id": uid,
+                "last_updated": ts,
+                "recommended_products": rng.sample(range(1, self.pop.n_products + 1), 5),
+            }
+            docs.append(
+                self._stamp(doc, "user_recommendations", ts, key=uid, field_name="last_updated")
+            )
         return docs
 
     # -- ids and write stamps ----------------------------------------------------

@@ -44,7 +44,12 @@ def write_day(db: Database, population: Population, day: dt.date) -> dict[str, i
         counts[name] = len(items)
     db[DAYS_MARKER].replace_one(
         {"_id": day.isoformat()},
-        {"_id": day.isoformat(), "seed": population.seed, "scale": population.scale, "counts": counts},
+        {
+            "_id": day.isoformat(),
+            "seed": population.seed,
+            "scale": population.scale,
+            "counts": counts,
+        },
         upsert=True,
     )
     return counts

@@ -14,17 +14,59 @@ from dataclasses import dataclass
 from functools import cached_property
 
 FIRST_NAMES = (
-    "Anna", "Boris", "Daria", "Egor", "Irina", "Ivan", "Kirill", "Maria", "Nikita", "Olga",
-    "Pavel", "Polina", "Roman", "Sofia", "Timur", "Vera", "Yulia", "Artem", "Elena", "Denis",
-)  # fmt: skip
+    "Anna",
+    "Boris",
+    "Daria",
+    "Egor",
+    "Irina",
+    "Ivan",
+    "Kirill",
+    "Maria",
+    "Nikita",
+    "Olga",
+    "Pavel",
+    "Polina",
+    "Roman",
+    "Sofia",
+    "Timur",
+    "Vera",
+    "Yulia",
+    "Artem",
+    "Elena",
+    "Denis",
+)
 LAST_NAMES = (
-    "Ivanov", "Petrova", "Smirnov", "Kuznetsova", "Popov", "Volkova", "Sokolov", "Lebedeva",
-    "Kozlov", "Novikova", "Morozov", "Pavlova", "Orlov", "Fedorova", "Belov", "Zaitseva",
-)  # fmt: skip
+    "Ivanov",
+    "Petrova",
+    "Smirnov",
+    "Kuznetsova",
+    "Popov",
+    "Volkova",
+    "Sokolov",
+    "Lebedeva",
+    "Kozlov",
+    "Novikova",
+    "Morozov",
+    "Pavlova",
+    "Orlov",
+    "Fedorova",
+    "Belov",
+    "Zaitseva",
+)
 CATEGORIES = (
-    "Books", "Electronics", "Home", "Garden", "Toys", "Sports", "Beauty", "Grocery",
-    "Clothing", "Shoes", "Automotive", "Pet Supplies",
-)  # fmt: skip
+    "Books",
+    "Electronics",
+    "Home",
+    "Garden",
+    "Toys",
+    "Sports",
+    "Beauty",
+    "Grocery",
+    "Clothing",
+    "Shoes",
+    "Automotive",
+    "Pet Supplies",
+)
 ADJECTIVES = ("Classic", "Smart", "Compact", "Deluxe", "Eco", "Pro", "Mini", "Ultra", "Basic")
 LOYALTY = ("bronze", "silver", "gold", "platinum")
 

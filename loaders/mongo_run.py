@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from psycopg import sql
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
-from psycopg import sql
 
 from loaders.mongo import (
     COLLECTIONS,

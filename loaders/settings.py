@@ -28,7 +28,9 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer; fix it in .env or the environment") from None
+        raise ConfigError(
+            f"{name}={raw!r} is not an integer; fix it in .env or the environment"
+        ) from None
 
 
 def _env_float(name: str, default: float) -> float:
@@ -36,7 +38,9 @@ def _env_float(name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number; fix it in .env or the environment") from None
+        raise ConfigError(
+            f"{name}={raw!r} is not a number; fix it in .env or the environment"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,7 @@ class LoaderSettings:
 
     @classmethod
     def from_env(cls) -> LoaderSettings:
-        size = _env_int("LOADER_BATCH_SIZE", 10_000)
+        size = _env_int("LOADER_BATCH_SIZE", 50_000)
         if size < 1:
             raise ConfigError(f"LOADER_BATCH_SIZE={size} must be at least 1")
         return cls(batch_size=size)

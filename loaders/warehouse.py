@@ -151,7 +151,11 @@ class Reject:
 
 
 def write_rejects(
-    conn: psycopg.Connection, batch_id: int | None, source: str, stream: str, rejects: Sequence[Reject]
+    conn: psycopg.Connection,
+    batch_id: int | None,
+    source: str,
+    stream: str,
+    rejects: Sequence[Reject],
 ) -> int:
     """Insert rejects; a record already rejected for the same reason is not counted twice."""
     inserted = 0
@@ -166,14 +170,32 @@ def write_rejects(
     return inserted
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CopyRow:
-    """One line of COPY text format plus what to record if the database refuses it."""
+    """One line of COPY text format plus what to record if the database refuses it.
+
+    Built once per record on the hot path, so it holds bytes and decodes only
+    when a row is actually refused.
+    """
 
     line: bytes
-    record_id: str
-    record_version: str
-    payload: str
+    record_id: bytes
+    record_version: bytes
+    body: bytes  # the payload kept in loader.rejects if PostgreSQL refuses the line
+
+    def refused(self, reason: str) -> Reject:
+        return Reject(
+            self.record_id.decode(errors="replace"),
+            self.record_version.decode(),
+            f"refused by PostgreSQL: {reason}",
+            self.body.decode(errors="replace"),
+        )
+
+
+def copy_statement(table: sql.Composable, columns: Sequence[str]) -> sql.Composed:
+    return sql.SQL("copy {} ({}) from stdin").format(
+        table, sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
 
 
 def copy_rows(
@@ -188,21 +210,21 @@ def copy_rows(
     """
     if not rows:
         return []
-    stmt = sql.SQL("copy {} ({}) from stdin").format(
-        table, sql.SQL(", ").join(map(sql.Identifier, columns))
-    )
     try:
-        with conn.transaction(), conn.cursor() as cur, cur.copy(stmt) as copy:
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy(copy_statement(table, columns)) as copy,
+        ):
             copy.write(b"".join(r.line for r in rows))
         return []
     except psycopg.errors.DataError as exc:
         if len(rows) == 1:
-            row = rows[0]
-            reason = (str(exc).strip().splitlines() or ["data error"])[0]
-            return [Reject(row.record_id, row.record_version, f"refused by PostgreSQL: {reason}",
-                           row.payload)]  # fmt: skip
+            return [rows[0].refused((str(exc).strip().splitlines() or ["data error"])[0])]
         mid = len(rows) // 2
-        return copy_rows(conn, table, columns, rows[:mid]) + copy_rows(conn, table, columns, rows[mid:])
+        return copy_rows(conn, table, columns, rows[:mid]) + copy_rows(
+            conn, table, columns, rows[mid:]
+        )
 
 
 def copy_text(value: str) -> bytes:

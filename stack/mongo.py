@@ -67,9 +67,16 @@ class EmbeddedMongo:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         res = self._cli(
-            "--data-dir", str(self.data_dir), "--host", self.host, "-p", str(self.port),
-            "--log-file", str(self.log_file), "-d",
-        )  # fmt: skip
+            "--data-dir",
+            str(self.data_dir),
+            "--host",
+            self.host,
+            "-p",
+            str(self.port),
+            "--log-file",
+            str(self.log_file),
+            "-d",
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.ping(200):

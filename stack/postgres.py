@@ -96,9 +96,15 @@ class EmbeddedPostgres:
         self._prepare_permissions()
         if not self.initialized():
             res = self._run(
-                "initdb", "--auth=trust", "--encoding=UTF8", "--locale=C",
-                "-U", self.superuser, "-D", str(self.pgdata),
-            )  # fmt: skip
+                "initdb",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "-U",
+                self.superuser,
+                "-D",
+                str(self.pgdata),
+            )
             if res.returncode != 0:
                 raise ServiceError(f"initdb failed in {self.pgdata}: {res.stderr.strip()}")
         if self.is_running():
@@ -108,9 +114,18 @@ class EmbeddedPostgres:
             "-c max_wal_size=2GB -c shared_buffers=256MB"
         )
         res = self._run(
-            "pg_ctl", "-w", "-t", "60", "-D", str(self.pgdata),
-            "-l", str(self.log_file), "-o", options, "start",
-        )  # fmt: skip
+            "pg_ctl",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(self.pgdata),
+            "-l",
+            str(self.log_file),
+            "-o",
+            options,
+            "start",
+        )
         if res.returncode != 0:
             tail = self.log_file.read_text(errors="replace").strip().splitlines()[-5:]
             raise ServiceError(
@@ -134,7 +149,9 @@ class EmbeddedPostgres:
 
     def ensure_database(self, dbname: str) -> None:
         with psycopg.connect(self.conninfo(), autocommit=True) as conn:
-            exists = conn.execute("select 1 from pg_database where datname = %s", (dbname,)).fetchone()
+            exists = conn.execute(
+                "select 1 from pg_database where datname = %s", (dbname,)
+            ).fetchone()
             if not exists:
                 conn.execute(f'create database "{dbname}"')
 

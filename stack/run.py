@@ -59,8 +59,16 @@ def run_dbt(args: list[str], log_dir: Path) -> DbtSummary:
 
     started = time.monotonic()
     res = dbtRunner().invoke(
-        [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(PROFILES_DIR),
-         "--log-path", str(log_dir), "--quiet"]  # fmt: skip
+        [
+            *args,
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(PROFILES_DIR),
+            "--log-path",
+            str(log_dir),
+            "--quiet",
+        ]
     )
     summary = DbtSummary(success=bool(res.success), seconds=time.monotonic() - started)
     results = getattr(res.result, "results", None)
@@ -75,7 +83,9 @@ def run_dbt(args: list[str], log_dir: Path) -> DbtSummary:
         summary.counts.setdefault(kind, {}).setdefault(status, 0)
         summary.counts[kind][status] += 1
         if status in ("error", "fail"):
-            msg = " ".join(line.strip() for line in (r.message or status).splitlines() if line.strip())
+            msg = " ".join(
+                line.strip() for line in (r.message or status).splitlines() if line.strip()
+            )
             summary.failures.append(f"{kind} {node.name}: {msg[:400]}")
         if kind == "model" and node.config.materialized == "incremental":
             rows = (r.adapter_response or {}).get("rows_affected")
@@ -89,7 +99,9 @@ def run_dbt(args: list[str], log_dir: Path) -> DbtSummary:
 def _table_count(conn: psycopg.Connection, schema: str, table: str) -> int | None:
     try:
         row = conn.execute(
-            sql.SQL("select count(*) from {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+            sql.SQL("select count(*) from {}.{}").format(
+                sql.Identifier(schema), sql.Identifier(table)
+            )
         ).fetchone()
         return int(row[0]) if row else 0
     except psycopg.errors.UndefinedTable:
@@ -109,7 +121,11 @@ def _first_run(wh: WarehouseSettings) -> bool:
 def run() -> int:
     t0 = time.monotonic()
     local = LocalSettings.from_env()
-    wh, mongo_settings, gen = WarehouseSettings.from_env(), MongoSettings.from_env(), DatagenSettings.from_env()
+    wh, mongo_settings, gen = (
+        WarehouseSettings.from_env(),
+        MongoSettings.from_env(),
+        DatagenSettings.from_env(),
+    )
     lines: list[str] = []
 
     def say(line: str = "") -> None:
@@ -138,18 +154,23 @@ def run() -> int:
     dbt = run_dbt(["build", "--vars", f"{{logical_date: '{days[-1]}'}}"], dbt_logs)
 
     say()
-    say(f"== summary: {'first run (full build)' if first else 'incremental run'}"
-        f" for logical day {days[-1]} ==")  # fmt: skip
+    say(
+        f"== summary: {'first run (full build)' if first else 'incremental run'}"
+        f" for logical day {days[-1]} =="
+    )
     say("landed (rows, this run)          landed   rejected")
     for r in results:
         say(f"  raw_mongo.{r.collection:<22}{r.landed:>8,}   {r.rejected:>8,}")
-    say(f"  {'total':<32}{sum(r.landed for r in results):>8,}   {sum(r.rejected for r in results):>8,}")
+    landed, rejected = sum(r.landed for r in results), sum(r.rejected for r in results)
+    say(f"  {'total':<32}{landed:>8,}   {rejected:>8,}")
     for r in results:
         for note in r.notes:
             say(f"  warning: {note}")
     if not first:
-        say(f"incremental: only documents written since each collection's watermark were read;"
-            f" {len(days)} new day(s) of source data")  # fmt: skip
+        say(
+            f"incremental: only documents written since each collection's watermark were read;"
+            f" {len(days)} new day(s) of source data"
+        )
         for name, rows in sorted(dbt.incremental_rows.items()):
             say(f"  {name:<36} {rows:>8,} rows merged")
     parts = []
@@ -168,7 +189,8 @@ def run() -> int:
             n = _table_count(conn, schema, table)
             say(f"  {schema}.{table:<30} {'missing' if n is None else f'{n:,}'}")
         total_rejects = _table_count(conn, "loader", "rejects") or 0
-    say(f"rejected records so far: {total_rejects:,} (see loader.rejects; `make sql Q=\"select * from loader.rejects\"`)")
+    say(f"rejected records so far: {total_rejects:,} (in loader.rejects; see them with")
+    say('  make sql Q="select stream, record_id, reason from loader.rejects"')
     say(f"data: {local.data_dir}   logs: {local.logs_dir}   warehouse: {wh.describe()}")
     say(f"done in {time.monotonic() - t0:.1f}s")
     local.logs_dir.mkdir(parents=True, exist_ok=True)

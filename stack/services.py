@@ -32,7 +32,11 @@ def embedded_mongo(local: LocalSettings, mongo: MongoSettings) -> EmbeddedMongo:
 
 def up() -> list[str]:
     """Start every embedded service, create the warehouse database; return status lines."""
-    local, wh, mongo = LocalSettings.from_env(), WarehouseSettings.from_env(), MongoSettings.from_env()
+    local, wh, mongo = (
+        LocalSettings.from_env(),
+        WarehouseSettings.from_env(),
+        MongoSettings.from_env(),
+    )
     local.logs_dir.mkdir(parents=True, exist_ok=True)
     lines = []
     if "postgres" in local.embedded:
@@ -49,7 +53,11 @@ def up() -> list[str]:
 
 
 def down() -> list[str]:
-    local, wh, mongo = LocalSettings.from_env(), WarehouseSettings.from_env(), MongoSettings.from_env()
+    local, wh, mongo = (
+        LocalSettings.from_env(),
+        WarehouseSettings.from_env(),
+        MongoSettings.from_env(),
+    )
     lines = []
     if "postgres" in local.embedded:
         embedded_postgres(local, wh).stop()
@@ -84,7 +92,11 @@ def check_reachable(wh: WarehouseSettings, mongo: MongoSettings) -> None:
 
 
 def status() -> list[str]:
-    local, wh, mongo = LocalSettings.from_env(), WarehouseSettings.from_env(), MongoSettings.from_env()
+    local, wh, mongo = (
+        LocalSettings.from_env(),
+        WarehouseSettings.from_env(),
+        MongoSettings.from_env(),
+    )
     pg_state = "embedded" if "postgres" in local.embedded else "external"
     mg_state = "embedded" if "mongo" in local.embedded else "external"
     try:

@@ -28,21 +28,44 @@ def at(day: dt.datetime, hhmm: str) -> dt.datetime:
     return day.replace(hour=h, minute=m)
 
 
-def review(rid: str, product: int, rating: int, status: str, flags: list[str], written: dt.datetime) -> dict:
-    return {"_id": ObjectId(f"{int(rid[1:]):024x}"), "review_id": rid, "user_id": 1, "product_id": product,
-            "review_text": "ok", "rating": rating, "moderation_status": status, "flags": flags,
-            "submitted_at": at(D1, "08:00"), "updated_at": written}  # fmt: skip
+def review(
+    rid: str, product: int, rating: int, status: str, flags: list[str], written: dt.datetime
+) -> dict:
+    return {
+        "_id": ObjectId(f"{int(rid[1:]):024x}"),
+        "review_id": rid,
+        "user_id": 1,
+        "product_id": product,
+        "review_text": "ok",
+        "rating": rating,
+        "moderation_status": status,
+        "flags": flags,
+        "submitted_at": at(D1, "08:00"),
+        "updated_at": written,
+    }
 
 
 def ticket(tid: str, status: str, messages: list[tuple[str, dt.datetime]]) -> dict:
-    return {"_id": ObjectId(f"{int(tid[1:]) + 100:024x}"), "ticket_id": tid, "user_id": int(tid[1:]),
-            "status": status, "issue_type": "bug", "created_at": messages[0][1],
-            "messages": [{"sender": s, "text": "...", "sent_at": t} for s, t in messages],
-            "updated_at": messages[-1][1]}  # fmt: skip
+    return {
+        "_id": ObjectId(f"{int(tid[1:]) + 100:024x}"),
+        "ticket_id": tid,
+        "user_id": int(tid[1:]),
+        "status": status,
+        "issue_type": "bug",
+        "created_at": messages[0][1],
+        "messages": [{"sender": s, "text": "...", "sent_at": t} for s, t in messages],
+        "updated_at": messages[-1][1],
+    }
 
 
-T1_MESSAGES = [("user", at(D1, "09:00")), ("user", at(D1, "09:10")), ("support", at(D1, "09:40")),
-               ("user", at(D1, "10:00")), ("support", at(D1, "11:00")), ("support", at(D1, "11:05"))]  # fmt: skip
+T1_MESSAGES = [
+    ("user", at(D1, "09:00")),
+    ("user", at(D1, "09:10")),
+    ("support", at(D1, "09:40")),
+    ("user", at(D1, "10:00")),
+    ("support", at(D1, "11:00")),
+    ("support", at(D1, "11:05")),
+]
 
 
 @pytest.fixture
@@ -66,38 +89,61 @@ def rows(conninfo: str, query: str) -> list[tuple]:
 @pytest.mark.slow
 def test_marts_match_hand_computed_values_across_two_days(mongo_db, warehouse, dbt_env) -> None:
     # ---- day 1
-    mongo_db.moderation_queue.insert_many([
-        review("R1", 10, 5, "approved", [], at(D1, "09:00")),
-        review("R2", 10, 2, "rejected", ["spam", "offensive"], at(D1, "09:05")),
-        review("R3", 10, 4, "pending", [], at(D1, "08:00")),
-        review("R4", 20, 3, "approved", ["personal_data"], at(D1, "10:00")),
-    ])  # fmt: skip
-    mongo_db.support_tickets.insert_many([
-        ticket("T1", "pending", T1_MESSAGES),
-        ticket("T2", "open", [("user", at(D1, "12:00"))]),
-    ])  # fmt: skip
+    mongo_db.moderation_queue.insert_many(
+        [
+            review("R1", 10, 5, "approved", [], at(D1, "09:00")),
+            review("R2", 10, 2, "rejected", ["spam", "offensive"], at(D1, "09:05")),
+            review("R3", 10, 4, "pending", [], at(D1, "08:00")),
+            review("R4", 20, 3, "approved", ["personal_data"], at(D1, "10:00")),
+        ]
+    )
+    mongo_db.support_tickets.insert_many(
+        [
+            ticket("T1", "pending", T1_MESSAGES),
+            ticket("T2", "open", [("user", at(D1, "12:00"))]),
+        ]
+    )
     load_all(["moderation_queue", "support_tickets"])
     build(dbt_env)
 
-    review_sql = ("select product_id, total_reviews, avg_rating, approved_reviews_ratio, total_flags,"
-                  " last_updated from marts.review_mart order by product_id")  # fmt: skip
+    review_sql = (
+        "select product_id, total_reviews, avg_rating, approved_reviews_ratio, total_flags,"
+        " last_updated from marts.review_mart order by product_id"
+    )
     day1 = rows(warehouse, review_sql)
     assert [r[:5] for r in day1] == [
         (10, 3, Decimal("3.67"), Decimal("0.3333"), 2),
         (20, 1, Decimal("3.00"), Decimal("1.0000"), 1),
     ]
-    support_sql = ("select ticket_id, status, support_messages, user_messages, first_message_dt,"
-                   " last_message_dt, avg_response_time_min, etl_valid_from"
-                   " from marts.support_efficiency order by ticket_id")  # fmt: skip
+    support_sql = (
+        "select ticket_id, status, support_messages, user_messages, first_message_dt,"
+        " last_message_dt, avg_response_time_min, etl_valid_from"
+        " from marts.support_efficiency order by ticket_id"
+    )
     s1 = rows(warehouse, support_sql)
     utc = dt.UTC
     assert [r[:7] for r in s1] == [
         # replies at 09:40 (waited since 09:00: 40 min) and 11:00 (since 10:00: 60 min);
         # the 11:05 follow-up answered nothing.
-        ("T1", "pending", 3, 3, at(D1, "09:00").replace(tzinfo=utc), at(D1, "11:05").replace(tzinfo=utc),
-         Decimal("50.00")),
-        ("T2", "open", 0, 1, at(D1, "12:00").replace(tzinfo=utc), at(D1, "12:00").replace(tzinfo=utc), None),
-    ]  # fmt: skip
+        (
+            "T1",
+            "pending",
+            3,
+            3,
+            at(D1, "09:00").replace(tzinfo=utc),
+            at(D1, "11:05").replace(tzinfo=utc),
+            Decimal("50.00"),
+        ),
+        (
+            "T2",
+            "open",
+            0,
+            1,
+            at(D1, "12:00").replace(tzinfo=utc),
+            at(D1, "12:00").replace(tzinfo=utc),
+            None,
+        ),
+    ]
 
     # ---- day 2: R3 approved, R5 new, T2 answered after 20 hours
     mongo_db.moderation_queue.replace_one(
@@ -128,6 +174,9 @@ def test_marts_match_hand_computed_values_across_two_days(mongo_db, warehouse, d
     assert s2[1][1:4] == ("pending", 1, 1)
     assert s2[1][6] == Decimal("1200.00")
     assert s2[1][7] > s1[1][7]
-    history = rows(warehouse, "select ticket_id, dbt_valid_to is null from snapshots.snap_support_tickets_measured"
-                              " order by ticket_id, dbt_valid_from")  # fmt: skip
+    history = rows(
+        warehouse,
+        "select ticket_id, dbt_valid_to is null from snapshots.snap_support_tickets_measured"
+        " order by ticket_id, dbt_valid_from",
+    )
     assert history == [("T1", True), ("T2", False), ("T2", True)]

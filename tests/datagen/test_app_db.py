@@ -62,7 +62,9 @@ def test_later_days_rewrite_older_tickets_and_reviews() -> None:
 
     reviews_day0 = {d["review_id"] for d in AppDay(pop, day(0)).documents()["moderation_queue"]}
     decided_later = [
-        d for d in AppDay(pop, day(2)).documents()["moderation_queue"] if d["review_id"] in reviews_day0
+        d
+        for d in AppDay(pop, day(2)).documents()["moderation_queue"]
+        if d["review_id"] in reviews_day0
     ]
     assert decided_later and all(d["moderation_status"] != "pending" for d in decided_later)
 
@@ -76,9 +78,11 @@ def test_duplicates_late_arrivals_and_bad_records_exist() -> None:
     late = [s for s in docs["user_sessions"] if s["start_time"].date() < day(1)]
     assert late, "no late-synced sessions"
     nul = [
-        q for d in range(5) for q in AppDay(pop, day(d)).documents()["search_queries"]
+        q
+        for d in range(5)
+        for q in AppDay(pop, day(d)).documents()["search_queries"]
         if "\x00" in q["query_text"]
-    ]  # fmt: skip
+    ]
     assert nul, "no malformed search queries in five days"
 
 
@@ -99,7 +103,7 @@ def test_first_run_writes_history_then_one_day_at_a_time(mongo_db) -> None:
 
 
 def test_a_day_writes_only_write_times_inside_that_day() -> None:
-    """Write times never run ahead of the day being written (the loader's watermark relies on it)."""
+    """Write times never run ahead of the day being written (the watermark relies on it)."""
     from datagen.mongo_writer import WRITE_TIME_FIELD
 
     pop = Population(seed=5, scale=0.3, start_date=START)

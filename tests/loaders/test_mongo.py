@@ -37,13 +37,27 @@ def scalar(conninfo: str, query: str, *params):
 
 
 def query_doc(i: int, ts: dt.datetime, text: str = "lamp") -> dict:
-    return {"_id": ObjectId(), "query_id": f"Q{i}", "user_id": 1, "query_text": text,
-            "timestamp": ts, "filters": [], "results_count": 3, "updated_at": ts}  # fmt: skip
+    return {
+        "_id": ObjectId(),
+        "query_id": f"Q{i}",
+        "user_id": 1,
+        "query_text": text,
+        "timestamp": ts,
+        "filters": [],
+        "results_count": 3,
+        "updated_at": ts,
+    }
 
 
 def load(mongo_db, conninfo: str, collection: str = "search_queries", **kwargs):
     with psycopg.connect(conninfo) as conn:
-        return load_collection(mongo_db, conn, COLLECTIONS[collection], batch_size=kwargs.pop("batch_size", 1000), **kwargs)
+        return load_collection(
+            mongo_db,
+            conn,
+            COLLECTIONS[collection],
+            batch_size=kwargs.pop("batch_size", 1000),
+            **kwargs,
+        )
 
 
 def test_first_load_lands_every_document_with_metadata(mongo_db, warehouse) -> None:
@@ -95,7 +109,9 @@ def test_equal_timestamps_across_a_batch_boundary_are_not_skipped(mongo_db, ware
     assert len({r[0] for r in raw_rows(warehouse, "search_queries")}) == 7
 
 
-def test_interrupted_load_then_rerun_equals_uninterrupted_load(mongo_db, warehouse, pg_server) -> None:
+def test_interrupted_load_then_rerun_equals_uninterrupted_load(
+    mongo_db, warehouse, pg_server
+) -> None:
     for d in range(2):
         write_day(mongo_db, POP, START + dt.timedelta(days=d))
     # Uninterrupted load into a second warehouse, for reference.
@@ -139,7 +155,11 @@ def test_crash_inside_a_batch_rolls_it_back_whole(mongo_db, warehouse, monkeypat
 
 def test_documents_jsonb_cannot_store_are_rejected_and_counted(mongo_db, warehouse) -> None:
     ts = dt.datetime(2026, 10, 1, 9, 0, 0)
-    docs = [query_doc(1, ts), query_doc(2, ts, "bad\x00byte"), query_doc(3, ts, r"a literal \u0000 is fine")]
+    docs = [
+        query_doc(1, ts),
+        query_doc(2, ts, "bad\x00byte"),
+        query_doc(3, ts, r"a literal \u0000 is fine"),
+    ]
     docs.append({**query_doc(4, ts), "updated_at": "yesterday"})  # no usable write time
     mongo_db.search_queries.insert_many(docs)
     result = load(mongo_db, warehouse)
@@ -153,7 +173,9 @@ def test_documents_jsonb_cannot_store_are_rejected_and_counted(mongo_db, warehou
     assert "updated_at" in rejects[str(docs[3]["_id"])]
     assert batch == (2, 2)
     # The NUL document's payload is kept, escaped, so nothing is lost.
-    payload = scalar(warehouse, "select payload from loader.rejects where record_id = %s", str(docs[1]["_id"]))
+    payload = scalar(
+        warehouse, "select payload from loader.rejects where record_id = %s", str(docs[1]["_id"])
+    )
     assert "bad\\u0000byte" in payload
     assert load(mongo_db, warehouse).rejected == 0  # not rejected twice
 
@@ -161,10 +183,15 @@ def test_documents_jsonb_cannot_store_are_rejected_and_counted(mongo_db, warehou
 def test_rows_postgres_refuses_are_isolated_and_the_rest_land(warehouse) -> None:
     with psycopg.connect(warehouse) as conn:
         conn.execute("create table t (_id text, doc jsonb)")
-        good = [CopyRow(f"{i}\t{{\"n\": {i}}}\n".encode(), str(i), "v", "{}") for i in range(10)]
-        bad = CopyRow(b"bad\t{not json\n", "bad", "v", "{not json")
+        good = [
+            CopyRow(f'{i}\t{{"n": {i}}}\n'.encode(), str(i).encode(), b"v", b"{}")
+            for i in range(10)
+        ]
+        bad = CopyRow(b"bad\t{not json\n", b"bad", b"v", b"{not json")
         with conn.transaction():
-            refused = copy_rows(conn, sql.Identifier("t"), ["_id", "doc"], good[:4] + [bad] + good[4:])
+            refused = copy_rows(
+                conn, sql.Identifier("t"), ["_id", "doc"], [*good[:4], bad, *good[4:]]
+            )
         assert [r.record_id for r in refused] == ["bad"]
         assert "refused by PostgreSQL" in refused[0].reason
         assert conn.execute("select count(*) from t").fetchone()[0] == 10
@@ -173,7 +200,7 @@ def test_rows_postgres_refuses_are_isolated_and_the_rest_land(warehouse) -> None
 def test_concurrent_load_of_the_same_collection_is_refused(mongo_db, warehouse) -> None:
     with psycopg.connect(warehouse) as holder:
         holder.execute("select pg_advisory_lock(hashtext('mongo.search_queries'))")
-        with pytest.raises(LoaderError, match="another load of mongo.search_queries is running"):
+        with pytest.raises(LoaderError, match=r"another load of mongo\.search_queries is running"):
             load(mongo_db, warehouse)
 
 
@@ -186,9 +213,12 @@ def test_unreachable_mongo_is_one_clear_line(warehouse, monkeypatch) -> None:
 def test_unreachable_warehouse_is_one_clear_line_from_the_cli(mongo_db, monkeypatch) -> None:
     monkeypatch.setenv("WAREHOUSE_PORT", "1")
     proc = subprocess.run(
-        [sys.executable, "-m", "loaders", "mongo"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "loaders", "mongo"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
         timeout=60,
-    )  # fmt: skip
+    )
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert "cannot connect to the warehouse at postgresql://postgres@127.0.0.1:1/" in proc.stderr
@@ -198,9 +228,12 @@ def test_unreachable_warehouse_is_one_clear_line_from_the_cli(mongo_db, monkeypa
 def test_bad_config_is_one_clear_line(monkeypatch) -> None:
     monkeypatch.setenv("LOADER_BATCH_SIZE", "lots")
     proc = subprocess.run(
-        [sys.executable, "-m", "loaders", "mongo"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "loaders", "mongo"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
         timeout=60,
-    )  # fmt: skip
+    )
     assert proc.returncode == 1
     assert "LOADER_BATCH_SIZE='lots' is not an integer" in proc.stderr
     assert "Traceback" not in proc.stderr

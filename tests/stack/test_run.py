@@ -52,8 +52,15 @@ def test_dbt_test_failure_fails_the_run_naming_the_test(
     monkeypatch.setenv("DATAGEN_HISTORY_DAYS", "1")
     when = dt.datetime(2026, 10, 1, 12)
     mongo_db.support_tickets.insert_one(
-        {"ticket_id": "TCK-BAD", "user_id": 1, "status": "escalated", "issue_type": "bug",
-         "created_at": when, "messages": [], "updated_at": when}  # fmt: skip
+        {
+            "ticket_id": "TCK-BAD",
+            "user_id": 1,
+            "status": "escalated",
+            "issue_type": "bug",
+            "created_at": when,
+            "messages": [],
+            "updated_at": when,
+        }
     )
     assert run_module.main() == 1
     captured = capsys.readouterr()

@@ -36,18 +36,22 @@ measured as (
 changed as (
     select
         measured.*,
-        {{ run_timestamp() }} as last_updated
+        current_timestamp as last_updated
     from measured
     {% if is_incremental() %}
         left join {{ this }} as previous
             on measured.product_id = previous.product_id
         where
             previous.product_id is null
-            or (measured.total_reviews, measured.avg_rating,
-                measured.approved_reviews_ratio, measured.total_flags)
+            or (
+                measured.total_reviews, measured.avg_rating,
+                measured.approved_reviews_ratio, measured.total_flags
+            )
             is distinct from
-            (previous.total_reviews, previous.avg_rating,
-             previous.approved_reviews_ratio, previous.total_flags)
+            (
+                previous.total_reviews, previous.avg_rating,
+                previous.approved_reviews_ratio, previous.total_flags
+            )
     {% endif %}
 )
 

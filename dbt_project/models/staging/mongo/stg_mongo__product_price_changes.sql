@@ -10,11 +10,12 @@ unnested as (
     select
         products.product_id,
         products.currency,
-        change.position as change_number,
-        change.body
+        price_change.change_position as change_number,
+        price_change.body
     from products
-    cross join lateral jsonb_array_elements(products.price_changes)
-        with ordinality as change (body, position)
+    cross join
+        lateral jsonb_array_elements(products.price_changes)
+        with ordinality as price_change (body, change_position)
 ),
 
 renamed as (

@@ -9,11 +9,12 @@ tickets as (
 unnested as (
     select
         tickets.ticket_id,
-        message.position as message_number,
+        message.message_position as message_number,
         message.body
     from tickets
-    cross join lateral jsonb_array_elements(tickets.messages)
-        with ordinality as message (body, position)
+    cross join
+        lateral jsonb_array_elements(tickets.messages)
+        with ordinality as message (body, message_position)
 ),
 
 renamed as (

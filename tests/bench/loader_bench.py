@@ -1,0 +1,205 @@
+"""``make bench``: MongoDB loader throughput as a ratio to ``psql \\copy``.
+
+Both sides run in the same process run, on the same throwaway PostgreSQL,
+interleaved and repeated (these machines are shared and noisy); the figure is
+the ratio of medians, not an absolute time.
+
+1. Landing: ``land_documents`` (encode to JSON, COPY in 10k batches, rejects
+   check, batch row and watermark committed per batch) on BENCH_DOCS documents
+   already in memory, vs ``psql \\copy`` of the same rows' bytes from a file into
+   an identical table (same columns and indexes) in one transaction.
+2. End to end from the embedded MongoDB server (nx-27017): ``load_collection``
+   (read + land) vs the time to just read the same cursor, which shows how much
+   of a real load is the source server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from bson import ObjectId
+from pymongo import MongoClient
+
+from datagen.app_db import AppDay
+from datagen.population import Population
+from loaders.mongo import (
+    COLLECTIONS,
+    land_documents,
+    load_collection,
+    prefetch,
+    to_copy_row,
+)
+from loaders.settings import LoaderSettings
+from loaders.warehouse import CopyRow, ensure_control_tables
+from stack.mongo import EmbeddedMongo
+from stack.postgres import EmbeddedPostgres, psql_path
+from tests.conftest import free_port
+
+N_DOCS = int(os.environ.get("BENCH_DOCS", "200000"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+SMALL_BATCH = 10_000
+SPEC = COLLECTIONS["event_logs"]
+RAW_DDL = """
+drop table if exists {t};
+create table {t} (
+    _id text not null, doc jsonb not null, _source_updated_at timestamptz not null,
+    _batch_id bigint not null, _loaded_at timestamptz not null default now()
+);
+create index on {t} (_id);
+create index on {t} (_loaded_at);
+"""
+
+
+def make_documents(n: int) -> list[dict]:
+    """``n`` documents shaped like the app's (every collection's shapes, cycled)."""
+    day = dt.date(2026, 10, 2)
+    templates = [
+        d
+        for docs in AppDay(Population(1, 1.0, dt.date(2026, 10, 1)), day).documents().values()
+        for d in docs
+    ]
+    base = dt.datetime(2026, 10, 2)
+    out = []
+    for i in range(n):
+        doc = dict(templates[i % len(templates)])
+        doc["_id"] = ObjectId(i.to_bytes(12, "big"))
+        doc["updated_at"] = base + dt.timedelta(milliseconds=i)
+        out.append(doc)
+    return out
+
+
+def reset_landing(conninfo: str) -> None:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("drop schema if exists loader cascade")
+        conn.execute("create schema if not exists raw_mongo")
+        conn.execute(RAW_DDL.format(t="raw_mongo.event_logs"))
+        conn.execute(RAW_DDL.format(t="raw_mongo.baseline"))
+    with psycopg.connect(conninfo) as conn:
+        ensure_control_tables(conn)
+
+
+def time_loader(conninfo: str, docs: list[dict], batch_size: int) -> float:
+    with psycopg.connect(conninfo) as conn:
+        started = time.perf_counter()
+        result = land_documents(conn, SPEC, docs, batch_size=batch_size)
+        elapsed = time.perf_counter() - started
+    assert result.landed + result.rejected == len(docs), result
+    return elapsed
+
+
+def time_psql_copy(pg: EmbeddedPostgres, dbname: str, data_file: Path) -> float:
+    cmd = [
+        str(psql_path()),
+        pg.conninfo(dbname),
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        f"\\copy raw_mongo.baseline (_id, doc, _source_updated_at, _batch_id) from '{data_file}'",
+    ]
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        pg = EmbeddedPostgres(pgdata=Path(tmp) / "pg" / "data", port=free_port())
+        mongo = EmbeddedMongo(data_dir=Path(tmp) / "mongo" / "data", port=free_port())
+        os.chmod(tmp, 0o755)
+        pg.start()
+        mongo.start()
+        try:
+            return run(pg, mongo, Path(tmp))
+        finally:
+            mongo.stop()
+            pg.destroy()
+
+
+def run(pg: EmbeddedPostgres, mongo: EmbeddedMongo, tmp: Path) -> int:
+    pg.ensure_database("bench")
+    conninfo = pg.conninfo("bench")
+    print(f"building {N_DOCS:,} documents ...", flush=True)
+    docs = make_documents(N_DOCS)
+    rows = [to_copy_row(d, SPEC, 1) for d in docs]
+    lines = [r.line for r in rows if isinstance(r, CopyRow)]
+    data_file = tmp / "copy.tsv"
+    data_file.write_bytes(b"".join(lines))
+    os.chmod(data_file, 0o644)
+    size_mb = data_file.stat().st_size / 1e6
+    per_row = size_mb * 1e6 / len(lines)
+    print(f"{len(lines):,} rows, {size_mb:.1f} MB of COPY text ({per_row:.0f} B/row)")
+
+    batch_size = LoaderSettings.from_env().batch_size
+    sizes = sorted({batch_size, SMALL_BATCH})
+    copy_times: list[float] = []
+    loader_times: dict[int, list[float]] = {size: [] for size in sizes}
+    for rep in range(REPEATS):
+        reset_landing(conninfo)
+        copy_times.append(time_psql_copy(pg, "bench", data_file))
+        timings = [f"psql \\copy {copy_times[-1]:.2f}s"]
+        for size in sizes:
+            reset_landing(conninfo)
+            loader_times[size].append(time_loader(conninfo, docs, size))
+            timings.append(f"loader/{size // 1000}k {loader_times[size][-1]:.2f}s")
+        print(f"  round {rep + 1}: " + "   ".join(timings), flush=True)
+    t_copy = statistics.median(copy_times)
+    t_loader = statistics.median(loader_times[batch_size])
+    landing_ratio = t_copy / t_loader
+
+    print(f"inserting {N_DOCS:,} documents into the embedded MongoDB (not timed) ...", flush=True)
+    client: MongoClient = MongoClient(mongo.uri)
+    coll = client.bench[SPEC.name]
+    for start in range(0, len(docs), 10_000):
+        coll.insert_many(docs[start : start + 10_000])
+    coll.create_index([(SPEC.watermark_field, 1)])
+
+    def read_only(use_prefetch: bool) -> float:
+        started = time.perf_counter()
+        cursor = coll.find({}, batch_size=10_000).sort([(SPEC.watermark_field, 1), ("_id", 1)])
+        n = sum(1 for _ in (prefetch(cursor) if use_prefetch else cursor))
+        assert n == len(docs)
+        return time.perf_counter() - started
+
+    t_read = read_only(False)
+    reset_landing(conninfo)
+    with psycopg.connect(conninfo) as conn:
+        started = time.perf_counter()
+        result = load_collection(client.bench, conn, SPEC, batch_size=batch_size)
+        t_e2e = time.perf_counter() - started
+    assert result.landed + result.rejected == len(docs)
+    client.close()
+
+    print()
+    print(f"== loader bench: {N_DOCS:,} documents, median of {REPEATS} ==")
+    print(
+        f"landing   psql \\copy {t_copy:6.2f}s   loader {t_loader:6.2f}s   "
+        f"ratio {landing_ratio:.2f}  ({len(docs) / t_loader:,.0f} docs/s, batches of "
+        f"{batch_size:,}; target >= 0.8)"
+    )
+    for size in sizes:
+        if size != batch_size:
+            t = statistics.median(loader_times[size])
+            print(
+                f"          with batches of {size:,}: loader {t:6.2f}s   ratio {t_copy / t:.2f}"
+                "  (each commit is a durability point; smaller batches pay more per row)"
+            )
+    print(
+        f"from embedded MongoDB: read-only {t_read:6.2f}s   read+land {t_e2e:6.2f}s   "
+        f"ratio to psql \\copy {t_copy / t_e2e:.2f}  (source-bound: nx-27017 serves "
+        f"{len(docs) / t_read:,.0f} docs/s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
