@@ -1,16 +1,18 @@
 # Everyday commands. Configuration comes from the environment; a .env file
-# (copy .env.example) is read here and exported to every command.
+# (copy .env.example) is read here and its variables exported to every command.
 SHELL := /bin/bash
--include .env
-export
+ifneq (,$(wildcard .env))
+include .env
+export $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' .env)
+endif
 
 UV_VERSION ?= 0.13.9
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen --no-sync
 DBT := $(RUN) dbt --no-use-colors
 DBT_ARGS := --project-dir dbt_project --profiles-dir profiles
-PSQL = $(shell $(RUN) python -c 'from stack.postgres import psql_path; print(psql_path())')
-PSQL_CONN = "host=$${WAREHOUSE_HOST:-127.0.0.1} port=$${WAREHOUSE_PORT:-54329} user=$${WAREHOUSE_USER:-postgres} dbname=$${WAREHOUSE_DB:-warehouse}"
+PSQL = "$$($(RUN) python -c 'from stack.postgres import psql_path; print(psql_path())')"
+PSQL_CONN = "host=$${WAREHOUSE_HOST:-127.0.0.1} port=$${WAREHOUSE_PORT:-54329} user=$${WAREHOUSE_USER:-postgres} dbname=$${WAREHOUSE_DB:-warehouse} sslmode=$${WAREHOUSE_SSLMODE:-prefer}"
 
 .DEFAULT_GOAL := help
 .PHONY: help install up down status run datagen load dbt-build test lint format bench psql sql clean
@@ -66,10 +68,10 @@ bench: install ## loader throughput vs psql \copy of the same bytes
 	$(RUN) python -m tests.bench.loader_bench
 
 psql: up ## an interactive psql on the warehouse
-	$(PSQL) $(PSQL_CONN)
+	PGPASSWORD="$${WAREHOUSE_PASSWORD:-}" $(PSQL) $(PSQL_CONN)
 
 sql: up ## run one query: make sql Q="select count(*) from marts.review_mart"
-	@$(PSQL) $(PSQL_CONN) -X -v ON_ERROR_STOP=1 -c "$(Q)"
+	@PGPASSWORD="$${WAREHOUSE_PASSWORD:-}" $(PSQL) $(PSQL_CONN) -X -v ON_ERROR_STOP=1 -c "$(Q)"
 
 clean: down ## stop services and delete local data, logs and dbt output
 	rm -rf .local dbt_project/target dbt_project/logs
