@@ -10,20 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loaders.mongo import COLLECTIONS, LoadResult
-from loaders.mongo_run import load_all, reset_collection
+from loaders.mongo import COLLECTIONS
+from loaders.mongo_run import load_all, print_progress, reset_collection
 from loaders.settings import ConfigError, LoaderSettings
 from loaders.warehouse import LoaderError
-
-
-def _progress(result: LoadResult) -> None:
-    rate = result.landed / result.seconds if result.seconds else 0.0
-    print(
-        f"  mongo.{result.collection}: batch {result.batches}, {result.landed:,} landed, "
-        f"{result.rejected:,} rejected ({rate:,.0f} docs/s)",
-        file=sys.stderr,
-        flush=True,
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             reset_collection(args.reset)
             print(f"reset mongo.{args.reset}: raw rows and watermark removed")
             return 0
-        results = load_all(args.collection, batch_size=batch_size, progress=_progress)
+        results = load_all(args.collection, batch_size=batch_size, progress=print_progress)
     except (LoaderError, ConfigError) as exc:
         print(f"loaders {args.source}: {exc}", file=sys.stderr)
         return 1

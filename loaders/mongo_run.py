@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from collections.abc import Callable, Iterable
 
 from psycopg import sql
@@ -18,6 +20,17 @@ from loaders.mongo import (
 )
 from loaders.settings import LoaderSettings, MongoSettings, WarehouseSettings
 from loaders.warehouse import LoaderError, connect, ensure_control_tables
+
+
+def print_progress(result: LoadResult) -> None:
+    """One stderr line per committed batch, so long loads show they are moving."""
+    rate = result.landed / result.seconds if result.seconds else 0.0
+    print(
+        f"  mongo.{result.collection}: batch {result.batches}, {result.landed:,} landed, "
+        f"{result.rejected:,} rejected ({rate:,.0f} docs/s)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def mongo_database(settings: MongoSettings):

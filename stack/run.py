@@ -22,7 +22,7 @@ from pymongo import MongoClient
 from datagen.mongo_writer import days_to_generate, write_days
 from datagen.population import Population
 from loaders.mongo import LoadResult
-from loaders.mongo_run import load_all
+from loaders.mongo_run import load_all, print_progress
 from loaders.settings import (
     PROJECT_ROOT,
     ConfigError,
@@ -148,7 +148,7 @@ def run() -> int:
         client.close()
 
     # 2. Land what is new.
-    results: list[LoadResult] = load_all()
+    results: list[LoadResult] = load_all(progress=print_progress)
     # 3. Transform.
     dbt_logs = local.logs_dir / "dbt"
     dbt = run_dbt(["build", "--vars", f"{{logical_date: '{days[-1]}'}}"], dbt_logs)
