@@ -15,7 +15,7 @@ PSQL = "$$($(RUN) python -c 'from stack.postgres import psql_path; print(psql_pa
 PSQL_CONN = "host=$${WAREHOUSE_HOST:-127.0.0.1} port=$${WAREHOUSE_PORT:-54329} user=$${WAREHOUSE_USER:-postgres} dbname=$${WAREHOUSE_DB:-warehouse} sslmode=$${WAREHOUSE_SSLMODE:-prefer}"
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status run datagen load dbt-build test lint format bench psql sql clean
+.PHONY: help install up down status run datagen load dbt-build airflow docs test lint format bench psql sql clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,14 @@ load: up ## land what is new in MongoDB into raw_mongo.*
 
 dbt-build: up ## dbt build against the configured warehouse
 	$(DBT) build $(DBT_ARGS)
+
+airflow: install ## Airflow 3 standalone on http://localhost:8080 (admin/admin), DAGs unpaused
+	$(RUN) python -m stack.airflow
+
+DOCS_PORT ?= 8081
+docs: up ## dbt docs (lineage) on http://localhost:$(DOCS_PORT)
+	$(DBT) docs generate $(DBT_ARGS)
+	$(DBT) docs serve $(DBT_ARGS) --port $(DOCS_PORT) --host 127.0.0.1 --no-browser
 
 test: install ## the test suite, on ephemeral servers it starts and removes itself
 	$(RUN) pytest

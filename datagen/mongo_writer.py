@@ -71,3 +71,30 @@ def write_days(db: Database, population: Population, days: Iterable[dt.date]):
     ensure_indexes(db)
     for day in days:
         yield day, write_day(db, population, day)
+
+
+def play_day(
+    db: Database, population: Population, day: dt.date, max_gap_days: int = 7
+) -> dict[str, int] | None:
+    """Write ``day`` as the app would, for a scheduler's run of that logical date.
+
+    The app's clock only moves forward: a day at or before the last one written
+    (a rerun, or a backfill behind the present) is skipped and returns None.
+    Rewriting it would put older versions of tickets and reviews back over
+    newer ones. Missing days before ``day`` are written first, at most
+    ``max_gap_days`` of them, so a scheduler that starts late still gets a
+    short coherent history instead of replaying months.
+    """
+    if day < population.start_date:
+        raise ValueError(f"day {day} is before the simulation start {population.start_date}")
+    done = generated_days(db)
+    if done and day <= done[-1]:
+        return None
+    first = done[-1] + dt.timedelta(days=1) if done else population.start_date
+    first = max(first, day - dt.timedelta(days=max(1, max_gap_days) - 1))
+    counts: dict[str, int] = {}
+    span = [first + dt.timedelta(days=k) for k in range((day - first).days + 1)]
+    for _, day_counts in write_days(db, population, span):
+        for name, n in day_counts.items():
+            counts[name] = counts.get(name, 0) + n
+    return counts

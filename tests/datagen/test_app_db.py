@@ -112,3 +112,15 @@ def test_a_day_writes_only_write_times_inside_that_day() -> None:
         for name, items in docs.items():
             for d in items:
                 assert d[WRITE_TIME_FIELD[name]].date() == day(n), (name, d)
+
+
+def test_play_day_only_moves_forward_and_fills_short_gaps(mongo_db) -> None:
+    from datagen.mongo_writer import play_day
+
+    pop = small()
+    assert play_day(mongo_db, pop, day(2), max_gap_days=7) is not None
+    assert generated_days(mongo_db) == [day(0), day(1), day(2)]
+    assert play_day(mongo_db, pop, day(2)) is None  # rerun of the same logical date
+    assert play_day(mongo_db, pop, day(1)) is None  # backfill behind the app's clock
+    play_day(mongo_db, pop, day(20), max_gap_days=3)
+    assert generated_days(mongo_db)[-4:] == [day(2), day(18), day(19), day(20)]

@@ -1,0 +1,125 @@
+"""``python -m stack.airflow``: Airflow 3 standalone against the project's servers.
+
+Everything Airflow needs comes from the project's configuration, with no
+step in the UI: its metadata database is a database on the warehouse server,
+its connections (AIRFLOW_CONN_*) are built from WAREHOUSE_* and MONGO_*, the
+DAGs are unpaused at creation, and the dbt manifest Cosmos renders from is
+produced first by `dbt parse`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+from loaders.settings import (
+    PROJECT_ROOT,
+    ConfigError,
+    LocalSettings,
+    MongoSettings,
+    WarehouseSettings,
+)
+from stack import services
+from stack.airflow_tasks import DBT_PROJECT_DIR, manifest_path
+from stack.postgres import EmbeddedPostgres, ServiceError
+
+AIRFLOW_DB = "airflow"
+UI_PORT = 8080
+ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
+
+
+def warehouse_uri(wh: WarehouseSettings, dbname: str, scheme: str = "postgres") -> str:
+    auth = quote(wh.user, safe="")
+    if wh.password:
+        auth += ":" + quote(wh.password, safe="")
+    return f"{scheme}://{auth}@{wh.host}:{wh.port}/{dbname}"
+
+
+def airflow_env(
+    local: LocalSettings, wh: WarehouseSettings, mongo: MongoSettings
+) -> dict[str, str]:
+    """The environment of every Airflow process (on top of the project's own variables)."""
+    home = local.data_dir / "airflow"
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "airflow" / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # Each task is a fresh process that imports Airflow, Cosmos and dbt (~5 s
+        # of CPU): on a small machine a few at a time finish sooner than 32.
+        "AIRFLOW__CORE__PARALLELISM": os.environ.get("AIRFLOW__CORE__PARALLELISM", "4"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ.get(
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+            warehouse_uri(wh, AIRFLOW_DB, "postgresql+psycopg2"),
+        ),
+        "AIRFLOW__API__PORT": str(UI_PORT),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        # The DAG processor re-reads the folder every 30 s, so edits show up quickly.
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        # Connections for hooks and the UI, from the same settings the loaders read.
+        "AIRFLOW_CONN_WAREHOUSE": warehouse_uri(wh, wh.dbname),
+        "AIRFLOW_CONN_APP_MONGO": mongo.uri,
+        "DBT_MANIFEST_PATH": str(manifest_path()),
+        # No phoning home: these machines have no network, and users may not want it.
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+        "SCARF_ANALYTICS": "false",
+    }
+
+
+def dbt_parse(env: dict[str, str]) -> None:
+    """Write the manifest Cosmos renders the transform DAG from."""
+    target = manifest_path().parent
+    dbt = Path(sys.executable).parent / "dbt"
+    res = subprocess.run(
+        [str(dbt), "parse", "--project-dir", str(DBT_PROJECT_DIR),
+         "--profiles-dir", str(PROJECT_ROOT / "profiles"), "--target-path", str(target), "--quiet"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if res.returncode != 0:
+        raise ServiceError(f"dbt parse failed: {(res.stdout + res.stderr).strip()[-500:]}")
+
+
+def prepare() -> dict[str, str]:
+    local, wh, mongo = (
+        LocalSettings.from_env(),
+        WarehouseSettings.from_env(),
+        MongoSettings.from_env(),
+    )
+    for line in services.up():
+        print(f"service  {line}")
+    if "postgres" in local.embedded:
+        EmbeddedPostgres(local.data_dir / "postgres" / "data", wh.port, wh.host).ensure_database(
+            AIRFLOW_DB
+        )
+    env = {**os.environ, **airflow_env(local, wh, mongo)}
+    home = Path(env["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "passwords.json").write_text(json.dumps({ADMIN_USER: ADMIN_PASSWORD}))
+    dbt_parse(env)
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    try:
+        env = prepare()
+    except (ServiceError, ConfigError) as exc:
+        print(f"make airflow: {exc}", file=sys.stderr)
+        return 1
+    command = args or ["standalone"]
+    print(f"Airflow UI: http://localhost:{UI_PORT}  (login {ADMIN_USER} / {ADMIN_PASSWORD})")
+    print(f"AIRFLOW_HOME={env['AIRFLOW_HOME']}; stop with Ctrl-C")
+    airflow = Path(sys.executable).parent / "airflow"
+    os.execve(str(airflow), [str(airflow), *command], env)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""An Airflow home of its own for the DAG tests: a fresh SQLite metadata DB.
+
+Airflow reads its configuration when first imported, so the environment is set
+here, before any test module imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loaders.settings import PROJECT_ROOT
+
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-home-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "airflow" / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+    }
+)
+
+
+@pytest.fixture(scope="session")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`dbt parse` into a private target dir; DAG parsing reads this manifest."""
+    target = tmp_path_factory.mktemp("dbt-target")
+    subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "parse", "--project-dir", "dbt_project",
+         "--profiles-dir", "profiles", "--target-path", str(target), "--quiet"],
+        cwd=PROJECT_ROOT, check=True, timeout=300,
+    )  # fmt: skip
+    path = target / "manifest.json"
+    os.environ["DBT_MANIFEST_PATH"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Iterator[Path]:
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True, timeout=300, capture_output=True,
+    )  # fmt: skip
+    yield AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def dagbag(manifest: Path):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(PROJECT_ROOT / "airflow" / "dags"))
