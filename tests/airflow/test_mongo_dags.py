@@ -22,7 +22,8 @@ def snapshot(conninfo: str) -> dict[str, list[tuple]]:
         "raw_counts": "select stream, sum(rows_landed) from loader.batches group by 1 order by 1",
         "review_mart": "select * from marts.review_mart order by product_id",
         "support_efficiency": "select * from marts.support_efficiency order by ticket_id",
-        "sessions": "select count(*), count(distinct session_id) from staging.stg_mongo__user_sessions",
+        "sessions": "select count(*), count(distinct session_id)"
+        " from staging.stg_mongo__user_sessions",
         "events": "select count(*), count(distinct event_id) from staging.stg_mongo__event_logs",
     }
     with psycopg.connect(conninfo) as conn:
