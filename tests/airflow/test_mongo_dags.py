@@ -71,3 +71,24 @@ def test_generate_load_transform_rerun_and_next_day(
     assert second["sessions"][0][0] == second["sessions"][0][1]
     assert len(second["review_mart"]) >= len(first["review_mart"])
     assert second["support_efficiency"] != first["support_efficiency"]
+
+
+@pytest.mark.slow
+def test_a_failing_dbt_test_fails_the_run_naming_the_model(
+    airflow_db, dagbag, mongo_db: Database, warehouse: str, local_dirs
+) -> None:
+    from datagen.mongo_writer import write_day
+    from datagen.population import Population
+    from loaders.mongo_run import load_all
+
+    write_day(mongo_db, Population(3, 0.05, dt.date(2026, 10, 1)), dt.date(2026, 10, 1))
+    when = dt.datetime(2026, 10, 1, 12)
+    mongo_db.support_tickets.insert_one(
+        {"ticket_id": "TCK-BAD", "user_id": 1, "status": "escalated", "issue_type": "bug",
+         "created_at": when, "messages": [], "updated_at": when}
+    )  # fmt: skip
+    load_all()
+    dag_run = dagbag.dags["dbt_transform"].test()
+    assert dag_run.state == "failed"
+    failed = {ti.task_id for ti in dag_run.get_task_instances() if ti.state == "failed"}
+    assert failed == {"stg_mongo__support_tickets_model_build"}
