@@ -8,12 +8,29 @@ python -m loaders mongo --reset event_logs   # forget the watermark and raw rows
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 
 from loaders.mongo import COLLECTIONS
 from loaders.mongo_run import load_all, print_progress, reset_collection
 from loaders.settings import ConfigError, LoaderSettings
 from loaders.warehouse import LoaderError
+
+
+def _load_sales(first: dt.date, days: int) -> int:
+    from loaders.sales_api import load_day
+
+    try:
+        for k in range(days):
+            r = load_day(first + dt.timedelta(days=k))
+            rows = ", ".join(f"{t}={n:,}" for t, n in r.rows.items())
+            print(f"sales {r.day}: {rows}  ({r.seconds:.1f}s; files in {r.folder})")
+            for note in r.notes:
+                print(f"  note: {note}", file=sys.stderr)
+    except (LoaderError, ConfigError) as exc:
+        print(f"loaders sales: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(COLLECTIONS),
         help="drop the collection's raw rows and watermark (then reload it)",
     )
+    sales = sub.add_parser("sales", help="partner sales API increments -> raw_sales.*")
+    sales.add_argument("--date", type=dt.date.fromisoformat, required=True, help="logical date")
+    sales.add_argument(
+        "--days", type=int, default=1, help="this many days from --date (a backfill)"
+    )
     args = parser.parse_args(argv)
+    if args.source == "sales":
+        return _load_sales(args.date, args.days)
     try:
         batch_size = args.batch_size or LoaderSettings.from_env().batch_size
         if args.reset:

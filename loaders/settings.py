@@ -98,6 +98,9 @@ class MongoSettings:
         )
 
 
+EMBEDDABLE = ("postgres", "mongo", "sales_api")
+
+
 @dataclass(frozen=True)
 class LocalSettings:
     """Where embedded services keep data and logs, and which of them to start."""
@@ -110,13 +113,13 @@ class LocalSettings:
         data_dir = Path(_env("DATA_DIR", str(PROJECT_ROOT / ".local")))
         if not data_dir.is_absolute():
             data_dir = PROJECT_ROOT / data_dir
-        raw = os.environ.get("EMBEDDED_SERVICES", "postgres,mongo")
+        raw = os.environ.get("EMBEDDED_SERVICES", ",".join(EMBEDDABLE))
         embedded = frozenset(s.strip() for s in raw.split(",") if s.strip() and s.strip() != "none")
-        unknown = embedded - {"postgres", "mongo"}
+        unknown = embedded - set(EMBEDDABLE)
         if unknown:
             raise ConfigError(
                 f"EMBEDDED_SERVICES has unknown service(s) {sorted(unknown)}; "
-                "use a comma list of postgres,mongo or 'none'"
+                f"use a comma list of {','.join(EMBEDDABLE)} or 'none'"
             )
         return cls(data_dir=data_dir, embedded=embedded)
 
@@ -141,6 +144,32 @@ class DatagenSettings:
             scale=_env_float("DATAGEN_SCALE", 1.0),
             start_date=_env("DATAGEN_START_DATE", "2026-10-01"),
             history_days=_env_int("DATAGEN_HISTORY_DAYS", 7),
+        )
+
+
+@dataclass(frozen=True)
+class SalesApiSettings:
+    """The partner sales API (seed 004): where it is, and how patiently to wait for it."""
+
+    url: str
+    api_key: str
+    poll_seconds: float  # between report status checks (seed 004 polls every 10 s)
+    deadline_seconds: float  # give up on a report that is not ready by then
+    timeout_seconds: float  # per HTTP request
+    attempts: int  # per request, on 5xx and timeouts, with exponential backoff
+
+    @classmethod
+    def from_env(cls) -> SalesApiSettings:
+        attempts = _env_int("SALES_API_ATTEMPTS", 5)
+        if attempts < 1:
+            raise ConfigError(f"SALES_API_ATTEMPTS={attempts} must be at least 1")
+        return cls(
+            url=_env("SALES_API_URL", "http://127.0.0.1:8090").rstrip("/"),
+            api_key=_env("SALES_API_KEY", "local-dev-key"),
+            poll_seconds=_env_float("SALES_API_POLL_SECONDS", 1.0),
+            deadline_seconds=_env_float("SALES_API_DEADLINE_SECONDS", 300.0),
+            timeout_seconds=_env_float("SALES_API_TIMEOUT_SECONDS", 30.0),
+            attempts=attempts,
         )
 
 

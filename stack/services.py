@@ -12,9 +12,10 @@ import psycopg
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from loaders.settings import LocalSettings, MongoSettings, WarehouseSettings
+from loaders.settings import LocalSettings, MongoSettings, SalesApiSettings, WarehouseSettings
 from stack.mongo import EmbeddedMongo
 from stack.postgres import EmbeddedPostgres, ServiceError
+from stack.sales_api import EmbeddedSalesApi
 
 
 def embedded_postgres(local: LocalSettings, wh: WarehouseSettings) -> EmbeddedPostgres:
@@ -27,6 +28,16 @@ def embedded_mongo(local: LocalSettings, mongo: MongoSettings) -> EmbeddedMongo:
         data_dir=local.data_dir / "mongo" / "data",
         port=parsed.port or 27017,
         host=parsed.hostname or "127.0.0.1",
+    )
+
+
+def embedded_sales_api(local: LocalSettings, api: SalesApiSettings) -> EmbeddedSalesApi:
+    parsed = urlparse(api.url)
+    return EmbeddedSalesApi(
+        state_dir=local.data_dir / "sales_api",
+        port=parsed.port or 80,
+        host=parsed.hostname or "127.0.0.1",
+        env={"SALES_API_KEY": api.api_key},
     )
 
 
@@ -48,6 +59,10 @@ def up() -> list[str]:
         mg = embedded_mongo(local, mongo)
         mg.start()
         lines.append(f"mongo     embedded  {mg.uri}/{mongo.database}  data: {mg.data_dir}")
+    if "sales_api" in local.embedded:
+        api = embedded_sales_api(local, SalesApiSettings.from_env())
+        api.start()
+        lines.append(f"sales_api embedded  {api.url}  log: {api.log_file}")
     check_reachable(wh, mongo)
     return lines
 
@@ -65,6 +80,9 @@ def down() -> list[str]:
     if "mongo" in local.embedded:
         embedded_mongo(local, mongo).stop()
         lines.append("mongo     stopped")
+    if "sales_api" in local.embedded:
+        embedded_sales_api(local, SalesApiSettings.from_env()).stop()
+        lines.append("sales_api stopped")
     return lines
 
 
@@ -113,7 +131,11 @@ def status() -> list[str]:
         mg_up = "down"
     finally:
         client.close()
+    api_settings = SalesApiSettings.from_env()
+    api = embedded_sales_api(local, api_settings)
+    api_state = "embedded" if "sales_api" in local.embedded else "external"
     return [
         f"postgres  {pg_state:<8}  {pg_up:<4}  {wh.describe()}",
         f"mongo     {mg_state:<8}  {mg_up:<4}  {mongo.uri}/{mongo.database}",
+        f"sales_api {api_state:<8}  {'up' if api.is_running() else 'down':<4}  {api_settings.url}",
     ]
