@@ -22,13 +22,31 @@ from dataclasses import dataclass
 from datagen.population import Population, rng_for
 
 CITIES = (
-    (1, "Moscow"), (2, "Saint Petersburg"), (3, "Kazan"), (4, "Novosibirsk"),
-    (5, "Yekaterinburg"), (6, "Samara"), (7, "Omsk"), (8, "Tver"),
-)  # fmt: skip
+    (1, "Moscow"),
+    (2, "Saint Petersburg"),
+    (3, "Kazan"),
+    (4, "Novosibirsk"),
+    (5, "Yekaterinburg"),
+    (6, "Samara"),
+    (7, "Omsk"),
+    (8, "Tver"),
+)
 STATUS_SINCE_DAYS = 3  # increments before start + 3 days have no status column
 FILES = ("customer_research_inc.csv", "user_order_log_inc.csv", "user_activity_log_inc.csv")
-ORDER_COLUMNS = ("uniq_id", "date_time", "city_id", "city_name", "customer_id", "first_name",
-                 "last_name", "item_id", "item_name", "quantity", "payment_amount", "status")  # fmt: skip
+ORDER_COLUMNS = (
+    "uniq_id",
+    "date_time",
+    "city_id",
+    "city_name",
+    "customer_id",
+    "first_name",
+    "last_name",
+    "item_id",
+    "item_name",
+    "quantity",
+    "payment_amount",
+    "status",
+)
 RESEARCH_COLUMNS = ("date_id", "category_id", "geo_id", "sales_qty", "sales_amt")
 ACTIVITY_COLUMNS = ("uniq_id", "date_time", "action_id", "customer_id", "quantity")
 
@@ -60,15 +78,24 @@ class SalesDay:
             city = home_city(self.pop, user.user_id) if rng.random() < 0.85 else rng.choice(CITIES)
             product = self.pop.products[rng.randrange(self.pop.n_products)]
             quantity = rng.randint(1, 5)
-            lines.append({
-                "uniq_id": _uid(self.pop.seed, "order", self.day, i),
-                "date_time": (start + dt.timedelta(seconds=rng.randrange(86_400))).isoformat(" "),
-                "city_id": city[0], "city_name": city[1],
-                "customer_id": user.user_id, "first_name": user.first_name, "last_name": user.last_name,
-                "item_id": product.product_id, "item_name": product.name,
-                "quantity": quantity, "payment_amount": f"{quantity * product.price:.2f}",
-                "status": "refunded" if rng.random() < 0.06 else "shipped",
-            })  # fmt: skip
+            lines.append(
+                {
+                    "uniq_id": _uid(self.pop.seed, "order", self.day, i),
+                    "date_time": (start + dt.timedelta(seconds=rng.randrange(86_400))).isoformat(
+                        " "
+                    ),
+                    "city_id": city[0],
+                    "city_name": city[1],
+                    "customer_id": user.user_id,
+                    "first_name": user.first_name,
+                    "last_name": user.last_name,
+                    "item_id": product.product_id,
+                    "item_name": product.name,
+                    "quantity": quantity,
+                    "payment_amount": f"{quantity * product.price:.2f}",
+                    "status": "refunded" if rng.random() < 0.06 else "shipped",
+                }
+            )
         return lines
 
     def order_log(self) -> list[dict]:
@@ -103,21 +130,29 @@ class SalesDay:
             acc[0] += line["quantity"]
             acc[1] += float(line["payment_amount"])
         return [
-            {"date_id": self.day.isoformat(), "category_id": cat, "geo_id": geo,
-             "sales_qty": qty, "sales_amt": f"{amt:.2f}"}
+            {
+                "date_id": self.day.isoformat(),
+                "category_id": cat,
+                "geo_id": geo,
+                "sales_qty": qty,
+                "sales_amt": f"{amt:.2f}",
+            }
             for (cat, geo), (qty, amt) in sorted(totals.items())
-        ]  # fmt: skip
+        ]
 
     def user_activity(self) -> list[dict]:
         rng = rng_for(self.pop.seed, "activity", self.day)
         start = dt.datetime.combine(self.day, dt.time())
         return [
-            {"uniq_id": _uid(self.pop.seed, "activity", self.day, i),
-             "date_time": (start + dt.timedelta(seconds=rng.randrange(86_400))).isoformat(" "),
-             "action_id": rng.randint(1, 8), "customer_id": rng.randint(1, self.pop.n_users),
-             "quantity": rng.randint(1, 3)}
+            {
+                "uniq_id": _uid(self.pop.seed, "activity", self.day, i),
+                "date_time": (start + dt.timedelta(seconds=rng.randrange(86_400))).isoformat(" "),
+                "action_id": rng.randint(1, 8),
+                "customer_id": rng.randint(1, self.pop.n_users),
+                "quantity": rng.randint(1, 3),
+            }
             for i in range(max(5, round(self.pop.n_users * 0.06)))
-        ]  # fmt: skip
+        ]
 
     def files(self) -> dict[str, str]:
         """The increment's three CSV files, by name."""

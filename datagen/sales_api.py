@@ -1,8 +1,8 @@
 """The partner sales API (seed 004), served locally over HTTP.
 
-    POST /generate_report                       -> {"task_id"}
-    GET  /get_report?task_id=...                -> {"status": "RUNNING"} ... {"status": "SUCCESS", "report_id"}
-    GET  /get_increment?report_id=...&date=D    -> {"increment_id", "date", "files": [{name, url, rows}]}
+    POST /generate_report                  -> {"task_id"}
+    GET  /get_report?task_id=...           -> {"status": "RUNNING"}, later "SUCCESS" + "report_id"
+    GET  /get_increment?report_id&date=D   -> {"increment_id", "date", "files": [{name, url, rows}]}
     GET  /files/{increment_id}/{name}           -> the CSV file
 
 Every call needs the ``X-API-KEY`` header (SALES_API_KEY). A report takes
@@ -123,11 +123,14 @@ def create_app(state: ApiState) -> FastAPI:
             "increment_id": increment_id,
             "date": day.isoformat(),
             "files": [
-                {"name": name, "url": f"/files/{increment_id}/{name}",
-                 "rows": files[name].count("\n") - 1}
+                {
+                    "name": name,
+                    "url": f"/files/{increment_id}/{name}",
+                    "rows": files[name].count("\n") - 1,
+                }
                 for name in FILES
             ],
-        }  # fmt: skip
+        }
 
     @app.get("/files/{increment_id}/{name}")
     async def get_file(

@@ -3,6 +3,8 @@
 python -m loaders mongo                      # every collection, incrementally
 python -m loaders mongo -c support_tickets   # one collection
 python -m loaders mongo --reset event_logs   # forget the watermark and raw rows, reload
+python -m loaders sales --date 2026-10-05    # one day of the partner sales API
+python -m loaders sales --date 2026-10-01 --days 7   # a backfill: reloads replace
 """
 
 from __future__ import annotations

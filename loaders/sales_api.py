@@ -66,29 +66,46 @@ FILES: dict[str, RawFile] = {
     f.name: f
     for f in (
         RawFile(
-            "customer_research_inc.csv", "customer_research",
+            "customer_research_inc.csv",
+            "customer_research",
             ("date_id", "category_id", "geo_id", "sales_qty", "sales_amt"),
             ints=frozenset({"category_id", "geo_id", "sales_qty"}),
-            decimals=frozenset({"sales_amt"}), dates=frozenset({"date_id"}),
+            decimals=frozenset({"sales_amt"}),
+            dates=frozenset({"date_id"}),
         ),
         RawFile(
-            "user_order_log_inc.csv", "user_order_log",
-            ("uniq_id", "date_time", "city_id", "city_name", "customer_id", "first_name",
-             "last_name", "item_id", "item_name", "quantity", "payment_amount", "status"),
+            "user_order_log_inc.csv",
+            "user_order_log",
+            (
+                "uniq_id",
+                "date_time",
+                "city_id",
+                "city_name",
+                "customer_id",
+                "first_name",
+                "last_name",
+                "item_id",
+                "item_name",
+                "quantity",
+                "payment_amount",
+                "status",
+            ),
             # Older increments have no status column: those rows are shipped (in staging).
             optional=frozenset({"status"}),
             ints=frozenset({"city_id", "customer_id", "item_id", "quantity"}),
-            decimals=frozenset({"payment_amount"}), timestamps=frozenset({"date_time"}),
+            decimals=frozenset({"payment_amount"}),
+            timestamps=frozenset({"date_time"}),
             enums={"status": frozenset({"shipped", "refunded"})},
         ),
         RawFile(
-            "user_activity_log_inc.csv", "user_activity_log",
+            "user_activity_log_inc.csv",
+            "user_activity_log",
             ("uniq_id", "date_time", "action_id", "customer_id", "quantity"),
             ints=frozenset({"action_id", "customer_id", "quantity"}),
             timestamps=frozenset({"date_time"}),
         ),
     )
-}  # fmt: skip
+}
 META_COLUMNS = ("_increment_date", "_file_name", "_row_number", "_batch_id")
 
 
@@ -158,7 +175,8 @@ class SalesApiClient:
             raise LoaderError(f"the sales API at {url} refused the API key: check SALES_API_KEY")
         if response.status_code >= 400:
             raise LoaderError(
-                f"the sales API at {url} answered HTTP {response.status_code}: {response.text[:200]}"
+                f"the sales API at {url} answered HTTP {response.status_code}: "
+                f"{response.text[:200]}"
             )
         return response
 
@@ -237,7 +255,8 @@ def _check_value(spec: RawFile, column: str, value: str) -> str | None:
         elif column in spec.dates:
             dt.date.fromisoformat(value)
     except (ValueError, InvalidOperation):
-        return f"{column}={value!r} is not a valid {'number' if column in spec.ints | spec.decimals else 'date/time'}"
+        kind = "number" if column in spec.ints | spec.decimals else "date/time"
+        return f"{column}={value!r} is not a valid {kind}"
     allowed = spec.enums.get(column)
     if allowed and value not in allowed:
         return f"{column}={value!r} is not one of {sorted(allowed)}"
@@ -285,7 +304,8 @@ def check_file(path: Path, spec: RawFile, expected_rows: int | None) -> CheckedF
         raise LoaderError(f"{where}: line {reader.line_num}: {exc}") from None
     if expected_rows is not None and len(rows) != expected_rows:
         raise LoaderError(
-            f"{where}: {len(rows)} data rows, the API announced {expected_rows} (truncated transfer?)"
+            f"{where}: {len(rows)} data rows, the API announced {expected_rows} "
+            "(truncated transfer?)"
         )
     return CheckedFile(spec, rows, missing)
 
@@ -360,8 +380,15 @@ def land_increment(
             with conn.cursor() as cur, cur.copy(stmt) as copy:
                 for number, row in enumerate(file.rows, start=1):
                     copy.write_row((*row, day, name, number, batch_id))
-            close_batch(conn, batch_id, SOURCE, file.spec.table, len(file.rows), 0,
-                        {"increment_date": day.isoformat()})  # fmt: skip
+            close_batch(
+                conn,
+                batch_id,
+                SOURCE,
+                file.spec.table,
+                len(file.rows),
+                0,
+                {"increment_date": day.isoformat()},
+            )
             result.rows[file.spec.table] = len(file.rows)
             if file.missing_optional:
                 result.notes.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -46,10 +47,20 @@ class EmbeddedSalesApi:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "datagen.sales_api", "--host", self.host, "--port", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "datagen.sales_api",
+                    "--host",
+                    self.host,
+                    "--port",
+                    str(self.port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
                 env={**os.environ, **(self.env or {})},
-            )  # fmt: skip
+            )
         self.pid_file.write_text(str(proc.pid))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -65,10 +76,8 @@ class EmbeddedSalesApi:
     def stop(self) -> None:
         if not self.pid_file.exists():
             return
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(self.pid_file.read_text()), signal.SIGTERM)
-        except (ProcessLookupError, ValueError):
-            pass
         self.pid_file.unlink(missing_ok=True)
         deadline = time.monotonic() + 10
         while self.is_running() and time.monotonic() < deadline:
