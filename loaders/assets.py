@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset
 
+from loaders import sales_api
 from loaders.mongo import COLLECTIONS, RAW_SCHEMA
 
 # The app database the simulator (or the real app) writes.
@@ -20,4 +21,12 @@ RAW_MONGO: dict[str, Asset] = {
         uri=f"postgres://warehouse:5432/warehouse/{RAW_SCHEMA}/{name}",
     )
     for name in COLLECTIONS
+}
+
+RAW_SALES: dict[str, Asset] = {
+    spec.table: Asset(
+        name=f"{sales_api.RAW_SCHEMA}.{spec.table}",
+        uri=f"postgres://warehouse:5432/warehouse/{sales_api.RAW_SCHEMA}/{spec.table}",
+    )
+    for spec in sales_api.FILES.values()
 }

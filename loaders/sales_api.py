@@ -145,7 +145,7 @@ class SalesApiClient:
         url = f"{s.url}{path}"
         retrying = Retrying(
             stop=stop_after_attempt(s.attempts),
-            wait=wait_exponential(multiplier=0.5, max=30),
+            wait=wait_exponential(multiplier=s.backoff_seconds, max=60),
             retry=retry_if_exception(_transient),
             sleep=self.sleep,
             reraise=True,

@@ -157,6 +157,7 @@ class SalesApiSettings:
     deadline_seconds: float  # give up on a report that is not ready by then
     timeout_seconds: float  # per HTTP request
     attempts: int  # per request, on 5xx and timeouts, with exponential backoff
+    backoff_seconds: float  # the first wait between attempts; it doubles each time
 
     @classmethod
     def from_env(cls) -> SalesApiSettings:
@@ -170,6 +171,7 @@ class SalesApiSettings:
             deadline_seconds=_env_float("SALES_API_DEADLINE_SECONDS", 300.0),
             timeout_seconds=_env_float("SALES_API_TIMEOUT_SECONDS", 30.0),
             attempts=attempts,
+            backoff_seconds=_env_float("SALES_API_BACKOFF_SECONDS", 1.0),
         )
 
 

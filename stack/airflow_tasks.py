@@ -46,15 +46,13 @@ def generate_app_day() -> dict[str, int]:
     Scheduled runs of an interval timetable have logical date = the interval's
     start (the day that just ended); a manual run for date D also writes D.
     """
-    from airflow.sdk import get_current_context
     from pymongo import MongoClient
 
     from datagen.mongo_writer import play_day
     from datagen.population import Population
     from loaders.settings import MongoSettings
 
-    context = get_current_context()
-    day = (context.get("logical_date") or context["data_interval_start"]).date()
+    day = _logical_day()
     gen, mongo = DatagenSettings.from_env(), MongoSettings.from_env()
     population = Population(gen.seed, gen.scale, dt.date.fromisoformat(gen.start_date))
     client: MongoClient = MongoClient(mongo.uri, serverSelectionTimeoutMS=5000)
@@ -72,16 +70,95 @@ def generate_app_day() -> dict[str, int]:
 def load_mongo_collection(collection: str) -> dict[str, int]:
     """Land what is new in one collection; the task's outlet asset marks it landed."""
     from loaders.mongo_run import load_all, print_progress
-    from loaders.warehouse import LoaderError
 
-    try:
-        [result] = load_all([collection], progress=print_progress)
-    except LoaderError as exc:
-        raise RuntimeError(str(exc)) from None  # one line in the task log, then a retry
+    [result] = _one_line(lambda: load_all([collection], progress=print_progress))
     print(f"mongo.{collection}: landed {result.landed:,}, rejected {result.rejected:,}")
     for note in result.notes:
         print(f"warning: {note}")
     return {"landed": result.landed, "rejected": result.rejected}
+
+
+def _logical_day() -> dt.date:
+    from airflow.sdk import get_current_context
+
+    context = get_current_context()
+    return (context.get("logical_date") or context["data_interval_start"]).date()
+
+
+def sales_generate_report() -> str:
+    """Ask the partner API to prepare a report; returns its task_id."""
+    from loaders.sales_api import SalesApiClient
+    from loaders.settings import SalesApiSettings
+
+    with SalesApiClient(SalesApiSettings.from_env()) as client:
+        return _one_line(client.generate_report)
+
+
+def sales_report_ready(task_id: str):
+    """Sensor poke: done with the report_id once the report is ready."""
+    from airflow.sdk import PokeReturnValue
+
+    from loaders.sales_api import SalesApiClient
+    from loaders.settings import SalesApiSettings
+
+    with SalesApiClient(SalesApiSettings.from_env()) as client:
+        body = _one_line(lambda: client.call("GET", "/get_report", params={"task_id": task_id}))
+    body = body.json()
+    print(f"report {task_id}: {body.get('status')}")
+    return PokeReturnValue(
+        is_done=body.get("status") == "SUCCESS", xcom_value=body.get("report_id")
+    )
+
+
+def sales_get_increment(report_id: str) -> str:
+    """Fetch the logical day's increment files into the date's folder; returns the folder."""
+    from loaders.sales_api import SalesApiClient, download_increment
+    from loaders.settings import SalesApiSettings
+
+    day = _logical_day()
+    with SalesApiClient(SalesApiSettings.from_env()) as client:
+        folder = _one_line(
+            lambda: download_increment(client, client.get_increment(report_id, day), day)
+        )
+    print(f"saved the {day} increment in {folder}")
+    return str(folder)
+
+
+def sales_check_files(folder: str) -> dict[str, int]:
+    """Every file present and well-formed (seed 004's sensor step); rows per file."""
+    from loaders.sales_api import check_increment
+
+    checked = _one_line(lambda: check_increment(Path(folder)))
+    return {name: len(f.rows) for name, f in checked.items()}
+
+
+def sales_load(folder: str) -> dict[str, int]:
+    """Replace the day's raw rows with the checked files, atomically."""
+    from loaders.sales_api import check_increment, land_increment
+    from loaders.settings import WarehouseSettings
+    from loaders.warehouse import connect
+
+    day = _logical_day()
+    checked = _one_line(lambda: check_increment(Path(folder)))
+
+    def land() -> dict[str, int]:
+        with connect(WarehouseSettings.from_env()) as conn:
+            result = land_increment(conn, day, checked)
+        for note in result.notes:
+            print(f"note: {note}")
+        return result.rows
+
+    return _one_line(land)
+
+
+def _one_line(action):
+    """Run ``action``; a LoaderError becomes a one-line task failure (then a retry)."""
+    from loaders.warehouse import LoaderError
+
+    try:
+        return action()
+    except LoaderError as exc:
+        raise RuntimeError(str(exc)) from None
 
 
 def dbt_configs() -> dict[str, Any]:

@@ -23,6 +23,7 @@ from datagen.mongo_writer import days_to_generate, write_days
 from datagen.population import Population
 from loaders.mongo import LoadResult
 from loaders.mongo_run import load_all, print_progress
+from loaders.sales_api import DayResult, load_day
 from loaders.settings import (
     PROJECT_ROOT,
     ConfigError,
@@ -147,8 +148,13 @@ def run() -> int:
     finally:
         client.close()
 
-    # 2. Land what is new.
+    # 2. Land what is new: MongoDB incrementally, the sales API day by day.
     results: list[LoadResult] = load_all(progress=print_progress)
+    sales: list[DayResult] = []
+    for day in days:
+        sales.append(load_day(day))
+        rows = ", ".join(f"{t}={n:,}" for t, n in sales[-1].rows.items())
+        print(f"  sales_api {day}: {rows} ({sales[-1].seconds:.1f}s)", file=sys.stderr, flush=True)
     # 3. Transform.
     dbt_logs = local.logs_dir / "dbt"
     dbt = run_dbt(["build", "--vars", f"{{logical_date: '{days[-1]}'}}"], dbt_logs)
@@ -161,11 +167,15 @@ def run() -> int:
     say("landed (rows, this run)          landed   rejected")
     for r in results:
         say(f"  raw_mongo.{r.collection:<22}{r.landed:>8,}   {r.rejected:>8,}")
-    landed, rejected = sum(r.landed for r in results), sum(r.rejected for r in results)
+    for table in sorted({t for s in sales for t in s.rows}):
+        say(f"  raw_sales.{table:<22}{sum(s.rows.get(table, 0) for s in sales):>8,}   {0:>8,}")
+    landed = sum(r.landed for r in results) + sum(sum(s.rows.values()) for s in sales)
+    rejected = sum(r.rejected for r in results)
     say(f"  {'total':<32}{landed:>8,}   {rejected:>8,}")
-    for r in results:
-        for note in r.notes:
-            say(f"  warning: {note}")
+    if sales:
+        say(f"sales API: {len(sales)} day(s) of increments, files under {sales[-1].folder.parent}")
+    for note in [n for r in results for n in r.notes] + [n for s in sales for n in s.notes]:
+        say(f"  note: {note}")
     if not first:
         say(
             f"incremental: only documents written since each collection's watermark were read;"

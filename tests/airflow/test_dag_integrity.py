@@ -10,7 +10,7 @@ import pytest
 from loaders.settings import PROJECT_ROOT
 
 DAG_FILES = sorted((PROJECT_ROOT / "airflow" / "dags").glob("*.py"))
-EXPECTED_DAGS = {"mongo_data_generator", "mongo_pg_replicator", "dbt_transform"}
+EXPECTED_DAGS = {"mongo_data_generator", "mongo_pg_replicator", "sales_api_loader", "dbt_transform"}
 
 
 def test_dag_folder_imports_without_errors(dagbag) -> None:
@@ -48,14 +48,15 @@ def test_loader_tasks_emit_their_raw_table_and_retry_with_backoff(dagbag) -> Non
 def test_transform_is_scheduled_on_the_raw_tables_it_reads(dagbag, manifest: Path) -> None:
     import json
 
-    from loaders.assets import RAW_MONGO
+    from loaders.assets import RAW_MONGO, RAW_SALES
 
     dag = dagbag.dags["dbt_transform"]
-    scheduled = {a.uri for a in dag.timetable.asset_condition.objects}  # all of them (AND)
+    # Either source landing in full triggers the transform: AssetAny(AssetAll, AssetAll).
+    groups = [{a.uri for a in group.objects} for group in dag.timetable.asset_condition.objects]
+    assert groups == [{a.uri for a in RAW_MONGO.values()}, {a.uri for a in RAW_SALES.values()}]
     sources = json.loads(manifest.read_text())["sources"].values()
     read = {f"{s['schema']}.{s['name']}" for s in sources}
-    assert {f"raw_mongo.{c}" for c in RAW_MONGO} == read
-    assert scheduled == {a.uri for a in RAW_MONGO.values()}
+    assert read == {a.name for a in (*RAW_MONGO.values(), *RAW_SALES.values())}
     # Cosmos renders one task per model and snapshot (a dbt build of it and its tests).
     nodes = json.loads(manifest.read_text())["nodes"].values()
     built = {n["name"] for n in nodes if n["resource_type"] in ("model", "snapshot")}
@@ -63,6 +64,23 @@ def test_transform_is_scheduled_on_the_raw_tables_it_reads(dagbag, manifest: Pat
     assert {f"{name}_{'snapshot' if name.startswith('snap_') else 'model'}_build"
             for name in built} <= rendered  # fmt: skip
     assert {f"mongo_{c}_source" for c in RAW_MONGO} <= rendered  # freshness + source tests
+    assert {f"sales_api_{t}_source" for t in RAW_SALES} <= rendered
+
+
+def test_sales_dag_shows_seed_004_steps_and_emits_raw_tables(dagbag) -> None:
+    from loaders.assets import RAW_SALES
+
+    dag = dagbag.dags["sales_api_loader"]
+    assert set(dag.task_ids) == {
+        "generate_report",
+        "get_report",
+        "get_increment",
+        "check_files",
+        "load",
+    }
+    assert dag.get_task("get_report").mode == "reschedule"
+    assert {o.uri for o in dag.get_task("load").outlets} == {a.uri for a in RAW_SALES.values()}
+    assert dag.get_task("load").upstream_task_ids == {"get_increment", "check_files"}
 
 
 def test_dag_folder_parses_quickly(manifest: Path) -> None:
