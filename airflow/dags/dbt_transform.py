@@ -1,8 +1,8 @@
 """dbt_project rendered by Cosmos: one task per model that builds it and runs its tests.
 
 Scheduled on the raw tables the project reads: it runs when every MongoDB
-collection has landed, or when a sales API increment has. Parsed from the manifest `dbt parse` writes, so parsing this file
-never runs dbt.
+collection has landed, or when a sales API increment has. Parsed from the
+manifest `dbt parse` writes, so parsing this file never runs dbt.
 """
 
 from __future__ import annotations
