@@ -103,13 +103,14 @@ class SalesDay:
         rng = rng_for(self.pop.seed, "sales-resend", self.day)
         own = self.orders()
         rows = list(own)
-        rows += [dict(r) for r in own if rng.random() < 0.03]  # exact duplicates
+        # Exact duplicates: ~3% of lines, and always at least one.
+        rows += [dict(r) for i, r in enumerate(own) if i == 0 or rng.random() < 0.03]
         for back in (1, 2):
             earlier = self.day - dt.timedelta(days=back)
             if earlier < self.pop.start_date:
                 continue
-            for line in SalesDay(self.pop, earlier).orders():
-                if rng.random() < 0.02:
+            for i, line in enumerate(SalesDay(self.pop, earlier).orders()):
+                if i == back or rng.random() < 0.02:  # ~2%, and at least one a day
                     price = float(line["payment_amount"]) / line["quantity"]
                     quantity = line["quantity"] + rng.choice((-1, 1)) if line["quantity"] > 1 else 2
                     fixed = {

@@ -124,3 +124,19 @@ def test_play_day_only_moves_forward_and_fills_short_gaps(mongo_db) -> None:
     assert play_day(mongo_db, pop, day(1)) is None  # backfill behind the app's clock
     play_day(mongo_db, pop, day(20), max_gap_days=3)
     assert generated_days(mongo_db)[-4:] == [day(2), day(18), day(19), day(20)]
+
+
+def test_sales_increments_carry_duplicates_corrections_and_the_old_format() -> None:
+    from datagen.sales import SalesDay
+
+    pop = small()
+    old, new = SalesDay(pop, day(0)), SalesDay(pop, day(3))
+    assert "status" not in old.files()["user_order_log_inc.csv"].splitlines()[0]
+    assert "status" in new.files()["user_order_log_inc.csv"].splitlines()[0]
+    rows = new.order_log()
+    ids = [r["uniq_id"] for r in rows]
+    assert len(ids) > len(set(ids))  # duplicates
+    earlier = {r["uniq_id"]: r for r in SalesDay(pop, day(2)).orders()}
+    corrected = [r for r in rows if r["uniq_id"] in earlier]
+    assert corrected and all(r["quantity"] != earlier[r["uniq_id"]]["quantity"] for r in corrected)
+    assert SalesDay(pop, day(3)).files() == new.files()  # deterministic
