@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from pymongo import MongoClient
@@ -21,6 +22,7 @@ from pymongo.database import Database
 
 from stack.mongo import EmbeddedMongo
 from stack.postgres import EmbeddedPostgres
+from stack.sales_api import EmbeddedSalesApi
 
 
 def free_port() -> int:
@@ -81,6 +83,51 @@ def local_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "local"))
     monkeypatch.setenv("EMBEDDED_SERVICES", "none")
     return tmp_path / "local"
+
+
+SALES_KEY = "test-key"
+SALES_START = "2026-10-01"
+
+
+@pytest.fixture(scope="session")
+def sales_server(  # the project's own sales API, a real HTTP server on a free port
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[EmbeddedSalesApi]:
+    server = EmbeddedSalesApi(
+        state_dir=tmp_path_factory.mktemp("sales-api"),
+        port=free_port(),
+        env={"SALES_API_KEY": SALES_KEY, "SALES_API_REPORT_SECONDS": "0.3", "DATAGEN_SCALE": "0.05",
+             "DATAGEN_SEED": "42", "DATAGEN_START_DATE": SALES_START},
+    )  # fmt: skip
+    server.start()
+    yield server
+    server.stop()
+
+
+def set_faults(server: EmbeddedSalesApi, report_seconds: float = 0.3, **faults) -> None:
+    """Make the server misbehave on purpose (see datagen/sales_api.py's Faults)."""
+    body = {"faults": faults, "report_seconds": report_seconds}
+    httpx.post(
+        f"{server.url}/_faults", json=body, headers={"X-API-KEY": SALES_KEY}
+    ).raise_for_status()
+
+
+@pytest.fixture
+def api(
+    sales_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[EmbeddedSalesApi]:
+    """The session's sales API with no faults; SALES_API_* and the file storage point at it."""
+    for key, value in {
+        "SALES_API_URL": sales_server.url, "SALES_API_KEY": SALES_KEY,
+        "SALES_API_POLL_SECONDS": "0.1",
+        "SALES_API_DEADLINE_SECONDS": "10", "SALES_API_TIMEOUT_SECONDS": "2",
+        "SALES_API_ATTEMPTS": "3", "SALES_API_BACKOFF_SECONDS": "0.05",
+        "SALES_STORAGE_DIR": str(tmp_path / "sales"),
+    }.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    set_faults(sales_server)
+    yield sales_server
+    set_faults(sales_server)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -8,52 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 
 from loaders.sales_api import FILES, check_increment, fetch_day, load_day
 from loaders.warehouse import LoaderError
-from stack.sales_api import EmbeddedSalesApi
-from tests.conftest import free_port
+from tests.conftest import set_faults
 
-KEY = "test-key"
 START = dt.date(2026, 10, 1)  # DATAGEN_START_DATE default; status column from START + 3
-
-
-@pytest.fixture(scope="session")
-def sales_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSalesApi]:
-    server = EmbeddedSalesApi(
-        state_dir=tmp_path_factory.mktemp("sales-api"),
-        port=free_port(),
-        env={"SALES_API_KEY": KEY, "SALES_API_REPORT_SECONDS": "0.3", "DATAGEN_SCALE": "0.05",
-             "DATAGEN_SEED": "42", "DATAGEN_START_DATE": START.isoformat()},
-    )  # fmt: skip
-    server.start()
-    yield server
-    server.stop()
-
-
-def set_faults(server: EmbeddedSalesApi, report_seconds: float = 0.3, **faults) -> None:
-    body = {"faults": faults, "report_seconds": report_seconds}
-    httpx.post(f"{server.url}/_faults", json=body, headers={"X-API-KEY": KEY}).raise_for_status()
-
-
-@pytest.fixture
-def api(sales_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EmbeddedSalesApi:
-    for key, value in {
-        "SALES_API_URL": sales_server.url, "SALES_API_KEY": KEY, "SALES_API_POLL_SECONDS": "0.1",
-        "SALES_API_DEADLINE_SECONDS": "10", "SALES_API_TIMEOUT_SECONDS": "2",
-        "SALES_API_ATTEMPTS": "3", "SALES_API_BACKOFF_SECONDS": "0.05",
-        "SALES_STORAGE_DIR": str(tmp_path / "sales"),
-    }.items():  # fmt: skip
-        monkeypatch.setenv(key, value)
-    set_faults(sales_server)
-    yield sales_server
-    set_faults(sales_server)
 
 
 def raw(conninfo: str, table: str) -> list[tuple]:
@@ -96,7 +59,7 @@ def test_timeouts_are_retried_then_reported(api, warehouse, monkeypatch) -> None
     set_faults(api, delay_next=1, delay_seconds=1.0)
     assert load_day(START).rows  # the first call timed out, the retry worked
     set_faults(api, delay_next=50, delay_seconds=1.0)
-    with pytest.raises(LoaderError, match="did not answer within 0.3s, 3 time"):
+    with pytest.raises(LoaderError, match=r"did not answer within 0\.3s, 3 time"):
         load_day(START)
 
 
@@ -105,7 +68,7 @@ def test_a_slow_report_is_waited_for_until_the_deadline(api, warehouse, monkeypa
     assert load_day(START).rows  # polled until ready
     monkeypatch.setenv("SALES_API_DEADLINE_SECONDS", "0.5")
     set_faults(api, report_seconds=5.0)
-    with pytest.raises(LoaderError, match="was not ready after 0.5s"):
+    with pytest.raises(LoaderError, match=r"was not ready after 0\.5s"):
         load_day(START)
 
 
@@ -131,7 +94,7 @@ def test_malformed_values_name_the_file_and_line(api, tmp_path) -> None:
     with pytest.raises(LoaderError, match=r"user_order_log_inc\.csv: line 4: quantity='many'"):
         check_increment(folder)
     path.unlink()
-    with pytest.raises(LoaderError, match="user_order_log_inc.csv is missing"):
+    with pytest.raises(LoaderError, match=r"user_order_log_inc\.csv is missing"):
         check_increment(folder)
 
 

@@ -13,7 +13,7 @@ from stack import run as run_module
 
 @pytest.mark.slow
 def test_first_run_builds_everything_then_next_run_is_incremental(
-    mongo_db, warehouse, local_dirs, tmp_path: Path, monkeypatch, capsys
+    mongo_db, warehouse, api, local_dirs, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
     monkeypatch.setenv("DATAGEN_SCALE", "0.05")
@@ -44,7 +44,7 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
 
 
 def test_dbt_test_failure_fails_the_run_naming_the_test(
-    mongo_db, warehouse, local_dirs, tmp_path, monkeypatch, capsys
+    mongo_db, warehouse, api, local_dirs, tmp_path, monkeypatch, capsys
 ) -> None:
     """Bad source data fails a dbt test: the run exits 1 and names the failing test."""
     monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
