@@ -13,10 +13,10 @@ from loaders.mongo import (
     COLLECTIONS,
     SOURCE,
     LoadResult,
-    ensure_raw_table,
     load_collection,
     raw_table,
 )
+from loaders.raw_schemas import ensure_all_raw_tables
 from loaders.settings import LoaderSettings, MongoSettings, WarehouseSettings
 from loaders.warehouse import LoaderError, connect, ensure_control_tables
 
@@ -58,10 +58,7 @@ def load_all(
     client, db = mongo_database(MongoSettings.from_env())
     try:
         with connect(WarehouseSettings.from_env()) as conn:
-            # Every raw table exists even before its first document arrives, so
-            # dbt sources always resolve (a collection may be empty for a while).
-            for spec in COLLECTIONS.values():
-                ensure_raw_table(conn, spec)
+            ensure_all_raw_tables(conn)
             return [
                 load_collection(db, conn, COLLECTIONS[n], batch_size=size, progress=progress)
                 for n in names

@@ -366,9 +366,11 @@ def land_increment(
     conn: psycopg.Connection, day: dt.date, checked: dict[str, CheckedFile]
 ) -> DayResult:
     """Replace ``day``'s raw rows with the checked files, atomically."""
+    from loaders.raw_schemas import ensure_all_raw_tables  # imports this module
+
     result = DayResult(day)
     ensure_control_tables(conn)
-    ensure_raw_tables(conn)
+    ensure_all_raw_tables(conn)
     # One lock for every date: batch ids then commit in order, which is what
     # the incremental dbt models rely on (see the incremental_since macro).
     with stream_lock(conn, SOURCE, "increments"), conn.transaction():

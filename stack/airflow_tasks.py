@@ -161,7 +161,7 @@ def _one_line(action):
         raise RuntimeError(str(exc)) from None
 
 
-def dbt_configs() -> dict[str, Any]:
+def dbt_configs(select: list[str] | None = None) -> dict[str, Any]:
     """Cosmos settings shared by every dbt DAG: manifest rendering, our profiles.yml."""
     from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import (
@@ -194,6 +194,7 @@ def dbt_configs() -> dict[str, Any]:
         ),
         "render_config": RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
+            select=select or [],
             # One `dbt build --select <node>` per model: the model and its tests
             # in one task, half the dbt invocations of run-then-test.
             test_behavior=TestBehavior.BUILD,

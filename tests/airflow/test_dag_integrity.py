@@ -10,13 +10,19 @@ import pytest
 from loaders.settings import PROJECT_ROOT
 
 DAG_FILES = sorted((PROJECT_ROOT / "airflow" / "dags").glob("*.py"))
-EXPECTED_DAGS = {"mongo_data_generator", "mongo_pg_replicator", "sales_api_loader", "dbt_transform"}
+EXPECTED_DAGS = {
+    "mongo_data_generator",
+    "mongo_pg_replicator",
+    "sales_api_loader",
+    "dbt_transform_mongo",
+    "dbt_transform_sales_api",
+}
 
 
 def test_dag_folder_imports_without_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
     assert set(dagbag.dag_ids) >= EXPECTED_DAGS
-    assert len(dagbag.dag_ids) == len(DAG_FILES)
+    assert len(dagbag.dag_ids) == len(DAG_FILES) + 1  # dbt_transform.py: one DAG per source
 
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
@@ -45,26 +51,31 @@ def test_loader_tasks_emit_their_raw_table_and_retry_with_backoff(dagbag) -> Non
         assert task.retries >= 3 and task.retry_exponential_backoff
 
 
-def test_transform_is_scheduled_on_the_raw_tables_it_reads(dagbag, manifest: Path) -> None:
+@pytest.mark.parametrize("source", ["mongo", "sales_api"])
+def test_each_transform_runs_on_its_source_and_builds_its_models(
+    dagbag, manifest: Path, source: str
+) -> None:
     import json
 
     from loaders.assets import RAW_MONGO, RAW_SALES
 
-    dag = dagbag.dags["dbt_transform"]
-    # Either source landing in full triggers the transform: AssetAny(AssetAll, AssetAll).
-    groups = [{a.uri for a in group.objects} for group in dag.timetable.asset_condition.objects]
-    assert groups == [{a.uri for a in RAW_MONGO.values()}, {a.uri for a in RAW_SALES.values()}]
-    sources = json.loads(manifest.read_text())["sources"].values()
-    read = {f"{s['schema']}.{s['name']}" for s in sources}
-    assert read == {a.name for a in (*RAW_MONGO.values(), *RAW_SALES.values())}
-    # Cosmos renders one task per model and snapshot (a dbt build of it and its tests).
-    nodes = json.loads(manifest.read_text())["nodes"].values()
-    built = {n["name"] for n in nodes if n["resource_type"] in ("model", "snapshot")}
-    rendered = {t.task_id for t in dag.tasks}
-    assert {f"{name}_{'snapshot' if name.startswith('snap_') else 'model'}_build"
-            for name in built} <= rendered  # fmt: skip
-    assert {f"mongo_{c}_source" for c in RAW_MONGO} <= rendered  # freshness + source tests
-    assert {f"sales_api_{t}_source" for t in RAW_SALES} <= rendered
+    raw = {"mongo": RAW_MONGO, "sales_api": RAW_SALES}[source]
+    dag = dagbag.dags[f"dbt_transform_{source}"]
+    scheduled = {a.uri for a in dag.timetable.asset_condition.objects}  # all of them (AND)
+    assert scheduled == {a.uri for a in raw.values()}
+    data = json.loads(manifest.read_text())
+    read = {
+        f"{s['schema']}.{s['name']}" for s in data["sources"].values() if s["source_name"] == source
+    }
+    assert read == {a.name for a in raw.values()}
+    # One task per model and snapshot of the source (a dbt build of it and its tests),
+    # one per raw table (freshness and source tests), nothing of the other source.
+    nodes = [n for n in data["nodes"].values() if n["resource_type"] in ("model", "snapshot")]
+    mine = {n["name"] for n in nodes if source in n["tags"]}
+    expected = {f"{n}_{'snapshot' if n.startswith('snap_') else 'model'}_build" for n in mine}
+    expected |= {f"{source}_{s['name']}_source" for s in data["sources"].values()
+                 if s["source_name"] == source}  # fmt: skip
+    assert {t.task_id for t in dag.tasks} == expected
 
 
 def test_sales_dag_shows_seed_004_steps_and_emits_raw_tables(dagbag) -> None:

@@ -43,7 +43,7 @@ def test_generate_load_transform_rerun_and_next_day(
     monkeypatch.setenv("DATAGEN_HISTORY_DAYS", "2")
     generate = dagbag.dags["mongo_data_generator"]
     load = dagbag.dags["mongo_pg_replicator"]
-    transform = dagbag.dags["dbt_transform"]
+    transform = dagbag.dags["dbt_transform_mongo"]
 
     run(generate, logical_date=D)
     assert generated_days(mongo_db) == [dt.date(2026, 10, 1), dt.date(2026, 10, 2)]
@@ -88,7 +88,11 @@ def test_a_failing_dbt_test_fails_the_run_naming_the_model(
          "created_at": when, "messages": [], "updated_at": when}
     )  # fmt: skip
     load_all()
-    dag_run = dagbag.dags["dbt_transform"].test()
+    dag_run = dagbag.dags["dbt_transform_mongo"].test()
     assert dag_run.state == "failed"
     failed = {ti.task_id for ti in dag_run.get_task_instances() if ti.state == "failed"}
     assert failed == {"stg_mongo__support_tickets_model_build"}
+    # Downstream of the failure nothing was built; unrelated models were.
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert states["support_efficiency_model_build"] == "upstream_failed"
+    assert states["review_mart_model_build"] == "success"
