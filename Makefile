@@ -72,8 +72,9 @@ format: install ## apply ruff and sqlfluff fixes
 	$(RUN) ruff format .
 	$(RUN) sqlfluff fix dbt_project
 
-bench: install ## loader throughput vs psql \copy of the same bytes
+bench: install ## loader throughput vs psql \copy of the same bytes; sales API seconds per day
 	$(RUN) python -m tests.bench.loader_bench
+	$(RUN) python -m tests.bench.sales_bench
 
 psql: up ## an interactive psql on the warehouse
 	PGPASSWORD="$${WAREHOUSE_PASSWORD:-}" $(PSQL) $(PSQL_CONN)

@@ -1,0 +1,78 @@
+"""``make bench`` (part 2): seconds per day of sales API increments, by step.
+
+Runs the project's sales API (scale from BENCH_SALES_SCALE, default 1.0) with
+no report delay, and times fetch (HTTP, files to disk), check and land for
+BENCH_SALES_DAYS days; then the same days again as a reload (replace).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+from loaders.sales_api import check_increment, fetch_day, land_increment
+from loaders.settings import SalesApiSettings
+from stack.postgres import EmbeddedPostgres
+from stack.sales_api import EmbeddedSalesApi
+from tests.conftest import free_port
+
+DAYS = int(os.environ.get("BENCH_SALES_DAYS", "7"))
+SCALE = os.environ.get("BENCH_SALES_SCALE", "1.0")
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="bench-sales-") as tmp:
+        os.chmod(tmp, 0o755)
+        pg = EmbeddedPostgres(pgdata=Path(tmp) / "pg" / "data", port=free_port())
+        api = EmbeddedSalesApi(Path(tmp) / "api", free_port(), env={
+            "SALES_API_KEY": "bench", "SALES_API_REPORT_SECONDS": "0", "DATAGEN_SCALE": SCALE,
+        })  # fmt: skip
+        pg.start()
+        api.start()
+        try:
+            pg.ensure_database("bench")
+            settings = SalesApiSettings(api.url, "bench", 0.05, 60, 30, 3, 0.1)
+            start = dt.date(2026, 10, 1)
+            timings: dict[str, list[float]] = {"fetch": [], "check": [], "land": [], "reload": []}
+            rows = 0
+            with psycopg.connect(pg.conninfo("bench")) as conn:
+                for k in range(DAYS):
+                    day = start + dt.timedelta(days=k)
+                    t0 = time.perf_counter()
+                    folder = fetch_day(day, settings, Path(tmp) / "files")
+                    t1 = time.perf_counter()
+                    checked = check_increment(folder)
+                    t2 = time.perf_counter()
+                    land_increment(conn, day, checked)
+                    t3 = time.perf_counter()
+                    land_increment(conn, day, checked)  # a reload replaces the day
+                    t4 = time.perf_counter()
+                    for name, value in zip(
+                        timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True
+                    ):
+                        timings[name].append(value)
+                    rows += sum(len(f.rows) for f in checked.values())
+        finally:
+            api.stop()
+            pg.destroy()
+    med = {k: statistics.median(v) for k, v in timings.items()}
+    per_day = med["fetch"] + med["check"] + med["land"]
+    print(
+        f"== sales API bench: {DAYS} days at scale {SCALE}, {rows / DAYS:,.0f} rows/day, median =="
+    )
+    print(f"per day: fetch {med['fetch']:.3f}s + check {med['check']:.3f}s + land {med['land']:.3f}s"
+          f" = {per_day:.3f}s (plus the API's report preparation; locally "
+          "SALES_API_REPORT_SECONDS=2)")  # fmt: skip
+    print(f"reload of a day (delete + land, one transaction): {med['reload']:.3f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
