@@ -64,9 +64,8 @@ def main() -> int:
             pg.destroy()
     med = {k: statistics.median(v) for k, v in timings.items()}
     per_day = med["fetch"] + med["check"] + med["land"]
-    print(
-        f"== sales API bench: {DAYS} days at scale {SCALE}, {rows / DAYS:,.0f} rows/day, median =="
-    )
+    per_file = rows / DAYS
+    print(f"== sales API bench: {DAYS} days at scale {SCALE}, {per_file:,.0f} rows/day, median ==")
     print(f"per day: fetch {med['fetch']:.3f}s + check {med['check']:.3f}s + land {med['land']:.3f}s"
           f" = {per_day:.3f}s (plus the API's report preparation; locally "
           "SALES_API_REPORT_SECONDS=2)")  # fmt: skip
