@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg
+
 from loaders.settings import (
     PROJECT_ROOT,
     ConfigError,
@@ -25,7 +27,7 @@ from loaders.settings import (
 )
 from stack import services
 from stack.airflow_tasks import DBT_PROJECT_DIR, manifest_path
-from stack.postgres import EmbeddedPostgres, ServiceError
+from stack.postgres import ServiceError
 
 AIRFLOW_DB = "airflow"
 UI_PORT = 8080
@@ -73,6 +75,21 @@ def airflow_env(
     }
 
 
+def ensure_airflow_database(wh: WarehouseSettings) -> None:
+    """Airflow's metadata database lives beside the warehouse unless configured otherwise."""
+    try:
+        with psycopg.connect(wh.conninfo(), autocommit=True) as conn:
+            found = conn.execute("select 1 from pg_database where datname = %s", (AIRFLOW_DB,))
+            if not found.fetchone():
+                conn.execute(f'create database "{AIRFLOW_DB}"')
+    except psycopg.Error as exc:
+        raise ServiceError(
+            f"cannot create the {AIRFLOW_DB!r} metadata database on {wh.describe()}: "
+            f"{str(exc).strip().splitlines()[0]}; create it, or set "
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+        ) from None
+
+
 def dbt_parse(env: dict[str, str]) -> None:
     """Write the manifest Cosmos renders the transform DAG from."""
     target = manifest_path().parent
@@ -94,10 +111,8 @@ def prepare() -> dict[str, str]:
     )
     for line in services.up():
         print(f"service  {line}")
-    if "postgres" in local.embedded:
-        EmbeddedPostgres(local.data_dir / "postgres" / "data", wh.port, wh.host).ensure_database(
-            AIRFLOW_DB
-        )
+    if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in os.environ:
+        ensure_airflow_database(wh)
     env = {**os.environ, **airflow_env(local, wh, mongo)}
     home = Path(env["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
