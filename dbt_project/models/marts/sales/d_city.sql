@@ -9,24 +9,5 @@
 
 -- Only new keys are added (seed 004): a city keeps the name it was first seen with.
 
-with
-
-orders as (
-    select * from {{ ref('stg_sales_api__user_order_log') }}
-),
-
-first_seen as (
-    {{ deduplicate('orders', 'city_id', 'ordered_at, uniq_id') }}
-),
-
-cities as (
-    select
-        city_id,
-        city_name
-    from first_seen
-    {% if is_incremental() %}
-        where city_id not in (select known.city_id from {{ this }} as known)
-    {% endif %}
-)
-
-select * from cities
+{{ new_keys_only(ref('stg_sales_api__user_order_log'), 'city_id', 'city_name',
+                 'ordered_at, uniq_id') }}
