@@ -184,11 +184,15 @@ class SalesApiClient:
     def generate_report(self) -> str:
         return self.call("POST", "/generate_report").json()["task_id"]
 
+    def report_status(self, task_id: str) -> dict:
+        """One status check: ``{"status": "RUNNING"}`` or ``{"status": "SUCCESS", "report_id"}``."""
+        return self.call("GET", "/get_report", params={"task_id": task_id}).json()
+
     def wait_for_report(self, task_id: str) -> str:
         """Poll until the report is ready; a report not ready by the deadline is an error."""
         deadline = time.monotonic() + self.settings.deadline_seconds
         while True:
-            body = self.call("GET", "/get_report", params={"task_id": task_id}).json()
+            body = self.report_status(task_id)
             if body.get("status") == "SUCCESS":
                 return body["report_id"]
             if time.monotonic() >= deadline:

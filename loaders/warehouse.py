@@ -67,7 +67,7 @@ def connect(settings: WarehouseSettings) -> Iterator[psycopg.Connection]:
     try:
         conn = psycopg.connect(settings.conninfo())
     except psycopg.OperationalError as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1].strip()
         raise LoaderError(
             f"cannot connect to the warehouse at {settings.describe()}: {reason} "
             "(run `make up` for the embedded server, or fix WAREHOUSE_* in .env)"

@@ -27,7 +27,7 @@ from loaders.settings import (
 )
 from stack import services
 from stack.airflow_tasks import DBT_PROJECT_DIR, manifest_path
-from stack.postgres import ServiceError
+from stack.postgres import ServiceError, ensure_database
 
 AIRFLOW_DB = "airflow"
 UI_PORT = 8080
@@ -78,10 +78,7 @@ def airflow_env(
 def ensure_airflow_database(wh: WarehouseSettings) -> None:
     """Airflow's metadata database lives beside the warehouse unless configured otherwise."""
     try:
-        with psycopg.connect(wh.conninfo(), autocommit=True) as conn:
-            found = conn.execute("select 1 from pg_database where datname = %s", (AIRFLOW_DB,))
-            if not found.fetchone():
-                conn.execute(f'create database "{AIRFLOW_DB}"')
+        ensure_database(wh.conninfo(), AIRFLOW_DB)
     except psycopg.Error as exc:
         raise ServiceError(
             f"cannot create the {AIRFLOW_DB!r} metadata database on {wh.describe()}: "

@@ -102,8 +102,7 @@ def sales_report_ready(task_id: str):
     from loaders.settings import SalesApiSettings
 
     with SalesApiClient(SalesApiSettings.from_env()) as client:
-        body = _one_line(lambda: client.call("GET", "/get_report", params={"task_id": task_id}))
-    body = body.json()
+        body = _one_line(lambda: client.report_status(task_id))
     print(f"report {task_id}: {body.get('status')}")
     return PokeReturnValue(
         is_done=body.get("status") == "SUCCESS", xcom_value=body.get("report_id")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
     warnings.simplefilter("ignore")
@@ -148,12 +149,15 @@ class EmbeddedPostgres:
         return f"host={self.host} port={self.port} user={self.superuser} dbname={dbname}"
 
     def ensure_database(self, dbname: str) -> None:
-        with psycopg.connect(self.conninfo(), autocommit=True) as conn:
-            exists = conn.execute(
-                "select 1 from pg_database where datname = %s", (dbname,)
-            ).fetchone()
-            if not exists:
-                conn.execute(f'create database "{dbname}"')
+        ensure_database(self.conninfo(), dbname)
+
+
+def ensure_database(conninfo: str, dbname: str) -> None:
+    """Create ``dbname`` on the server ``conninfo`` connects to, unless it exists."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", (dbname,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
 
 
 def psql_path() -> Path:

@@ -6,13 +6,12 @@ WAREHOUSE_* / MONGO_URI point at; we only check that it answers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlparse
 
-import psycopg
-from pymongo import MongoClient
-from pymongo.errors import PyMongoError
-
+from loaders.mongo_run import mongo_database
 from loaders.settings import LocalSettings, MongoSettings, SalesApiSettings, WarehouseSettings
+from loaders.warehouse import LoaderError, connect
 from stack.mongo import EmbeddedMongo
 from stack.postgres import EmbeddedPostgres, ServiceError
 from stack.sales_api import EmbeddedSalesApi
@@ -86,27 +85,31 @@ def down() -> list[str]:
     return lines
 
 
+def _check_warehouse(wh: WarehouseSettings) -> None:
+    with connect(wh):
+        pass
+
+
+def _check_mongo(mongo: MongoSettings) -> None:
+    client, _ = mongo_database(mongo)
+    client.close()
+
+
 def check_reachable(wh: WarehouseSettings, mongo: MongoSettings) -> None:
-    """Fail with one clear line if a configured server does not answer."""
+    """Fail with the loaders' one clear line if a configured server does not answer."""
     try:
-        with psycopg.connect(wh.conninfo()) as conn:
-            conn.execute("select 1")
-    except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ServiceError(
-            f"cannot reach the warehouse at {wh.describe()}: {first}. "
-            "Run `make up` for the embedded server or fix WAREHOUSE_* in .env"
-        ) from None
-    client: MongoClient = MongoClient(mongo.uri, serverSelectionTimeoutMS=3000)
+        _check_warehouse(wh)
+        _check_mongo(mongo)
+    except LoaderError as exc:
+        raise ServiceError(str(exc)) from None
+
+
+def _answers(check: Callable[[], None]) -> str:
     try:
-        client.admin.command("ping")
-    except PyMongoError:
-        raise ServiceError(
-            f"cannot reach MongoDB at {mongo.uri}. "
-            "Run `make up` for the embedded server or fix MONGO_URI in .env"
-        ) from None
-    finally:
-        client.close()
+        check()
+        return "up"
+    except LoaderError:
+        return "down"
 
 
 def status() -> list[str]:
@@ -117,20 +120,8 @@ def status() -> list[str]:
     )
     pg_state = "embedded" if "postgres" in local.embedded else "external"
     mg_state = "embedded" if "mongo" in local.embedded else "external"
-    try:
-        with psycopg.connect(wh.conninfo()) as conn:
-            conn.execute("select 1")
-        pg_up = "up"
-    except psycopg.OperationalError:
-        pg_up = "down"
-    client: MongoClient = MongoClient(mongo.uri, serverSelectionTimeoutMS=1000)
-    try:
-        client.admin.command("ping")
-        mg_up = "up"
-    except PyMongoError:
-        mg_up = "down"
-    finally:
-        client.close()
+    pg_up = _answers(lambda: _check_warehouse(wh))
+    mg_up = _answers(lambda: _check_mongo(mongo))
     api_settings = SalesApiSettings.from_env()
     api = embedded_sales_api(local, api_settings)
     api_state = "embedded" if "sales_api" in local.embedded else "external"

@@ -210,15 +210,19 @@ def test_unreachable_mongo_is_one_clear_line(warehouse, monkeypatch) -> None:
         load_all()
 
 
-def test_unreachable_warehouse_is_one_clear_line_from_the_cli(mongo_db, monkeypatch) -> None:
-    monkeypatch.setenv("WAREHOUSE_PORT", "1")
-    proc = subprocess.run(
+def run_loaders_cli() -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "loaders", "mongo"],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_unreachable_warehouse_is_one_clear_line_from_the_cli(mongo_db, monkeypatch) -> None:
+    monkeypatch.setenv("WAREHOUSE_PORT", "1")
+    proc = run_loaders_cli()
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert "cannot connect to the warehouse at postgresql://postgres@127.0.0.1:1/" in proc.stderr
@@ -227,13 +231,7 @@ def test_unreachable_warehouse_is_one_clear_line_from_the_cli(mongo_db, monkeypa
 
 def test_bad_config_is_one_clear_line(monkeypatch) -> None:
     monkeypatch.setenv("LOADER_BATCH_SIZE", "lots")
-    proc = subprocess.run(
-        [sys.executable, "-m", "loaders", "mongo"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_loaders_cli()
     assert proc.returncode == 1
     assert "LOADER_BATCH_SIZE='lots' is not an integer" in proc.stderr
     assert "Traceback" not in proc.stderr
