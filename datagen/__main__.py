@@ -9,9 +9,9 @@ import sys
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from config import ConfigError, DatagenSettings, MongoSettings
 from datagen.mongo_writer import days_to_generate, write_days
 from datagen.population import Population
-from loaders.settings import ConfigError, DatagenSettings, MongoSettings
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,25 +13,38 @@ import argparse
 import datetime as dt
 import sys
 
-from loaders.mongo import COLLECTIONS
-from loaders.mongo_run import load_all, print_progress, reset_collection
-from loaders.settings import ConfigError, LoaderSettings
-from loaders.warehouse import LoaderError
+from config import ConfigError, LoaderSettings, redact
+from loaders.core.warehouse import LoaderError
+from loaders.mongo.checks import COLLECTIONS
 
 
 def _load_sales(first: dt.date, days: int) -> int:
-    from loaders.sales_api import load_day
+    from loaders.sales_api.job import load_day
 
-    try:
-        for k in range(days):
-            r = load_day(first + dt.timedelta(days=k))
-            rows = ", ".join(f"{t}={n:,}" for t, n in r.rows.items())
-            print(f"sales {r.day}: {rows}  ({r.seconds:.1f}s; files in {r.folder})")
-            for note in r.notes:
-                print(f"  note: {note}", file=sys.stderr)
-    except (LoaderError, ConfigError) as exc:
-        print(f"loaders sales: {exc}", file=sys.stderr)
-        return 1
+    for k in range(days):
+        r = load_day(first + dt.timedelta(days=k))
+        rows = ", ".join(f"{t}={n:,}" for t, n in r.rows.items())
+        print(f"sales {r.day}: {rows}  ({r.seconds:.1f}s; files in {r.folder})")
+        for note in r.notes:
+            print(f"  note: {note}", file=sys.stderr)
+    return 0
+
+
+def _load_mongo(args: argparse.Namespace) -> int:
+    from loaders.mongo.job import load_all, print_progress, reset_collection
+
+    batch_size = args.batch_size or LoaderSettings.from_env().batch_size
+    if args.reset:
+        reset_collection(args.reset)
+        print(f"reset mongo.{args.reset}: raw rows and watermark removed")
+        return 0
+    for r in load_all(args.collection, batch_size=batch_size, progress=print_progress):
+        print(
+            f"mongo.{r.collection:<22} landed {r.landed:>8,}  rejected {r.rejected:>5,}  "
+            f"batches {r.batches:>3}  {r.seconds:6.2f}s"
+        )
+        for note in r.notes:
+            print(f"  warning: {note}", file=sys.stderr)
     return 0
 
 
@@ -61,26 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         "--days", type=int, default=1, help="this many days from --date (a backfill)"
     )
     args = parser.parse_args(argv)
-    if args.source == "sales":
-        return _load_sales(args.date, args.days)
     try:
-        batch_size = args.batch_size or LoaderSettings.from_env().batch_size
-        if args.reset:
-            reset_collection(args.reset)
-            print(f"reset mongo.{args.reset}: raw rows and watermark removed")
-            return 0
-        results = load_all(args.collection, batch_size=batch_size, progress=print_progress)
+        if args.source == "sales":
+            return _load_sales(args.date, args.days)
+        return _load_mongo(args)
     except (LoaderError, ConfigError) as exc:
-        print(f"loaders {args.source}: {exc}", file=sys.stderr)
+        print(f"loaders {args.source}: {redact(str(exc))}", file=sys.stderr)
         return 1
-    for r in results:
-        print(
-            f"mongo.{r.collection:<22} landed {r.landed:>8,}  rejected {r.rejected:>5,}  "
-            f"batches {r.batches:>3}  {r.seconds:6.2f}s"
-        )
-        for note in r.notes:
-            print(f"  warning: {note}", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

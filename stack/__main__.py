@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loaders.settings import ConfigError
+from config import ConfigError
 from stack import services
-from stack.postgres import ServiceError
+from stack.embedded_postgres import ServiceError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import psycopg
 
-from loaders.settings import (
+from config import (
     PROJECT_ROOT,
     ConfigError,
     LocalSettings,
@@ -26,8 +26,9 @@ from loaders.settings import (
     WarehouseSettings,
 )
 from stack import services
-from stack.airflow_tasks import DBT_PROJECT_DIR, manifest_path
-from stack.postgres import ServiceError, ensure_database
+from stack.embedded_postgres import ServiceError, ensure_database
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 AIRFLOW_DB = "airflow"
 UI_PORT = 8080
@@ -67,7 +68,8 @@ def airflow_env(
         # Connections for hooks and the UI, from the same settings the loaders read.
         "AIRFLOW_CONN_WAREHOUSE": warehouse_uri(wh, wh.dbname),
         "AIRFLOW_CONN_APP_MONGO": mongo.uri,
-        "DBT_MANIFEST_PATH": str(manifest_path()),
+        # Airflow's own manifest: a hand-run `dbt build` does not re-render its DAGs.
+        "DBT_MANIFEST_PATH": str(manifest_path(local)),
         # No phoning home: these machines have no network, and users may not want it.
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
@@ -87,9 +89,13 @@ def ensure_airflow_database(wh: WarehouseSettings) -> None:
         ) from None
 
 
+def manifest_path(local: LocalSettings) -> Path:
+    return local.data_dir / "airflow" / "dbt-target" / "manifest.json"
+
+
 def dbt_parse(env: dict[str, str]) -> None:
     """Write the manifest Cosmos renders the transform DAG from."""
-    target = manifest_path().parent
+    target = Path(env["DBT_MANIFEST_PATH"]).parent
     dbt = Path(sys.executable).parent / "dbt"
     res = subprocess.run(
         [str(dbt), "parse", "--project-dir", str(DBT_PROJECT_DIR),

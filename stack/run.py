@@ -10,6 +10,8 @@ and processes only what is new. Airflow runs the same steps as tasks.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,24 +19,21 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
-from pymongo import MongoClient
 
-from datagen.mongo_writer import days_to_generate, write_days
-from datagen.population import Population
-from loaders.mongo import LoadResult
-from loaders.mongo_run import load_all, print_progress
-from loaders.sales_api import DayResult, load_day
-from loaders.settings import (
+from config import (
     PROJECT_ROOT,
     ConfigError,
     DatagenSettings,
     LocalSettings,
     MongoSettings,
     WarehouseSettings,
+    redact,
 )
-from loaders.warehouse import LoaderError
+from loaders.core.warehouse import LoaderError
+from pipelines import SOURCES, run_source
 from stack import services
-from stack.postgres import ServiceError
+from stack.embedded_postgres import ServiceError
+from stack.run_lock import RunLocked, run_lock
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 PROFILES_DIR = PROJECT_ROOT / "profiles"
@@ -49,8 +48,8 @@ class DbtSummary:
     success: bool
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # resource type -> status -> n
     failures: list[str] = field(default_factory=list)
-    incremental_rows: dict[str, int] = field(default_factory=dict)
-    marts: list[tuple[str, str]] = field(default_factory=list)  # (schema, table)
+    incremental_rows: dict[str, int] = field(default_factory=dict)  # model -> rows merged
+    layers: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -92,12 +91,21 @@ def run_dbt(args: list[str], log_dir: Path) -> DbtSummary:
             rows = (r.adapter_response or {}).get("rows_affected")
             if rows is not None:
                 summary.incremental_rows[node.name] = rows
-        if kind == "model" and len(node.fqn) > 1 and node.fqn[1] == "marts":
-            summary.marts.append((node.schema, node.alias))
+        if kind == "model" and len(node.fqn) > 1:
+            layer = summary.layers.setdefault(node.fqn[1], [])
+            layer.append((node.name, node.schema, node.alias))
     return summary
 
 
-def _table_count(conn: psycopg.Connection, schema: str, table: str) -> int | None:
+def _table_count(
+    conn: psycopg.Connection, schema: str, table: str, only_tables: bool = False
+) -> int | None:
+    """Rows in ``schema.table``; None if it does not exist (or, with only_tables, is a view)."""
+    if only_tables:
+        row = conn.execute(
+            "select 1 from pg_tables where schemaname = %s and tablename = %s", (schema, table)
+        ).fetchone()
+        return 1 if row else None
     try:
         row = conn.execute(
             sql.SQL("select count(*) from {}.{}").format(
@@ -119,14 +127,24 @@ def _first_run(wh: WarehouseSettings) -> bool:
         return not row or row[0] == 0
 
 
+def next_days() -> list[dt.date]:
+    """The logical days this run processes: the first history on a first run, else the next day."""
+    from pymongo import MongoClient
+
+    from datagen.mongo_writer import days_to_generate
+
+    gen, mongo = DatagenSettings.from_env(), MongoSettings.from_env()
+    client: MongoClient = MongoClient(mongo.uri, serverSelectionTimeoutMS=5000)
+    try:
+        start = dt.date.fromisoformat(gen.start_date)
+        return days_to_generate(client[mongo.database], start, gen.history_days)
+    finally:
+        client.close()
+
+
 def run() -> int:
     t0 = time.monotonic()
-    local = LocalSettings.from_env()
-    wh, mongo_settings, gen = (
-        WarehouseSettings.from_env(),
-        MongoSettings.from_env(),
-        DatagenSettings.from_env(),
-    )
+    local, wh = LocalSettings.from_env(), WarehouseSettings.from_env()
     lines: list[str] = []
 
     def say(line: str = "") -> None:
@@ -136,68 +154,67 @@ def run() -> int:
     for line in services.up():
         say(f"service  {line}")
     first = _first_run(wh)
+    days = next_days()
 
-    # 1. The app writes the next logical day(s).
-    population = Population(gen.seed, gen.scale, dt.date.fromisoformat(gen.start_date))
-    client: MongoClient = MongoClient(mongo_settings.uri, serverSelectionTimeoutMS=5000)
-    try:
-        db = client[mongo_settings.database]
-        days = days_to_generate(db, population.start_date, gen.history_days)
-        for day, counts in write_days(db, population, days):
-            say(f"datagen  {day}: {sum(counts.values()):,} documents written to MongoDB")
-    finally:
-        client.close()
-
-    # 2. Land what is new: MongoDB incrementally, the sales API day by day.
-    results: list[LoadResult] = load_all(progress=print_progress)
-    sales: list[DayResult] = []
+    # 1. Each simulated source system writes the logical day(s).
     for day in days:
-        sales.append(load_day(day))
-        rows = ", ".join(f"{t}={n:,}" for t, n in sales[-1].rows.items())
-        print(f"  sales_api {day}: {rows} ({sales[-1].seconds:.1f}s)", file=sys.stderr, flush=True)
+        for source in SOURCES:
+            if source.simulate is not None:
+                counts = source.simulate(day) or {}
+                say(f"datagen  {day}: {sum(counts.values()):,} records written ({source.name})")
+
+    # 2. Land what is new: day-by-day sources once per day, watermark-based ones once.
+    landed: list[dict] = []
+    for source in SOURCES:
+        for day in days if source.daily else days[-1:]:
+            print(f"  {source.name} {day} ...", file=sys.stderr, flush=True)
+            landed += run_source(source, day)
+
     # 3. Transform.
-    dbt_logs = local.logs_dir / "dbt"
-    dbt = run_dbt(["build", "--vars", f"{{logical_date: '{days[-1]}'}}"], dbt_logs)
+    dbt = run_dbt(["build", "--vars", f"{{logical_date: '{days[-1]}'}}"], local.logs_dir / "dbt")
+    if dbt.success:
+        _save_state(local)
 
     say()
+    kind = "first run (full build)" if first else "incremental run"
+    say(f"== summary: {kind} for logical day {days[-1]} ({len(days)} new day(s) of source data) ==")
+    say("landed (rows, this run)                landed   rejected")
+    totals: dict[str, list[int]] = {}
+    for result in landed:
+        for table, counts in result["tables"].items():
+            acc = totals.setdefault(table, [0, 0])
+            acc[0] += counts["landed"]
+            acc[1] += counts["rejected"]
+    for table, (n_landed, n_rejected) in totals.items():
+        say(f"  {table:<34}{n_landed:>8,}   {n_rejected:>8,}")
     say(
-        f"== summary: {'first run (full build)' if first else 'incremental run'}"
-        f" for logical day {days[-1]} =="
+        f"  {'total':<34}{sum(v[0] for v in totals.values()):>8,}   "
+        f"{sum(v[1] for v in totals.values()):>8,}"
     )
-    say("landed (rows, this run)          landed   rejected")
-    for r in results:
-        say(f"  raw_mongo.{r.collection:<22}{r.landed:>8,}   {r.rejected:>8,}")
-    for table in sorted({t for s in sales for t in s.rows}):
-        say(f"  raw_sales.{table:<22}{sum(s.rows.get(table, 0) for s in sales):>8,}   {0:>8,}")
-    landed = sum(r.landed for r in results) + sum(sum(s.rows.values()) for s in sales)
-    rejected = sum(r.rejected for r in results)
-    say(f"  {'total':<32}{landed:>8,}   {rejected:>8,}")
-    if sales:
-        say(f"sales API: {len(sales)} day(s) of increments, files under {sales[-1].folder.parent}")
-    for note in [n for r in results for n in r.notes] + [n for s in sales for n in s.notes]:
+    for note in [n for r in landed for n in r["notes"]]:
         say(f"  note: {note}")
-    if not first:
-        say(
-            f"incremental: only documents written since each collection's watermark were read;"
-            f" {len(days)} new day(s) of source data"
-        )
-        for name, rows in sorted(dbt.incremental_rows.items()):
-            say(f"  {name:<36} {rows:>8,} rows merged")
     parts = []
-    for kind in ("model", "snapshot", "test", "unit_test"):
-        c = dbt.counts.get(kind, {})
+    for kind_name in ("model", "snapshot", "test", "unit_test"):
+        c = dbt.counts.get(kind_name, {})
         ok = c.get("success", 0) + c.get("pass", 0)
         bad = sum(v for k, v in c.items() if k not in ("success", "pass"))
         if ok or bad:
-            parts.append(f"{kind}s {ok} ok" + (f" / {bad} not ok" if bad else ""))
+            parts.append(f"{kind_name}s {ok} ok" + (f" / {bad} not ok" if bad else ""))
     say(f"dbt build ({dbt.seconds:.1f}s): " + ", ".join(parts))
     for failure in dbt.failures:
         say(f"  FAILED {failure}")
     with psycopg.connect(wh.conninfo()) as conn:
-        say("marts (rows)")
-        for schema, table in sorted(set(dbt.marts)):
-            n = _table_count(conn, schema, table)
-            say(f"  {schema}.{table:<30} {'missing' if n is None else f'{n:,}'}")
+        for layer in ("staging", "intermediate", "marts"):
+            models = sorted(dbt.layers.get(layer, []), key=lambda m: (m[1], m[2]))
+            tables = [m for m in models if _table_count(conn, m[1], m[2], only_tables=True)]
+            if not tables:
+                continue
+            say(f"{layer} tables                           rows   written this run")
+            for name, schema, table in tables:
+                n = _table_count(conn, schema, table)
+                merged = dbt.incremental_rows.get(name)
+                written = "rebuilt" if merged is None else f"{merged:,} merged"
+                say(f"  {schema + '.' + table:<34}{n or 0:>8,}   {written}")
         total_rejects = _table_count(conn, "loader", "rejects") or 0
     say(f"rejected records so far: {total_rejects:,} (in loader.rejects; see them with")
     say('  make sql Q="select stream, record_id, reason from loader.rejects"')
@@ -211,11 +228,28 @@ def run() -> int:
     return 0
 
 
+def _save_state(local: LocalSettings) -> None:
+    """Keep the manifest of the last good build: `make dbt-changed` compares against it."""
+    target = Path(os.environ.get("DBT_TARGET_PATH", DBT_PROJECT_DIR / "target"))
+    if not target.is_absolute():
+        target = DBT_PROJECT_DIR / target
+    manifest = target / "manifest.json"
+    if manifest.exists():
+        state = dbt_state_dir(local)
+        state.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(manifest, state / "manifest.json")
+
+
+def dbt_state_dir(local: LocalSettings) -> Path:
+    return Path(os.environ.get("DBT_STATE_DIR", local.data_dir / "dbt-state"))
+
+
 def main() -> int:
     try:
-        return run()
-    except (ServiceError, LoaderError, ConfigError, DbtFailed) as exc:
-        print(f"make run: {exc}", file=sys.stderr)
+        with run_lock(LocalSettings.from_env().data_dir):
+            return run()
+    except (ServiceError, LoaderError, ConfigError, DbtFailed, RunLocked) as exc:
+        print(f"make run: {redact(str(exc))}", file=sys.stderr)
         return 1
 
 

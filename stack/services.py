@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import urlparse
 
-from loaders.mongo_run import mongo_database
-from loaders.settings import LocalSettings, MongoSettings, SalesApiSettings, WarehouseSettings
-from loaders.warehouse import LoaderError, connect
-from stack.mongo import EmbeddedMongo
-from stack.postgres import EmbeddedPostgres, ServiceError
-from stack.sales_api import EmbeddedSalesApi
+from config import LocalSettings, MongoSettings, SalesApiSettings, WarehouseSettings
+from loaders.core.warehouse import LoaderError, connect
+from loaders.mongo.client import mongo_database
+from stack.embedded_mongo import EmbeddedMongo
+from stack.embedded_postgres import EmbeddedPostgres, ServiceError
+from stack.embedded_sales_api import EmbeddedSalesApi
 
 
 def embedded_postgres(local: LocalSettings, wh: WarehouseSettings) -> EmbeddedPostgres:
@@ -127,6 +127,6 @@ def status() -> list[str]:
     api_state = "embedded" if "sales_api" in local.embedded else "external"
     return [
         f"postgres  {pg_state:<8}  {pg_up:<4}  {wh.describe()}",
-        f"mongo     {mg_state:<8}  {mg_up:<4}  {mongo.uri}/{mongo.database}",
+        f"mongo     {mg_state:<8}  {mg_up:<4}  {mongo.describe()}/{mongo.database}",
         f"sales_api {api_state:<8}  {'up' if api.is_running() else 'down':<4}  {api_settings.url}",
     ]

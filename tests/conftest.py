@@ -20,9 +20,9 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from stack.mongo import EmbeddedMongo
-from stack.postgres import EmbeddedPostgres
-from stack.sales_api import EmbeddedSalesApi
+from stack.embedded_mongo import EmbeddedMongo
+from stack.embedded_postgres import EmbeddedPostgres
+from stack.embedded_sales_api import EmbeddedSalesApi
 
 
 def free_port() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from loaders.settings import PROJECT_ROOT
+from config import PROJECT_ROOT
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from bson import ObjectId
 
-from loaders.mongo_run import load_all
+from loaders.mongo.job import load_all
 from stack.run import run_dbt
 
 D1 = dt.datetime(2026, 10, 1)

@@ -13,8 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from loaders.mongo_run import load_all
-from loaders.sales_api import MANIFEST, check_increment, land_increment
+from loaders.mongo.job import load_all
+from loaders.sales_api.checks import MANIFEST, check_increment
+from loaders.sales_api.landing import land_increment
 from stack.run import run_dbt
 
 ORDER_HEADER = ("uniq_id,date_time,city_id,city_name,customer_id,first_name,last_name,"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from loaders.settings import PROJECT_ROOT
+from config import PROJECT_ROOT
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-home-"))
 os.environ.update(

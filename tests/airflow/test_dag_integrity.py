@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from loaders.settings import PROJECT_ROOT
+from config import PROJECT_ROOT
 
 DAG_FILES = sorted((PROJECT_ROOT / "airflow" / "dags").glob("*.py"))
 EXPECTED_DAGS = {
-    "mongo_data_generator",
-    "mongo_pg_replicator",
-    "sales_api_loader",
+    "simulate_mongo",
+    "extract_load_mongo",
+    "extract_load_sales_api",
     "dbt_transform_mongo",
     "dbt_transform_sales_api",
 }
@@ -21,8 +21,16 @@ EXPECTED_DAGS = {
 
 def test_dag_folder_imports_without_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) >= EXPECTED_DAGS
-    assert len(dagbag.dag_ids) == len(DAG_FILES) + 1  # dbt_transform.py: one DAG per source
+    assert set(dagbag.dag_ids) == EXPECTED_DAGS
+
+
+def test_every_source_gets_its_dags_from_the_one_pipeline_definition(dagbag) -> None:
+    from pipelines import SOURCES
+
+    for source in SOURCES:
+        assert f"extract_load_{source.name}" in dagbag.dag_ids
+        assert f"dbt_transform_{source.name}" in dagbag.dag_ids
+        assert (f"simulate_{source.name}" in dagbag.dag_ids) == (source.simulate is not None)
 
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
@@ -41,11 +49,16 @@ def test_dags_are_acyclic(dagbag) -> None:
         dag.check_cycle()  # raises on a cycle
 
 
-def test_loader_tasks_emit_their_raw_table_and_retry_with_backoff(dagbag) -> None:
-    from loaders.assets import RAW_MONGO
+def raw_assets(source_name: str) -> dict[str, object]:
+    from include.assets import raw_table_asset
+    from pipelines import SOURCES_BY_NAME
 
-    dag = dagbag.dags["mongo_pg_replicator"]
-    for collection, asset in RAW_MONGO.items():
+    return {t.name: raw_table_asset(t) for t in SOURCES_BY_NAME[source_name].raw_tables}
+
+
+def test_loader_tasks_emit_their_raw_table_and_retry_with_backoff(dagbag) -> None:
+    dag = dagbag.dags["extract_load_mongo"]
+    for collection, asset in raw_assets("mongo").items():
         task = dag.get_task(f"load_{collection}")
         assert [o.uri for o in task.outlets] == [asset.uri]
         assert task.retries >= 3 and task.retry_exponential_backoff
@@ -57,9 +70,7 @@ def test_each_transform_runs_on_its_source_and_builds_its_models(
 ) -> None:
     import json
 
-    from loaders.assets import RAW_MONGO, RAW_SALES
-
-    raw = {"mongo": RAW_MONGO, "sales_api": RAW_SALES}[source]
+    raw = raw_assets(source)
     dag = dagbag.dags[f"dbt_transform_{source}"]
     scheduled = {a.uri for a in dag.timetable.asset_condition.objects}  # all of them (AND)
     assert scheduled == {a.uri for a in raw.values()}
@@ -79,9 +90,7 @@ def test_each_transform_runs_on_its_source_and_builds_its_models(
 
 
 def test_sales_dag_shows_seed_004_steps_and_emits_raw_tables(dagbag) -> None:
-    from loaders.assets import RAW_SALES
-
-    dag = dagbag.dags["sales_api_loader"]
+    dag = dagbag.dags["extract_load_sales_api"]
     assert set(dag.task_ids) == {
         "generate_report",
         "get_report",
@@ -90,8 +99,10 @@ def test_sales_dag_shows_seed_004_steps_and_emits_raw_tables(dagbag) -> None:
         "load",
     }
     assert dag.get_task("get_report").mode == "reschedule"
-    assert {o.uri for o in dag.get_task("load").outlets} == {a.uri for a in RAW_SALES.values()}
-    assert dag.get_task("load").upstream_task_ids == {"get_increment", "check_files"}
+    raw = raw_assets("sales_api")
+    assert {o.uri for o in dag.get_task("load").outlets} == {a.uri for a in raw.values()}
+    assert dag.get_task("load").upstream_task_ids == {"check_files"}
+    assert dag.get_task("check_files").upstream_task_ids == {"get_increment"}
 
 
 def test_dag_folder_parses_quickly(manifest: Path) -> None:

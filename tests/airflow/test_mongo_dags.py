@@ -41,8 +41,8 @@ def test_generate_load_transform_rerun_and_next_day(
 ) -> None:
     monkeypatch.setenv("DATAGEN_SCALE", "0.05")
     monkeypatch.setenv("DATAGEN_HISTORY_DAYS", "2")
-    generate = dagbag.dags["mongo_data_generator"]
-    load = dagbag.dags["mongo_pg_replicator"]
+    generate = dagbag.dags["simulate_mongo"]
+    load = dagbag.dags["extract_load_mongo"]
     transform = dagbag.dags["dbt_transform_mongo"]
 
     run(generate, logical_date=D)
@@ -79,7 +79,7 @@ def test_a_failing_dbt_test_fails_the_run_naming_the_model(
 ) -> None:
     from datagen.mongo_writer import write_day
     from datagen.population import Population
-    from loaders.mongo_run import load_all
+    from loaders.mongo.job import load_all
 
     write_day(mongo_db, Population(3, 0.05, dt.date(2026, 10, 1)), dt.date(2026, 10, 1))
     when = dt.datetime(2026, 10, 1, 12)

@@ -14,7 +14,7 @@ COUNT = "select _increment_date, count(*) from raw_sales.user_order_log group by
 def test_sales_dag_loads_the_logical_day_and_a_rerun_replaces_it(
     airflow_db, dagbag, api, warehouse: str, local_dirs
 ) -> None:
-    dag = dagbag.dags["sales_api_loader"]
+    dag = dagbag.dags["extract_load_sales_api"]
     day = dt.datetime(2026, 10, 5, tzinfo=dt.UTC)
 
     def run_and_count() -> list[tuple]:

@@ -28,19 +28,17 @@ import psycopg
 from bson import ObjectId
 from pymongo import MongoClient
 
+from config import LoaderSettings
 from datagen.app_db import AppDay
 from datagen.population import Population
-from loaders.mongo import (
-    COLLECTIONS,
-    land_documents,
-    load_collection,
-    prefetch,
-    to_copy_row,
-)
-from loaders.settings import LoaderSettings
-from loaders.warehouse import CopyRow, ensure_control_tables
-from stack.mongo import EmbeddedMongo
-from stack.postgres import EmbeddedPostgres, psql_path
+from loaders.core.control import ensure_control_tables
+from loaders.core.copy import CopyRow
+from loaders.mongo.checks import COLLECTIONS, to_copy_row
+from loaders.mongo.client import prefetch
+from loaders.mongo.job import load_collection
+from loaders.mongo.landing import land_documents
+from stack.embedded_mongo import EmbeddedMongo
+from stack.embedded_postgres import EmbeddedPostgres, psql_path
 from tests.conftest import free_port
 
 N_DOCS = int(os.environ.get("BENCH_DOCS", "200000"))

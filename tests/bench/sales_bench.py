@@ -17,10 +17,12 @@ from pathlib import Path
 
 import psycopg
 
-from loaders.sales_api import check_increment, fetch_day, land_increment
-from loaders.settings import SalesApiSettings
-from stack.postgres import EmbeddedPostgres
-from stack.sales_api import EmbeddedSalesApi
+from config import SalesApiSettings
+from loaders.sales_api.checks import check_increment
+from loaders.sales_api.job import fetch_day
+from loaders.sales_api.landing import land_increment
+from stack.embedded_postgres import EmbeddedPostgres
+from stack.embedded_sales_api import EmbeddedSalesApi
 from tests.conftest import free_port
 
 DAYS = int(os.environ.get("BENCH_SALES_DAYS", "7"))

@@ -127,7 +127,7 @@ def test_play_day_only_moves_forward_and_fills_short_gaps(mongo_db) -> None:
 
 
 def test_sales_increments_carry_duplicates_corrections_and_the_old_format() -> None:
-    from datagen.sales import SalesDay
+    from datagen.sales_increments import SalesDay
 
     pop = small()
     old, new = SalesDay(pop, day(0)), SalesDay(pop, day(3))

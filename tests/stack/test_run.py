@@ -40,7 +40,13 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
         ).fetchone()[0]
     assert latest is not None and latest.date().isoformat() == "2026-10-03"
     saved = sorted((local_dirs / "logs").glob("run-*.txt"))
-    assert saved and "marts (rows)" in saved[-1].read_text()
+    summary = saved[-1].read_text()
+    # Every mart is listed under marts, staging's incremental models under staging.
+    marts_part = summary.split("marts tables")[1].split("rejected records")[0]
+    for mart in ("review_mart", "support_efficiency", "d_city", "d_item", "d_customer",
+                 "f_sales", "f_customer_retention"):  # fmt: skip
+        assert f"marts.{mart} " in marts_part, mart
+    assert "stg_mongo__event_logs" in summary.split("staging tables")[1].split("marts tables")[0]
 
 
 def test_dbt_test_failure_fails_the_run_naming_the_test(

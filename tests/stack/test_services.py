@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stack.postgres import EmbeddedPostgres, ServiceError
+from stack.embedded_postgres import EmbeddedPostgres, ServiceError
 
 
 def test_start_is_idempotent(pg_server: EmbeddedPostgres) -> None:

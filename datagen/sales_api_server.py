@@ -10,7 +10,7 @@ SALES_API_REPORT_SECONDS to prepare. ``POST /_faults`` makes the server
 misbehave on purpose (HTTP 5xx, slow answers, slow reports, truncated files),
 so the loader's fault handling is tested against a real server.
 
-Run it with ``python -m datagen.sales_api --port 8090``.
+Run it with ``python -m datagen.sales_api_server --port 8090``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import hmac
 import os
 import time
 import uuid
@@ -26,9 +27,9 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from config import DatagenSettings
 from datagen.population import Population
-from datagen.sales import FILES, SalesDay
-from loaders.settings import DatagenSettings
+from datagen.sales_increments import FILES, SalesDay
 
 
 @dataclass
@@ -68,7 +69,8 @@ def create_app(state: ApiState) -> FastAPI:
         return await call_next(request)
 
     def check_key(key: str | None) -> None:
-        if key != state.api_key:
+        # Constant time: the answer must not leak how much of a guessed key matched.
+        if key is None or not hmac.compare_digest(key.encode(), state.api_key.encode()):
             raise HTTPException(status_code=401, detail="missing or wrong X-API-KEY")
 
     @app.get("/health")
@@ -162,7 +164,7 @@ def app_from_env() -> FastAPI:
 def main() -> None:
     import uvicorn
 
-    parser = argparse.ArgumentParser(prog="datagen.sales_api", description=__doc__)
+    parser = argparse.ArgumentParser(prog="datagen.sales_api_server", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     args = parser.parse_args()

@@ -11,13 +11,15 @@ import pytest
 from bson import ObjectId
 from psycopg import sql
 
+from config import PROJECT_ROOT
 from datagen.mongo_writer import write_day
 from datagen.population import Population
-from loaders import warehouse
-from loaders.mongo import COLLECTIONS, load_collection, raw_table
-from loaders.mongo_run import load_all
-from loaders.settings import PROJECT_ROOT
-from loaders.warehouse import CopyRow, LoaderError, copy_rows
+from loaders.core import control
+from loaders.core.copy import CopyRow, copy_rows
+from loaders.core.warehouse import LoaderError
+from loaders.mongo.checks import COLLECTIONS
+from loaders.mongo.job import load_all, load_collection
+from loaders.mongo.landing import raw_table
 
 START = dt.date(2026, 10, 1)
 POP = Population(seed=11, scale=0.1, start_date=START)
@@ -28,7 +30,7 @@ def raw_rows(conninfo: str, collection: str) -> list[tuple]:
     """The landed data of a raw table, without per-run metadata (batch ids, load times)."""
     with psycopg.connect(conninfo) as conn:
         query = sql.SQL("select _id, doc::text, _source_updated_at from {} order by 1, 3, 2")
-        return conn.execute(query.format(raw_table(COLLECTIONS[collection]))).fetchall()
+        return conn.execute(query.format(raw_table(COLLECTIONS[collection]).identifier)).fetchall()
 
 
 def scalar(conninfo: str, query: str, *params):
@@ -132,7 +134,7 @@ def test_crash_inside_a_batch_rolls_it_back_whole(mongo_db, warehouse, monkeypat
     write_day(mongo_db, POP, START)
     expected_total = mongo_db.event_logs.count_documents({})
     calls = {"n": 0}
-    from loaders import mongo as mongo_module
+    from loaders.mongo import landing as mongo_module
 
     real_close = mongo_module.close_batch
 
@@ -238,7 +240,7 @@ def test_bad_config_is_one_clear_line(monkeypatch) -> None:
 
 
 def test_reset_forgets_raw_rows_and_watermark(mongo_db, warehouse) -> None:
-    from loaders.mongo_run import reset_collection
+    from loaders.mongo.job import reset_collection
 
     write_day(mongo_db, POP, START)
     first = load(mongo_db, warehouse)
@@ -249,4 +251,4 @@ def test_reset_forgets_raw_rows_and_watermark(mongo_db, warehouse) -> None:
 def test_warehouse_module_exports_are_used() -> None:
     # Guard against the control-table DDL silently losing the rejects uniqueness
     # that makes re-rejection idempotent.
-    assert "unique (source, stream, record_id, record_version, reason)" in warehouse.CONTROL_DDL
+    assert "unique (source, stream, record_id, record_version, reason)" in control.CONTROL_DDL

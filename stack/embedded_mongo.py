@@ -18,7 +18,7 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from stack.postgres import ServiceError
+from stack.embedded_postgres import ServiceError
 
 
 @dataclass

@@ -3,6 +3,7 @@
 Every process of the project (loaders, datagen, the local stack, dbt through
 ``profiles/profiles.yml``, Airflow) reads the same variables, documented in
 ``.env.example``. Defaults point at the embedded services that ``make up`` starts.
+This package depends on nothing else in the project, so any package can read it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from psycopg.conninfo import make_conninfo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,20 +70,21 @@ class WarehouseSettings:
         )
 
     def conninfo(self, dbname: str | None = None) -> str:
-        parts = {
-            "host": self.host,
-            "port": str(self.port),
-            "user": self.user,
-            "dbname": dbname or self.dbname,
-            "sslmode": self.sslmode,
-            "connect_timeout": "5",
-            "application_name": "store-analytics",
-        }
-        if self.password:
-            parts["password"] = self.password
-        return " ".join(f"{k}='{v}'" for k, v in parts.items())
+        # make_conninfo quotes and escapes every value: a password with a quote,
+        # a backslash or a space reaches the server unchanged.
+        return make_conninfo(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            dbname=dbname or self.dbname,
+            sslmode=self.sslmode,
+            connect_timeout=5,
+            application_name="store-analytics",
+            password=self.password or None,
+        )
 
     def describe(self) -> str:
+        """Where the warehouse is, without the password, for messages."""
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
 
@@ -96,6 +101,22 @@ class MongoSettings:
             uri=_env("MONGO_URI", "mongodb://127.0.0.1:27117"),
             database=_env("MONGO_DB", "app"),
         )
+
+    def describe(self) -> str:
+        """The URI with any password masked, for messages."""
+        return mask_uri_password(self.uri)
+
+
+def mask_uri_password(uri: str) -> str:
+    """``scheme://user:***@host/...``: the URI without its password."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "<unparsable URI>"
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 EMBEDDABLE = ("postgres", "mongo", "sales_api")
@@ -126,6 +147,20 @@ class LocalSettings:
     @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    def advice(self, service: str, variables: str) -> str:
+        """What to do when ``service`` does not answer: start it, or fix its settings."""
+        if service in self.embedded:
+            return f"run `make up` to start the embedded server, or fix {variables} in .env"
+        return f"{service} is an external server here: check that it is up and {variables} in .env"
+
+
+def advice(service: str, variables: str) -> str:
+    """``LocalSettings.advice`` for the current environment (never fails on bad settings)."""
+    try:
+        return LocalSettings.from_env().advice(service, variables)
+    except ConfigError:
+        return f"check {variables} in .env"
 
 
 @dataclass(frozen=True)
@@ -177,11 +212,26 @@ class SalesApiSettings:
 
 @dataclass(frozen=True)
 class LoaderSettings:
+    """How the loaders batch, and how their watermarks treat real sources' clocks."""
+
     batch_size: int
+    # Writes committed late (replication lag, clock skew between app servers)
+    # can carry a write time just behind the watermark: every load re-reads
+    # this far back and skips what has already landed.
+    lookback_seconds: float
+    # A write time further than this ahead of the loader's clock is rejected,
+    # so one bad clock cannot move the watermark to 9999-12-31.
+    future_tolerance_seconds: float
 
     @classmethod
     def from_env(cls) -> LoaderSettings:
         size = _env_int("LOADER_BATCH_SIZE", 50_000)
         if size < 1:
             raise ConfigError(f"LOADER_BATCH_SIZE={size} must be at least 1")
-        return cls(batch_size=size)
+        lookback = _env_float("LOADER_LOOKBACK_SECONDS", 3600)
+        future = _env_float("LOADER_FUTURE_TOLERANCE_SECONDS", 300)
+        if lookback < 0 or future < 0:
+            raise ConfigError(
+                "LOADER_LOOKBACK_SECONDS and LOADER_FUTURE_TOLERANCE_SECONDS must be >= 0"
+            )
+        return cls(batch_size=size, lookback_seconds=lookback, future_tolerance_seconds=future)

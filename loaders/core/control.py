@@ -1,14 +1,9 @@
-"""The warehouse side every loader shares: connections, control tables, COPY.
+"""The ``loader`` schema: what every source's loads have committed, and what they refused.
 
-Control tables live in schema ``loader``:
 - ``watermarks``: how far each (source, stream) has been landed;
 - ``batches``: one row per committed batch (rows landed and rejected);
 - ``rejects``: records that could not be landed, with the reason and the
   payload as text, so nothing is dropped silently.
-
-A batch's raw rows, its rejects, its ``batches`` row and the advanced
-watermark commit in one transaction: a crash at any point rolls all of them
-back together, and a rerun resumes from the last committed watermark.
 """
 
 from __future__ import annotations
@@ -19,14 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import sql
 
-from loaders.settings import WarehouseSettings
-
-
-class LoaderError(RuntimeError):
-    """A load cannot proceed; the message is the one line shown to the user."""
-
+from loaders.core.warehouse import LoaderError
 
 CONTROL_DDL = """
 create schema if not exists loader;
@@ -59,29 +48,13 @@ create table if not exists loader.rejects (
     unique (source, stream, record_id, record_version, reason)
 );
 """
-
-
-@contextmanager
-def connect(settings: WarehouseSettings) -> Iterator[psycopg.Connection]:
-    """A connection with a one-line error when the warehouse is unreachable."""
-    try:
-        conn = psycopg.connect(settings.conninfo())
-    except psycopg.OperationalError as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1].strip()
-        raise LoaderError(
-            f"cannot connect to the warehouse at {settings.describe()}: {reason} "
-            "(run `make up` for the embedded server, or fix WAREHOUSE_* in .env)"
-        ) from None
-    try:
-        yield conn
-    finally:
-        conn.close()
+DDL_LOCK = "select pg_advisory_xact_lock(hashtext('loader.ddl'))"
 
 
 def ensure_control_tables(conn: psycopg.Connection) -> None:
     with conn.transaction():
         # Serialise concurrent first runs: CREATE ... IF NOT EXISTS can still race.
-        conn.execute("select pg_advisory_xact_lock(hashtext('loader.ddl'))")
+        conn.execute(DDL_LOCK)
         conn.execute(CONTROL_DDL)
 
 
@@ -96,8 +69,9 @@ def stream_lock(conn: psycopg.Connection, source: str, stream: str) -> Iterator[
     try:
         yield
     finally:
-        conn.execute("select pg_advisory_unlock(hashtext(%s))", (key,))
-        conn.commit()
+        if not conn.closed:
+            conn.execute("select pg_advisory_unlock(hashtext(%s))", (key,))
+            conn.commit()
 
 
 def read_watermark(conn: psycopg.Connection, source: str, stream: str) -> dict | None:
@@ -150,6 +124,17 @@ class Reject:
     payload: str
 
 
+def storable(text: str) -> str:
+    """``text`` as PostgreSQL can store it: NUL and unpaired surrogates escaped, never lost."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\u0000")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode()
+    return text
+
+
 def write_rejects(
     conn: psycopg.Connection,
     batch_id: int | None,
@@ -159,76 +144,21 @@ def write_rejects(
 ) -> int:
     """Insert rejects; a record already rejected for the same reason is not counted twice."""
     inserted = 0
-    for r in rejects:
-        cur = conn.execute(
-            "insert into loader.rejects"
-            " (batch_id, source, stream, record_id, record_version, reason, payload)"
-            " values (%s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
-            (batch_id, source, stream, r.record_id, r.record_version, r.reason, r.payload),
-        )
-        inserted += cur.rowcount
+    with conn.cursor() as cur:
+        for r in rejects:
+            cur.execute(
+                "insert into loader.rejects"
+                " (batch_id, source, stream, record_id, record_version, reason, payload)"
+                " values (%s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
+                (
+                    batch_id,
+                    source,
+                    stream,
+                    storable(r.record_id),
+                    storable(r.record_version),
+                    storable(r.reason),
+                    storable(r.payload),
+                ),
+            )
+            inserted += cur.rowcount
     return inserted
-
-
-@dataclass(frozen=True, slots=True)
-class CopyRow:
-    """One line of COPY text format plus what to record if the database refuses it.
-
-    Built once per record on the hot path, so it holds bytes and decodes only
-    when a row is actually refused.
-    """
-
-    line: bytes
-    record_id: bytes
-    record_version: bytes
-    body: bytes  # the payload kept in loader.rejects if PostgreSQL refuses the line
-
-    def refused(self, reason: str) -> Reject:
-        return Reject(
-            self.record_id.decode(errors="replace"),
-            self.record_version.decode(),
-            f"refused by PostgreSQL: {reason}",
-            self.body.decode(errors="replace"),
-        )
-
-
-def copy_statement(table: sql.Composable, columns: Sequence[str]) -> sql.Composed:
-    return sql.SQL("copy {} ({}) from stdin").format(
-        table, sql.SQL(", ").join(map(sql.Identifier, columns))
-    )
-
-
-def copy_rows(
-    conn: psycopg.Connection, table: sql.Composable, columns: Sequence[str], rows: Sequence[CopyRow]
-) -> list[Reject]:
-    """COPY ``rows`` in; rows the database refuses come back as rejects.
-
-    The fast path is one COPY of the whole batch. If PostgreSQL refuses a row
-    (a data error our own checks did not foresee), the batch is split in halves
-    inside savepoints until the bad rows are isolated: k bad rows cost
-    O(k log n) COPYs, and every good row still lands.
-    """
-    if not rows:
-        return []
-    try:
-        with (
-            conn.transaction(),
-            conn.cursor() as cur,
-            cur.copy(copy_statement(table, columns)) as copy,
-        ):
-            copy.write(b"".join(r.line for r in rows))
-        return []
-    except psycopg.errors.DataError as exc:
-        if len(rows) == 1:
-            return [rows[0].refused((str(exc).strip().splitlines() or ["data error"])[0])]
-        mid = len(rows) // 2
-        return copy_rows(conn, table, columns, rows[:mid]) + copy_rows(
-            conn, table, columns, rows[mid:]
-        )
-
-
-def copy_text(value: str) -> bytes:
-    """Escape a value for COPY's text format."""
-    return (
-        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    ).encode()

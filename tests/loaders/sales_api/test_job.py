@@ -12,8 +12,9 @@ import os
 import psycopg
 import pytest
 
-from loaders.sales_api import FILES, check_increment, fetch_day, load_day
-from loaders.warehouse import LoaderError
+from loaders.core.warehouse import LoaderError
+from loaders.sales_api.checks import FILES, check_increment
+from loaders.sales_api.job import fetch_day, load_day
 from tests.conftest import set_faults
 
 START = dt.date(2026, 10, 1)  # DATAGEN_START_DATE default; status column from START + 3

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from stack.postgres import ServiceError
+from stack.embedded_postgres import ServiceError
 
 
 @dataclass
@@ -50,7 +50,7 @@ class EmbeddedSalesApi:
                 [
                     sys.executable,
                     "-m",
-                    "datagen.sales_api",
+                    "datagen.sales_api_server",
                     "--host",
                     self.host,
                     "--port",

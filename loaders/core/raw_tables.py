@@ -1,0 +1,53 @@
+"""Raw tables as data: each source declares its tables, the core creates them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from loaders.core.control import DDL_LOCK
+
+
+@dataclass(frozen=True)
+class RawTable:
+    schema: str
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (name, type and constraints), in order
+    indexes: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def identifier(self) -> sql.Composed:
+        return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(self.name))
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def ensure_raw_tables(conn: psycopg.Connection, tables: Iterable[RawTable]) -> None:
+    """Create the schemas, tables and indexes that do not exist yet, in one transaction."""
+    with conn.transaction():
+        conn.execute(DDL_LOCK)
+        for table in tables:
+            conn.execute(
+                sql.SQL("create schema if not exists {}").format(sql.Identifier(table.schema))
+            )
+            columns = sql.SQL(",\n").join(
+                sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(definition))
+                for name, definition in table.columns
+            )
+            conn.execute(
+                sql.SQL("create table if not exists {} ({})").format(table.identifier, columns)
+            )
+            for cols in table.indexes:
+                name = f"{table.name}__{'_'.join(c.strip('_') for c in cols)}_idx"
+                conn.execute(
+                    sql.SQL("create index if not exists {} on {} ({})").format(
+                        sql.Identifier(name),
+                        table.identifier,
+                        sql.SQL(", ").join(map(sql.Identifier, cols)),
+                    )
+                )

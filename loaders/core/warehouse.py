@@ -1,0 +1,51 @@
+"""Warehouse connections with one clear line when something goes wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+
+from config import WarehouseSettings, advice, redact
+
+
+class LoaderError(RuntimeError):
+    """A load cannot proceed; the message is the one line shown to the user."""
+
+    def __init__(self, message: str):
+        super().__init__(redact(message))
+
+
+def first_line(exc: BaseException) -> str:
+    """The driver's own reason, in one line (psycopg errors span several)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+@contextmanager
+def connect(settings: WarehouseSettings, hint: str | None = None) -> Iterator[psycopg.Connection]:
+    """A warehouse connection; connection failures, now or mid-load, are one LoaderError line.
+
+    ``hint`` says what to do when the server cannot be reached (it depends on
+    whether the project runs the server itself).
+    """
+    hint = hint or advice("postgres", "WAREHOUSE_*")
+    try:
+        conn = psycopg.connect(settings.conninfo())
+    except psycopg.OperationalError as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1].strip()
+        raise LoaderError(
+            f"cannot connect to the warehouse at {settings.describe()}: {reason} ({hint})"
+        ) from None
+    try:
+        yield conn
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        # The server went away (restart, network, admin kill) in the middle of
+        # a load. Committed batches stay; the next run resumes after them.
+        raise LoaderError(
+            f"lost the connection to the warehouse at {settings.describe()} during the load: "
+            f"{first_line(exc)}; committed batches are kept, rerun to resume"
+        ) from None
+    finally:
+        conn.close()

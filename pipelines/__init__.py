@@ -1,0 +1,20 @@
+"""The one definition of the pipelines: which sources exist and the steps that land each.
+
+``make run`` (``stack.run``) runs these steps in-process, and the Airflow DAG
+factories (``airflow/include``) render the same steps as tasks, so a new
+source is one new entry in ``pipelines.sources.SOURCES`` (plus its loader
+subpackage and its dbt models), not an edit to two orchestrations.
+"""
+
+from pipelines.definition import Landed, Source, Step, StepContext, run_source
+from pipelines.sources import SOURCES, SOURCES_BY_NAME
+
+__all__ = [
+    "SOURCES",
+    "SOURCES_BY_NAME",
+    "Landed",
+    "Source",
+    "Step",
+    "StepContext",
+    "run_source",
+]
