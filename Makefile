@@ -15,10 +15,13 @@ PSQL = "$$($(RUN) python -c 'from stack.postgres import psql_path; print(psql_pa
 PSQL_CONN = "host=$${WAREHOUSE_HOST:-127.0.0.1} port=$${WAREHOUSE_PORT:-54329} user=$${WAREHOUSE_USER:-postgres} dbname=$${WAREHOUSE_DB:-warehouse} sslmode=$${WAREHOUSE_SSLMODE:-prefer}"
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status run datagen load dbt-build airflow docs test lint format bench psql sql clean
+.PHONY: help install up down status run datagen load dbt dbt-build dbt-changed airflow docs \
+	test lint format bench psql sql clean
 
+# Only this file: once .env is included, MAKEFILE_LIST names it too.
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*##' $(firstword $(MAKEFILE_LIST)) \
+		| awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(UV):
 	@echo "uv not found: installing it with pip (user site)"
@@ -36,8 +39,8 @@ up: install ## start the embedded PostgreSQL and MongoDB (EMBEDDED_SERVICES)
 down: ## stop the embedded services
 	-$(RUN) python -m stack down
 
-status: install ## show which services are configured and whether they answer
-	$(RUN) python -m stack status
+status: install ## show which services are configured and whether they answer (exit 1 if one is down)
+	@$(RUN) python -m stack status
 
 run: install ## set up, generate the next day, load it, dbt build, print a summary
 	$(RUN) python -m stack.run
@@ -48,21 +51,31 @@ datagen: up ## write the next logical day into the app database
 load: up ## land what is new in MongoDB into raw_mongo.*
 	$(RUN) python -m loaders mongo
 
+dbt: up ## any dbt command with the project's settings: make dbt ARGS="build -s review_mart"
+	$(DBT) $(or $(ARGS),--help) $(DBT_ARGS)
+
 dbt-build: up ## dbt build against the configured warehouse
 	$(DBT) build $(DBT_ARGS)
+
+# Slim CI: build and test only what changed against the last good build's
+# manifest (make run saves it), reading unchanged parents from that build.
+DBT_STATE_DIR ?= $(or $(DATA_DIR),.local)/dbt-state
+dbt-changed: up ## build only models changed since the last good build (state:modified+, --defer)
+	@test -f "$(DBT_STATE_DIR)/manifest.json" || { echo "no saved manifest in $(DBT_STATE_DIR): run make run (or copy production's manifest.json there) first" >&2; exit 1; }
+	$(DBT) build --select state:modified+ --defer --state "$(DBT_STATE_DIR)" $(DBT_ARGS)
 
 airflow: install ## Airflow 3 standalone on http://localhost:8080 (admin/admin), DAGs unpaused
 	$(RUN) python -m stack.airflow
 
 DOCS_PORT ?= 8081
-docs: up ## dbt docs (lineage) on http://localhost:$(DOCS_PORT)
+docs: up ## dbt docs site (lineage) on http://127.0.0.1:DOCS_PORT (default 8081)
 	$(DBT) docs generate $(DBT_ARGS)
 	$(DBT) docs serve $(DBT_ARGS) --port $(DOCS_PORT) --host 127.0.0.1 --no-browser
 
 test: install ## the test suite, on ephemeral servers it starts and removes itself
 	$(RUN) pytest
 
-lint: install ## ruff and sqlfluff
+lint: install ## ruff and sqlfluff (the locked versions; .ci/run runs this)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) sqlfluff lint dbt_project
@@ -79,7 +92,8 @@ bench: install ## loader throughput vs psql \copy of the same bytes; sales API s
 psql: up ## an interactive psql on the warehouse
 	PGPASSWORD="$${WAREHOUSE_PASSWORD:-}" $(PSQL) $(PSQL_CONN)
 
-sql: up ## run one query: make sql Q="select count(*) from marts.review_mart"
+sql: install ## run one query, output only: make sql Q="select count(*) from marts.review_mart"
+	@$(RUN) python -m stack up --quiet
 	@PGPASSWORD="$${WAREHOUSE_PASSWORD:-}" $(PSQL) $(PSQL_CONN) -X -v ON_ERROR_STOP=1 -c "$(Q)"
 
 clean: down ## stop services and delete local data, logs and dbt output

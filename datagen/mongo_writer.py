@@ -27,8 +27,9 @@ CHUNK = 5_000
 
 
 def ensure_indexes(db: Database) -> None:
+    """The index the loader's incremental reads use: (write time, _id), in read order."""
     for name, field in WRITE_TIME_FIELD.items():
-        db[name].create_index([(field, ASCENDING)])
+        db[name].create_index([(field, ASCENDING), ("_id", ASCENDING)])
 
 
 def write_day(db: Database, population: Population, day: dt.date) -> dict[str, int]:

@@ -112,7 +112,8 @@ def _answers(check: Callable[[], None]) -> str:
         return "down"
 
 
-def status() -> list[str]:
+def status() -> tuple[list[str], bool]:
+    """One line per service, and whether every one of them answers."""
     local, wh, mongo = (
         LocalSettings.from_env(),
         WarehouseSettings.from_env(),
@@ -125,8 +126,10 @@ def status() -> list[str]:
     api_settings = SalesApiSettings.from_env()
     api = embedded_sales_api(local, api_settings)
     api_state = "embedded" if "sales_api" in local.embedded else "external"
-    return [
+    api_up = "up" if api.is_running() else "down"
+    lines = [
         f"postgres  {pg_state:<8}  {pg_up:<4}  {wh.describe()}",
         f"mongo     {mg_state:<8}  {mg_up:<4}  {mongo.describe()}/{mongo.database}",
-        f"sales_api {api_state:<8}  {'up' if api.is_running() else 'down':<4}  {api_settings.url}",
+        f"sales_api {api_state:<8}  {api_up:<4}  {api_settings.url}",
     ]
+    return lines, all(state == "up" for state in (pg_up, mg_up, api_up))

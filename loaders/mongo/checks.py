@@ -7,13 +7,18 @@ are the staging models' business (safe casts, bad values counted by tests).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass
 
 import orjson
-from bson import Decimal128, ObjectId, json_util
+from bson import Decimal128, ObjectId, decode, json_util
 from bson.binary import Binary
+from bson.codec_options import CodecOptions, DatetimeConversion
+from bson.errors import BSONError
+from bson.raw_bson import RawBSONDocument
 
 from loaders.core.control import Reject
 from loaders.core.copy import CopyRow, copy_text
@@ -46,7 +51,10 @@ def _bson_default(value: object) -> object:
     if isinstance(value, ObjectId):
         return str(value)
     if isinstance(value, Decimal128):
-        return str(value.to_decimal())
+        number = value.to_decimal()
+        if not number.is_finite():
+            raise TypeError("a Decimal128 NaN or Infinity")
+        return str(number)
     if isinstance(value, Binary | bytes):
         return json_util.dumps(value)
     raise TypeError(f"cannot encode {type(value).__name__}")
@@ -64,11 +72,66 @@ def as_utc(ts: dt.datetime) -> dt.datetime:
     return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)
 
 
-def to_copy_row(doc: dict, spec: CollectionSpec, batch_id: int) -> CopyRow | Reject:
+# Documents are read as raw BSON and decoded here, one at a time, so a document
+# the driver cannot decode (invalid UTF-8, a date beyond year 9999) becomes one
+# reject instead of an exception that stops the cursor. Out-of-range dates
+# decode as DatetimeMS rather than raising.
+READ_OPTIONS = CodecOptions(
+    document_class=RawBSONDocument, datetime_conversion=DatetimeConversion.DATETIME_AUTO
+)
+_DECODE_OPTIONS = CodecOptions(datetime_conversion=DatetimeConversion.DATETIME_AUTO)
+_LENIENT_OPTIONS = CodecOptions(
+    datetime_conversion=DatetimeConversion.DATETIME_AUTO, unicode_decode_error_handler="replace"
+)
+_MAX_PAYLOAD = 100_000  # characters of a rejected document kept in loader.rejects
+
+
+def decode_document(raw: RawBSONDocument | dict) -> dict | Reject:
+    """The document as Python values, or a Reject carrying its bytes (base64)."""
+    if isinstance(raw, dict):
+        return raw
+    try:
+        return decode(raw.raw, _DECODE_OPTIONS)
+    except (BSONError, ValueError, OverflowError) as exc:
+        try:
+            record_id = str(decode(raw.raw, _LENIENT_OPTIONS).get("_id"))
+        except Exception:  # the bytes are beyond repair: keep them, unnamed
+            record_id = "undecodable"
+        return Reject(
+            record_id,
+            "invalid",
+            f"not decodable BSON: {exc}",
+            "base64:" + base64.b64encode(raw.raw).decode()[:_MAX_PAYLOAD],
+        )
+
+
+def non_finite_path(value: object, path: str = "") -> str | None:
+    """The path of the first NaN or Infinity in ``value``, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path or "(root)"
+    if isinstance(value, Decimal128):
+        return None if value.to_decimal().is_finite() else path or "(root)"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if found := non_finite_path(item, f"{path}.{key}" if path else str(key)):
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            if found := non_finite_path(item, f"{path}[{i}]"):
+                return found
+    return None
+
+
+def to_copy_row(
+    doc: dict, spec: CollectionSpec, batch_id: int, not_after: dt.datetime | None = None
+) -> CopyRow | Reject:
     """One COPY line for a document, or a Reject saying why it cannot be landed.
 
-    This runs once per document and dominates the loader's own CPU time, so it
-    stays lean: everything is bytes, and text is decoded only for rejects.
+    ``not_after`` (UTC) is the latest write time accepted: a document stamped
+    further ahead is rejected rather than allowed to move the watermark past
+    every later write. This runs once per document and dominates the loader's
+    own CPU time, so it stays lean: everything is bytes, and text is decoded
+    only for rejects.
     """
     oid = doc.get("_id")
     written = doc.get(spec.watermark_field)
@@ -76,16 +139,36 @@ def to_copy_row(doc: dict, spec: CollectionSpec, batch_id: int) -> CopyRow | Rej
         return Reject(
             str(oid),
             "invalid",
-            f"{spec.watermark_field} is missing or not a date, so no watermark can track it",
-            repr(doc)[:100_000],
+            f"{spec.watermark_field} is missing or not a date ({type(written).__name__}), "
+            "so no watermark can track it",
+            repr(doc)[:_MAX_PAYLOAD],
         )
     version = orjson.dumps(written, option=JSON_OPTIONS)[1:-1]  # ISO-8601 UTC, 10x isoformat()
+    if not_after is not None and as_utc(written) > not_after:
+        return Reject(
+            str(oid),
+            version.decode(),
+            f"{spec.watermark_field} {version.decode()} is ahead of the loader's clock by more "
+            f"than the tolerance (LOADER_FUTURE_TOLERANCE_SECONDS); held back so the watermark "
+            "does not pass later writes: it lands once its time has come",
+            repr(doc)[:_MAX_PAYLOAD],
+        )
+    if isinstance(oid, str) and "\x00" in oid:
+        return Reject(oid, version.decode(), "the _id contains a NUL character", repr(doc))
     try:
         body = encode_document(doc)
     except (TypeError, orjson.JSONEncodeError) as exc:
-        return Reject(
-            str(oid), version.decode(), f"not representable as JSON: {exc}", repr(doc)[:100_000]
+        body, problem = b"", f"not representable as JSON: {exc}"
+    else:
+        # orjson writes NaN and Infinity as null: look closer only when a null is there.
+        problem = None
+    if (not body or b"null" in body) and (path := non_finite_path(doc)):
+        problem = (
+            f"{path} is NaN or Infinity, which JSON and jsonb cannot hold "
+            "(rejected rather than stored as null)"
         )
+    if problem:
+        return Reject(str(oid), version.decode(), problem, repr(doc)[:_MAX_PAYLOAD])
     if b"\\u0000" in body and _NUL_ESCAPE.search(body):
         return Reject(
             str(oid),
@@ -104,3 +187,9 @@ def encode_watermark(doc: dict, spec: CollectionSpec) -> dict:
         "ts": as_utc(doc[spec.watermark_field]).isoformat(),
         "id": json_util.dumps(doc["_id"]),
     }
+
+
+def watermark_time(watermark: dict | None) -> dt.datetime | None:
+    if watermark is None:
+        return None
+    return dt.datetime.fromisoformat(watermark["ts"]).astimezone(dt.UTC)

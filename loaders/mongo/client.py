@@ -8,14 +8,14 @@ import threading
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
-from bson import json_util
 from pymongo import MongoClient
+from pymongo.cursor import Cursor
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from config import MongoSettings, advice
 from loaders.core.warehouse import LoaderError
-from loaders.mongo.checks import CollectionSpec
+from loaders.mongo.checks import READ_OPTIONS, CollectionSpec
 
 
 def mongo_database(settings: MongoSettings) -> tuple[MongoClient, Database]:
@@ -31,14 +31,38 @@ def mongo_database(settings: MongoSettings) -> tuple[MongoClient, Database]:
     return client, client[settings.database]
 
 
-def keyset_filter(spec: CollectionSpec, watermark: dict | None) -> dict:
-    """Documents strictly after the watermark in (write time, _id) order."""
+def read_since(
+    db: Database, spec: CollectionSpec, since: dt.datetime | None, batch_size: int
+) -> Cursor:
+    """Documents written at or after ``since`` (all when None), in (write time, _id) order.
+
+    Served by an index on (write time, _id), which the app database must have
+    (the simulator creates it; on a real MongoDB the loader only reads, so
+    create it there: see the README). Documents are returned as raw BSON: ``checks.decode_document``
+    decodes each one, so one undecodable document cannot stop the cursor.
+    """
+    collection = db.get_collection(spec.name, codec_options=READ_OPTIONS)
     f = spec.watermark_field
-    if watermark is None:
-        return {}  # documents without a valid write time are rejected, visibly
-    ts = dt.datetime.fromisoformat(watermark["ts"]).astimezone(dt.UTC).replace(tzinfo=None)
-    last_id = json_util.loads(watermark["id"])
-    return {"$or": [{f: {"$gt": ts}}, {f: ts, "_id": {"$gt": last_id}}]}
+    query = {} if since is None else {f: {"$gte": since.astimezone(dt.UTC).replace(tzinfo=None)}}
+    cursor = collection.find(query, batch_size=min(batch_size, 10_000))
+    return cursor.sort([(f, 1), ("_id", 1)])
+
+
+# Every BSON type a write time can wrongly have (a date is the only right one).
+_NOT_DATE_TYPES = ("string", "number", "bool", "object", "array", "objectId", "binData")
+
+
+def unreachable(db: Database, spec: CollectionSpec) -> Iterator:
+    """Documents whose write time is missing, null or not a date: no watermark reaches them.
+
+    Two queries (null/missing, then the wrong types), each served by the
+    write-time index on MongoDB; the embedded stand-in answers ``$or`` with
+    a null clause wrongly, hence two.
+    """
+    collection = db.get_collection(spec.name, codec_options=READ_OPTIONS)
+    f = spec.watermark_field
+    yield from collection.find({f: None})
+    yield from collection.find({"$or": [{f: {"$type": t}} for t in _NOT_DATE_TYPES]})
 
 
 def batched(docs: Iterable, size: int) -> Iterator[list]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import psycopg
 from psycopg import sql
@@ -12,11 +13,24 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from config import LoaderSettings, MongoSettings, WarehouseSettings, advice
-from loaders.core.control import ensure_control_tables, read_watermark, stream_lock
+from loaders.core.control import (
+    Reject,
+    ensure_control_tables,
+    read_watermark,
+    stream_lock,
+    write_rejects,
+)
 from loaders.core.raw_tables import ensure_raw_tables
 from loaders.core.warehouse import LoaderError, connect, first_line
-from loaders.mongo.checks import COLLECTIONS, CollectionSpec
-from loaders.mongo.client import keyset_filter, mongo_database, prefetch
+from loaders.mongo.checks import (
+    COLLECTIONS,
+    CollectionSpec,
+    as_utc,
+    decode_document,
+    to_copy_row,
+    watermark_time,
+)
+from loaders.mongo.client import mongo_database, prefetch, read_since, unreachable
 from loaders.mongo.landing import SOURCE, LoadResult, land_documents, raw_table
 from loaders.raw_tables import ensure_all_raw_tables
 
@@ -34,54 +48,109 @@ def print_progress(result: LoadResult) -> None:
     )
 
 
+def already_landed(
+    conn: psycopg.Connection, spec: CollectionSpec, since: dt.datetime
+) -> set[tuple[str, dt.datetime]]:
+    """(_id, write time) of every version landed at or after ``since``: the lookback's dedup."""
+    query = sql.SQL("select _id, _source_updated_at from {} where _source_updated_at >= %s")
+    with conn.cursor() as cur:
+        rows = cur.execute(query.format(raw_table(spec).identifier), (since,)).fetchall()
+    conn.commit()
+    return set(rows)
+
+
+def _not_landed_yet(
+    docs: Iterable, spec: CollectionSpec, landed: set[tuple[str, dt.datetime]], result: LoadResult
+) -> Iterator[dict | Reject]:
+    """Decoded documents minus the versions already in raw (re-read by the lookback)."""
+    for raw in docs:
+        item = decode_document(raw)
+        if landed and isinstance(item, dict):
+            written = item.get(spec.watermark_field)
+            if (
+                isinstance(written, dt.datetime)
+                and (str(item.get("_id")), as_utc(written)) in landed
+            ):
+                result.skipped += 1
+                continue
+        yield item
+
+
+def _reject_unreachable(
+    db: Database, conn: psycopg.Connection, spec: CollectionSpec, result: LoadResult
+) -> None:
+    """Every document no watermark can reach goes to loader.rejects (once per version)."""
+    rejects: list[Reject] = []
+    for raw in unreachable(db, spec):
+        item = decode_document(raw)
+        row = item if isinstance(item, Reject) else to_copy_row(item, spec, 0)
+        if isinstance(row, Reject):
+            rejects.append(row)
+    result.unreachable = len(rejects)
+    if rejects:
+        with conn.transaction():
+            result.rejected += write_rejects(conn, None, SOURCE, spec.name, rejects)
+        result.notes.append(
+            f"{len(rejects)} document(s) in {spec.name} have no usable {spec.watermark_field} "
+            "(missing, null or not a date): they are in loader.rejects and re-checked every run"
+        )
+
+
 def load_collection(
     db: Database,
     conn: psycopg.Connection,
     spec: CollectionSpec,
     *,
     batch_size: int,
+    settings: LoaderSettings | None = None,
+    now: dt.datetime | None = None,
     progress: Callable[[LoadResult], None] | None = None,
     max_batches: int | None = None,
 ) -> LoadResult:
-    """Land every document written since the watermark; returns what was landed.
+    """Land every document version written since the watermark; returns what was landed.
 
-    ``max_batches`` stops after that many committed batches (used to simulate an
-    interrupted load in tests; a rerun picks up where it stopped).
+    Reads re-start ``LOADER_LOOKBACK_SECONDS`` before the watermark, so a write
+    committed late with an earlier write time is still read; versions already
+    in raw are skipped. Write times further ahead of ``now`` than the tolerance
+    are rejected and never move the watermark. ``max_batches`` stops after that
+    many committed batches (tests use it to simulate an interrupted load).
     """
     started = time.monotonic()
+    settings = settings or LoaderSettings.from_env()
+    now = now or dt.datetime.now(dt.UTC)
+    not_after = now + dt.timedelta(seconds=settings.future_tolerance_seconds)
     ensure_control_tables(conn)
     ensure_raw_tables(conn, [raw_table(spec)])
     with stream_lock(conn, SOURCE, spec.name):
         watermark = read_watermark(conn, SOURCE, spec.name)
-        collection = db[spec.name]
+        since = watermark_time(watermark)
+        if since is not None:
+            since -= dt.timedelta(seconds=settings.lookback_seconds)
+        landed = already_landed(conn, spec, since) if since is not None else set()
+        result = LoadResult(spec.name)
         try:
-            unwatermarked = collection.count_documents({spec.watermark_field: None})
-            cursor = collection.find(
-                keyset_filter(spec, watermark), batch_size=min(batch_size, 10_000)
+            docs = _not_landed_yet(
+                prefetch(read_since(db, spec, since, batch_size)), spec, landed, result
             )
-            cursor = cursor.sort([(spec.watermark_field, 1), ("_id", 1)])
-            result = land_documents(
+            loaded = land_documents(
                 conn,
                 spec,
-                prefetch(cursor),
+                docs,
                 batch_size=batch_size,
+                watermark=watermark,
+                not_after=not_after,
                 progress=progress,
                 max_batches=max_batches,
             )
+            loaded.skipped = result.skipped
+            _reject_unreachable(db, conn, spec, loaded)
         except PyMongoError as exc:
             raise LoaderError(
                 f"MongoDB failed while reading {spec.name}: {first_line(exc)[:200]} "
                 f"({advice('mongo', 'MONGO_URI')})"
             ) from None
-    result.watermark = result.watermark or watermark
-    result.unwatermarked = unwatermarked
-    if unwatermarked:
-        result.notes.append(
-            f"{unwatermarked} document(s) in {spec.name} have no {spec.watermark_field} "
-            "and cannot be loaded incrementally"
-        )
-    result.seconds = time.monotonic() - started
-    return result
+    loaded.seconds = time.monotonic() - started
+    return loaded
 
 
 def load_all(

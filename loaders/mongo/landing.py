@@ -19,7 +19,14 @@ from psycopg.copy import QueuedLibpqWriter
 from loaders.core.control import Reject, close_batch, open_batch, write_rejects
 from loaders.core.copy import CopyRow, copy_rows, copy_statement
 from loaders.core.raw_tables import RawTable
-from loaders.mongo.checks import COLLECTIONS, CollectionSpec, encode_watermark, to_copy_row
+from loaders.mongo.checks import (
+    COLLECTIONS,
+    CollectionSpec,
+    as_utc,
+    encode_watermark,
+    to_copy_row,
+    watermark_time,
+)
 from loaders.mongo.client import batched
 
 SOURCE = "mongo"
@@ -38,7 +45,8 @@ def raw_table(spec: CollectionSpec) -> RawTable:
             ("_batch_id", "bigint not null"),
             ("_loaded_at", "timestamptz not null default now()"),
         ),
-        indexes=(("_id",), ("_loaded_at",)),
+        # _source_updated_at: each load looks up what it already landed in its lookback window.
+        indexes=(("_id",), ("_loaded_at",), ("_source_updated_at",)),
     )
 
 
@@ -53,26 +61,34 @@ class LoadResult:
     batches: int = 0
     seconds: float = 0.0
     watermark: dict | None = None
-    unwatermarked: int = 0  # documents the watermark cannot reach (missing write time)
+    skipped: int = 0  # re-read in the lookback window, already landed
+    unreachable: int = 0  # documents no watermark can reach (write time missing or not a date)
     notes: list[str] = field(default_factory=list)
 
 
 _STREAM_CHUNK = 256 << 10  # bytes handed to COPY at a time
 
 
+Item = dict | Reject  # a decoded document, or one that failed to decode
+
+
 def _encode(
-    spec: CollectionSpec, docs: list[dict], batch_id: int
+    spec: CollectionSpec, items: list[Item], batch_id: int, not_after: dt.datetime | None
 ) -> tuple[list[CopyRow], list[Reject]]:
     rows: list[CopyRow] = []
     rejects: list[Reject] = []
-    for doc in docs:
-        item = to_copy_row(doc, spec, batch_id)
-        (rows if isinstance(item, CopyRow) else rejects).append(item)
+    for item in items:
+        row = item if isinstance(item, Reject) else to_copy_row(item, spec, batch_id, not_after)
+        (rows if isinstance(row, CopyRow) else rejects).append(row)
     return rows, rejects
 
 
 def _copy_batch(
-    conn: psycopg.Connection, spec: CollectionSpec, docs: list[dict], batch_id: int
+    conn: psycopg.Connection,
+    spec: CollectionSpec,
+    items: list[Item],
+    batch_id: int,
+    not_after: dt.datetime | None,
 ) -> tuple[list[CopyRow], list[Reject], list[Reject]]:
     """COPY one batch; returns (rows, rejects found while encoding, rows PostgreSQL refused).
 
@@ -93,14 +109,18 @@ def _copy_batch(
         ):
             pending: list[bytes] = []
             size = 0
-            for doc in docs:
-                item = to_copy_row(doc, spec, batch_id)
-                if isinstance(item, Reject):
-                    rejects.append(item)
+            for item in items:
+                row = (
+                    item
+                    if isinstance(item, Reject)
+                    else to_copy_row(item, spec, batch_id, not_after)
+                )
+                if isinstance(row, Reject):
+                    rejects.append(row)
                     continue
-                rows.append(item)
-                pending.append(item.line)
-                size += len(item.line)
+                rows.append(row)
+                pending.append(row.line)
+                size += len(row.line)
                 if size >= _STREAM_CHUNK:
                     copy.write(b"".join(pending))
                     pending.clear()
@@ -109,16 +129,42 @@ def _copy_batch(
                 copy.write(b"".join(pending))
         return rows, rejects, []
     except psycopg.errors.DataError:
-        rows, rejects = _encode(spec, docs, batch_id)
+        rows, rejects = _encode(spec, items, batch_id, not_after)
         return rows, rejects, copy_rows(conn, table, RAW_COLUMNS, rows)
+
+
+def _advance(
+    watermark: dict | None, items: list[Item], spec: CollectionSpec, not_after: dt.datetime | None
+) -> dict | None:
+    """The watermark after a batch: its last document with a usable write time, if later.
+
+    Documents held back for a future write time never move it, and documents
+    re-read in the lookback window never move it backwards.
+    """
+    current = watermark_time(watermark)
+    for item in reversed(items):
+        if isinstance(item, Reject):
+            continue
+        written = item.get(spec.watermark_field)
+        if not isinstance(written, dt.datetime):
+            continue
+        ts = as_utc(written)
+        if not_after is not None and ts > not_after:
+            continue
+        if current is None or ts >= current:
+            return encode_watermark(item, spec)
+        return watermark
+    return watermark
 
 
 def land_documents(
     conn: psycopg.Connection,
     spec: CollectionSpec,
-    docs: Iterable[dict],
+    docs: Iterable[Item],
     *,
     batch_size: int,
+    watermark: dict | None = None,
+    not_after: dt.datetime | None = None,
     progress: Callable[[LoadResult], None] | None = None,
     max_batches: int | None = None,
 ) -> LoadResult:
@@ -127,17 +173,15 @@ def land_documents(
     Each transaction holds the batch's raw rows, its rejects, its ``loader.batches``
     row and the advanced watermark. The caller holds the stream lock.
     """
-    result = LoadResult(spec.name)
+    result = LoadResult(spec.name, watermark=watermark)
     started = time.monotonic()
     for chunk in batched(docs, batch_size):
         with conn.transaction():
             batch_id = open_batch(conn, SOURCE, spec.name)
-            rows, rejects, refused = _copy_batch(conn, spec, chunk, batch_id)
+            rows, rejects, refused = _copy_batch(conn, spec, chunk, batch_id, not_after)
             landed = len(rows) - len(refused)
             rejected = write_rejects(conn, batch_id, SOURCE, spec.name, rejects + refused)
-            dated = [d for d in chunk if isinstance(d.get(spec.watermark_field), dt.datetime)]
-            if dated:
-                result.watermark = encode_watermark(dated[-1], spec)
+            advanced = _advance(result.watermark, chunk, spec, not_after)
             close_batch(
                 conn,
                 batch_id,
@@ -145,8 +189,9 @@ def land_documents(
                 spec.name,
                 landed,
                 rejected,
-                result.watermark if dated else None,
+                advanced if advanced is not result.watermark else None,
             )
+            result.watermark = advanced
         result.landed += landed
         result.rejected += rejected
         result.batches += 1

@@ -1,0 +1,48 @@
+"""The everyday commands' contracts: exit codes, output that pipes, one run at a time."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from config import PROJECT_ROOT
+from stack import run as run_module
+from stack.run_lock import run_lock
+
+
+def test_status_exits_nonzero_when_a_configured_server_is_down(monkeypatch, tmp_path) -> None:
+    for key, value in {"EMBEDDED_SERVICES": "none", "WAREHOUSE_PORT": "1",
+                       "MONGO_URI": "mongodb://127.0.0.1:1", "SALES_API_URL": "http://127.0.0.1:1",
+                       "DATA_DIR": str(tmp_path)}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stack", "status"], cwd=PROJECT_ROOT,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "postgres  external  down" in proc.stdout
+    assert "does not answer" in proc.stderr
+
+
+def test_make_help_lists_targets_once_a_dot_env_exists(tmp_path) -> None:
+    if shutil.which("make") is None:
+        pytest.fail("make is not installed")
+    shutil.copy(PROJECT_ROOT / "Makefile", tmp_path / "Makefile")
+    shutil.copy(PROJECT_ROOT / ".env.example", tmp_path / ".env")
+    out = subprocess.run(
+        ["make", "-s", "help"], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout
+    lines = out.splitlines()
+    assert lines and all(line.startswith("  make ") for line in lines), out
+    assert "Makefile" not in out and "make dbt " in out
+
+
+def test_a_second_run_at_once_stops_with_one_line(local_dirs, capsys) -> None:
+    with run_lock(local_dirs):
+        assert run_module.main() == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "another `make run` is in progress (pid" in err
