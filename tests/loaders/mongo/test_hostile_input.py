@@ -26,7 +26,8 @@ T0 = dt.datetime(2026, 10, 2, 9, 0)  # naive UTC, as pymongo returns
 
 def doc(i: int, written: object, **extra) -> dict:
     return {"_id": ObjectId(), "query_id": f"Q{i}", "user_id": 1, "query_text": "lamp",
-            "timestamp": T0, "filters": [], "results_count": 1, "updated_at": written, **extra}  # fmt: skip
+            "timestamp": T0, "filters": [], "results_count": 1, "updated_at": written,
+            **extra}  # fmt: skip
 
 
 def load(mongo_db, conninfo: str, now: dt.datetime = NOW, collection: str = "search_queries"):
@@ -155,7 +156,8 @@ def test_undecodable_bson_becomes_one_reject_and_the_rest_land(warehouse) -> Non
 def test_nan_and_infinity_are_rejected_never_stored_as_null(warehouse) -> None:
     # The embedded MongoDB stand-in stores JSON and cannot hold NaN; MongoDB can.
     docs = [doc(1, T0), doc(2, T0, score=float("nan")),
-            doc(3, T0, nested={"x": [1.0, float("inf")]}), doc(4, T0, price=Decimal128("NaN"))]  # fmt: skip
+            doc(3, T0, nested={"x": [1.0, float("inf")]}),
+            doc(4, T0, price=Decimal128("NaN"))]  # fmt: skip
     with psycopg.connect(warehouse) as conn:
         from loaders.raw_tables import ensure_all_raw_tables
 
