@@ -1,0 +1,102 @@
+"""The layout's rules, checked on the source: who may import whom, and no import cycles.
+
+config <- loaders <- pipelines <- stack, airflow/include <- airflow/dags;
+datagen (the simulator) reads config only. Libraries never import Airflow.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from config import PROJECT_ROOT
+
+PACKAGES = {  # import name -> folder
+    "config": PROJECT_ROOT / "config",
+    "loaders": PROJECT_ROOT / "loaders",
+    "pipelines": PROJECT_ROOT / "pipelines",
+    "datagen": PROJECT_ROOT / "datagen",
+    "stack": PROJECT_ROOT / "stack",
+    "include": PROJECT_ROOT / "airflow" / "include",
+}
+MAY_IMPORT = {  # project packages each package may import
+    "config": set(),
+    "loaders": {"config"},
+    "datagen": {"config"},
+    "pipelines": {"config", "loaders", "datagen"},
+    "stack": {"config", "loaders", "pipelines", "datagen"},
+    "include": {"config", "loaders", "pipelines"},
+}
+NO_AIRFLOW = ("config", "loaders", "datagen", "pipelines", "stack")
+
+
+def module_name(package: str, path: Path) -> str:
+    parts = path.relative_to(PACKAGES[package]).with_suffix("").parts
+    return ".".join((package, *parts)).removesuffix(".__init__")
+
+
+def imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, at any depth (lazy imports count too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    modules = {
+        module_name(pkg, path): path
+        for pkg, folder in PACKAGES.items()
+        for path in folder.rglob("*.py")
+    }
+    return {name: {m for m in imports(path) if m in modules} for name, path in modules.items()}
+
+
+def test_packages_import_only_what_the_layout_allows() -> None:
+    for module, targets in graph().items():
+        package = module.split(".")[0]
+        for target in targets:
+            other = target.split(".")[0]
+            assert other == package or other in MAY_IMPORT[package], f"{module} -> {target}"
+
+
+def test_libraries_never_import_airflow() -> None:
+    for package in NO_AIRFLOW:
+        for path in PACKAGES[package].rglob("*.py"):
+            bad = {m for m in imports(path) if m.split(".")[0] in ("airflow", "cosmos")}
+            assert not bad, f"{path.relative_to(PROJECT_ROOT)} imports {bad}"
+
+
+def test_no_import_cycles() -> None:
+    edges = graph()
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(edges[module]):
+            if state.get(target) == 1:
+                cycle = [*path[path.index(target) :], target] if target in path else [target]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [module])
+
+
+def test_the_cycle_check_catches_a_cycle(monkeypatch) -> None:
+    import tests.test_architecture as me
+
+    monkeypatch.setattr(me, "graph", lambda: {"a": {"b"}, "b": {"a"}})
+    try:
+        me.test_no_import_cycles()
+    except AssertionError as exc:
+        assert "a -> b -> a" in str(exc)
+    else:
+        raise AssertionError("a cycle went unnoticed")
