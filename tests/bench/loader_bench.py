@@ -30,6 +30,7 @@ from pymongo import MongoClient
 
 from config import LoaderSettings
 from datagen.app_db import AppDay
+from datagen.mongo_writer import ensure_indexes
 from datagen.population import Population
 from loaders.core.control import ensure_control_tables
 from loaders.core.copy import CopyRow
@@ -53,6 +54,7 @@ create table {t} (
 );
 create index on {t} (_id);
 create index on {t} (_loaded_at);
+create index on {t} (_source_updated_at);
 """
 
 
@@ -159,7 +161,7 @@ def run(pg: EmbeddedPostgres, mongo: EmbeddedMongo, tmp: Path) -> int:
     coll = client.bench[SPEC.name]
     for start in range(0, len(docs), 10_000):
         coll.insert_many(docs[start : start + 10_000])
-    coll.create_index([(SPEC.watermark_field, 1)])
+    ensure_indexes(client.bench)
 
     def read_only(use_prefetch: bool) -> float:
         started = time.perf_counter()
