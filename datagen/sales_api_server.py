@@ -7,8 +7,9 @@
 
 Every call needs the ``X-API-KEY`` header (SALES_API_KEY). A report takes
 SALES_API_REPORT_SECONDS to prepare. ``POST /_faults`` makes the server
-misbehave on purpose (HTTP 5xx, slow answers, slow reports, truncated files),
-so the loader's fault handling is tested against a real server.
+misbehave on purpose (HTTP 5xx, rate limiting with Retry-After, slow answers,
+slow reports, truncated files, bad values in chosen fields), so the loader's
+fault handling is tested against a real server.
 
 Run it with ``python -m datagen.sales_api_server --port 8090``.
 """
@@ -17,15 +18,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import datetime as dt
 import hmac
+import io
+import json
 import os
 import time
 import uuid
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Header, HTTPException, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from config import DatagenSettings
 from datagen.population import Population
@@ -39,6 +43,12 @@ class Faults:
     delay_next: int = 0  # the next N requests wait delay_seconds first
     delay_seconds: float = 0.0
     truncate_next: int = 0  # the next N file downloads are cut mid-line
+    rate_limit_next: int = 0  # the next N requests answer 429 Too Many Requests
+    retry_after: str | None = "1"  # their Retry-After header (None: no header)
+    # Every download of a file gets these values: [{"file", "line", "column", "value"}]
+    # (line 1 is the header). A lone surrogate in a value ("\udcff") is sent as
+    # that raw byte (0xff), so files with invalid UTF-8 can be served too.
+    bad_values: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -66,6 +76,10 @@ def create_app(state: ApiState) -> FastAPI:
         if f.fail_next > 0:
             f.fail_next -= 1
             return JSONResponse({"detail": "injected failure"}, status_code=f.fail_status)
+        if f.rate_limit_next > 0:
+            f.rate_limit_next -= 1
+            headers = {"Retry-After": f.retry_after} if f.retry_after is not None else None
+            return JSONResponse({"detail": "rate limited"}, status_code=429, headers=headers)
         return await call_next(request)
 
     def check_key(key: str | None) -> None:
@@ -78,13 +92,15 @@ def create_app(state: ApiState) -> FastAPI:
         return {"status": "ok"}
 
     @app.post("/_faults")
-    async def set_faults(request: Request, x_api_key: str | None = Header(None)) -> dict:
+    async def set_faults(request: Request, x_api_key: str | None = Header(None)) -> Response:
         check_key(x_api_key)
         body = await request.json()
         state.faults = Faults(**body.get("faults", {}))
         if "report_seconds" in body:
             state.report_seconds = float(body["report_seconds"])
-        return {"faults": state.faults.__dict__, "report_seconds": state.report_seconds}
+        # ASCII JSON: bad values may hold lone surrogates, which UTF-8 cannot encode.
+        answer = {"faults": state.faults.__dict__, "report_seconds": state.report_seconds}
+        return Response(json.dumps(answer), media_type="application/json")
 
     @app.post("/generate_report")
     async def generate_report(x_api_key: str | None = Header(None)) -> dict:
@@ -142,12 +158,30 @@ def create_app(state: ApiState) -> FastAPI:
         if increment_id not in state.increments or name not in FILES:
             raise HTTPException(status_code=404, detail="no such file")
         body = SalesDay(state.population, state.increments[increment_id]).files()[name]
+        body = with_bad_values(body, [b for b in state.faults.bad_values if b["file"] == name])
+        data = body.encode("utf-8", "surrogateescape")
         if state.faults.truncate_next > 0:
             state.faults.truncate_next -= 1
-            body = body[: int(len(body) * 0.6)]  # cut mid-line, like a broken transfer
-        return PlainTextResponse(body, media_type="text/csv")
+            data = data[: int(len(data) * 0.6)]  # cut mid-line, like a broken transfer
+        return Response(data, media_type="text/csv")
 
     return app
+
+
+def with_bad_values(body: str, bad: list[dict]) -> str:
+    """``body`` with the given fields replaced (same number of lines, as announced)."""
+    if not bad:
+        return body
+    lines = body.removesuffix("\n").split("\n")
+    header = next(csv.reader([lines[0]]))
+    for item in bad:
+        number = int(item["line"])
+        fields = next(csv.reader([lines[number - 1]]))
+        fields[header.index(item["column"])] = item["value"]
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow(fields)
+        lines[number - 1] = out.getvalue()
+    return "".join(f"{line}\n" for line in lines)
 
 
 def app_from_env() -> FastAPI:

@@ -24,7 +24,11 @@ def _load_sales(first: dt.date, days: int) -> int:
     for k in range(days):
         r = load_day(first + dt.timedelta(days=k))
         rows = ", ".join(f"{t}={n:,}" for t, n in r.rows.items())
-        print(f"sales {r.day}: {rows}  ({r.seconds:.1f}s; files in {r.folder})")
+        rejected = ", ".join(f"{t}={n:,}" for t, n in r.rejected.items() if n)
+        print(
+            f"sales {r.day}: landed {rows}; rejected {rejected or 'none'}"
+            f"  ({r.seconds:.1f}s; files in {r.folder})"
+        )
         for note in r.notes:
             print(f"  note: {note}", file=sys.stderr)
     return 0

@@ -76,7 +76,9 @@ def check_files(ctx: StepContext) -> str:
 
 def load_increment(ctx: StepContext) -> dict:
     r = sales_job.land_folder(Path(ctx.upstream), ctx.day)
-    tables = {f"raw_sales.{t}": {"landed": n, "rejected": 0} for t, n in r.rows.items()}
+    tables = {
+        f"raw_sales.{t}": {"landed": n, "rejected": r.rejected.get(t, 0)} for t, n in r.rows.items()
+    }
     return Landed(tables, r.notes).as_dict()
 
 

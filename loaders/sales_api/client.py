@@ -1,20 +1,34 @@
 """The partner's HTTP protocol: report -> poll -> increment, with retries and one-line errors.
 
-HTTP 5xx answers and timeouts are retried with exponential backoff; anything
-that still fails stops with one line naming the URL.
+HTTP 5xx answers, timeouts and refused connections are retried with exponential
+backoff. HTTP 429 (rate limited) is retried too, after the wait the server asks
+for in ``Retry-After`` (capped, so a server cannot park the loader for hours),
+or with the same backoff when it does not say. Anything that still fails stops
+with one line naming the URL, never a traceback and never the API key (it
+travels in a header, and LoaderError masks it anyway).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from config import SalesApiSettings, advice
 from loaders.core.warehouse import LoaderError
+
+RETRY_AFTER_MAX_SECONDS = 60.0  # the longest wait a Retry-After header gets
 
 
 class _ServerError(Exception):
@@ -23,14 +37,49 @@ class _ServerError(Exception):
         self.response = response
 
 
+class _RateLimited(Exception):
+    def __init__(self, response: httpx.Response):
+        super().__init__("HTTP 429")
+        self.response = response
+        self.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+
+
+def retry_after_seconds(header: str | None, now: dt.datetime | None = None) -> float | None:
+    """The wait a ``Retry-After`` header asks for, capped; None when absent or unreadable.
+
+    Both forms of RFC 9110 are read: delay-seconds (``120``) and an HTTP date.
+    """
+    if header is None:
+        return None
+    header = header.strip()
+    if header.isascii() and header.isdigit():
+        seconds = float(header)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = (when - (now or dt.datetime.now(dt.UTC))).total_seconds()
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX_SECONDS)
+
+
 def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, _ServerError | httpx.TimeoutException | httpx.TransportError)
+    return isinstance(exc, _ServerError | _RateLimited | httpx.TransportError)
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """A server's answer or a driver's message as one short line."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class SalesApiClient:
     def __init__(self, settings: SalesApiSettings, sleep: Callable[[float], None] = time.sleep):
         self.settings = settings
         self.sleep = sleep
+        self._backoff = wait_exponential(multiplier=settings.backoff_seconds, max=60)
         self.http = httpx.Client(
             base_url=settings.url,
             headers={"X-API-KEY": settings.api_key},
@@ -46,13 +95,20 @@ class SalesApiClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def call(self, method: str, path: str, **kwargs) -> httpx.Response:
-        """One API call; 5xx answers, timeouts and refused connections are retried."""
+    def _wait(self, state: RetryCallState) -> float:
+        """Seconds before the next attempt: what a 429 asks for, else exponential backoff."""
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _RateLimited) and exc.retry_after is not None:
+            return exc.retry_after
+        return self._backoff(state)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One API call; 5xx, 429, timeouts and refused connections are retried."""
         s = self.settings
         url = f"{s.url}{path}"
         retrying = Retrying(
             stop=stop_after_attempt(s.attempts),
-            wait=wait_exponential(multiplier=s.backoff_seconds, max=60),
+            wait=self._wait,
             retry=retry_if_exception(_transient),
             sleep=self.sleep,
             reraise=True,
@@ -63,10 +119,19 @@ class SalesApiClient:
                     response = self.http.request(method, path, **kwargs)
                     if response.status_code >= 500:
                         raise _ServerError(response)
+                    if response.status_code == 429:
+                        raise _RateLimited(response)
         except _ServerError as exc:
             raise LoaderError(
                 f"the sales API at {url} answered HTTP {exc.response.status_code} "
                 f"{s.attempts} time(s) in a row; try again later"
+            ) from None
+        except _RateLimited as exc:
+            asked = exc.response.headers.get("Retry-After")
+            raise LoaderError(
+                f"the sales API at {url} rate-limited the loader (HTTP 429) {s.attempts} "
+                f"time(s) in a row (Retry-After: {_one_line(asked or 'not given', 40)}, "
+                f"waits capped at {RETRY_AFTER_MAX_SECONDS:g}s); try again later"
             ) from None
         except httpx.TimeoutException:
             raise LoaderError(
@@ -74,8 +139,9 @@ class SalesApiClient:
                 f"{s.attempts} time(s) (SALES_API_TIMEOUT_SECONDS)"
             ) from None
         except httpx.TransportError as exc:
+            reason = _one_line(str(exc)) or type(exc).__name__
             raise LoaderError(
-                f"cannot reach the sales API at {url}: {exc or type(exc).__name__} "
+                f"cannot reach the sales API at {url}: {reason} "
                 f"({advice('sales_api', 'SALES_API_URL')})"
             ) from None
         if response.status_code == 401:
@@ -83,17 +149,36 @@ class SalesApiClient:
         if response.status_code >= 400:
             raise LoaderError(
                 f"the sales API at {url} answered HTTP {response.status_code}: "
-                f"{response.text[:200]}"
+                f"{_one_line(response.text)}"
             )
         return response
 
+    def call_json(self, method: str, path: str, *keys: str, **kwargs: Any) -> dict:
+        """An API call whose answer must be a JSON object holding ``keys``."""
+        response = self.call(method, path, **kwargs)
+        url = f"{self.settings.url}{path}"
+        try:
+            body = response.json()
+        except ValueError:
+            raise LoaderError(
+                f"the sales API at {url} answered something that is not JSON: "
+                f"{_one_line(response.text, 100)!r}"
+            ) from None
+        missing = [k for k in keys if not isinstance(body, dict) or k not in body]
+        if missing:
+            raise LoaderError(
+                f"the sales API at {url} answered without {', '.join(missing)}: "
+                f"{_one_line(response.text, 100)!r}"
+            )
+        return body
+
     # -- the protocol --------------------------------------------------------------
     def generate_report(self) -> str:
-        return self.call("POST", "/generate_report").json()["task_id"]
+        return str(self.call_json("POST", "/generate_report", "task_id")["task_id"])
 
     def report_status(self, task_id: str) -> dict:
         """One status check: ``{"status": "RUNNING"}`` or ``{"status": "SUCCESS", "report_id"}``."""
-        return self.call("GET", "/get_report", params={"task_id": task_id}).json()
+        return self.call_json("GET", "/get_report", "status", params={"task_id": task_id})
 
     def wait_for_report(self, task_id: str) -> str:
         """Poll until the report is ready; a report not ready by the deadline is an error."""
@@ -101,7 +186,11 @@ class SalesApiClient:
         while True:
             body = self.report_status(task_id)
             if body.get("status") == "SUCCESS":
-                return body["report_id"]
+                if not body.get("report_id"):
+                    raise LoaderError(
+                        f"the sales API says report {task_id} is ready but gives no report_id"
+                    )
+                return str(body["report_id"])
             if time.monotonic() >= deadline:
                 raise LoaderError(
                     f"the sales API report {task_id} was not ready after "
@@ -112,4 +201,4 @@ class SalesApiClient:
 
     def get_increment(self, report_id: str, day: dt.date) -> dict:
         params = {"report_id": report_id, "date": day.isoformat()}
-        return self.call("GET", "/get_increment", params=params).json()
+        return self.call_json("GET", "/get_increment", "files", params=params)

@@ -40,13 +40,20 @@ def fetch_increment(report_id: str, day: dt.date, root: Path | None = None) -> P
         return download_increment(client, client.get_increment(report_id, day), day, root)
 
 
-def check_folder(folder: Path) -> dict[str, int]:
-    """Every file present and well-formed (seed 004's sensor step); rows per file."""
-    return {name: len(f.rows) for name, f in check_increment(folder).items()}
+def check_folder(folder: Path) -> dict[str, dict[str, int]]:
+    """Every file present and whole (seed 004's sensor step); valid and rejected rows per file.
+
+    File-level problems stop here with one line; lines that break the field
+    contract are only counted: the load step lands the rest and records them.
+    """
+    return {
+        name: {"valid": len(f.rows), "rejected": len(f.bad)}
+        for name, f in check_increment(folder).items()
+    }
 
 
 def land_folder(folder: Path, day: dt.date) -> DayResult:
-    """Replace the day's raw rows with the folder's checked files, atomically."""
+    """Replace the day's raw rows and rejects with the folder's checked files, atomically."""
     checked = check_increment(folder)
     with connect(WarehouseSettings.from_env()) as conn:
         ensure_all_raw_tables(conn)
