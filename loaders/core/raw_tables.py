@@ -10,13 +10,24 @@ from psycopg import sql
 
 from loaders.core.control import DDL_LOCK
 
+# Every raw table ends with these: the loader batch (loader.batches) that landed
+# the row, which incremental dbt models use as their high-water mark, and when.
+LOAD_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("_batch_id", "bigint not null"),
+    ("_loaded_at", "timestamptz not null default now()"),
+)
+
 
 @dataclass(frozen=True)
 class RawTable:
     schema: str
     name: str
-    columns: tuple[tuple[str, str], ...]  # (name, type and constraints), in order
+    columns: tuple[tuple[str, str], ...]  # the source's own columns: (name, type), in order
     indexes: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def all_columns(self) -> tuple[tuple[str, str], ...]:
+        return (*self.columns, *LOAD_COLUMNS)
 
     @property
     def identifier(self) -> sql.Composed:
@@ -37,7 +48,7 @@ def ensure_raw_tables(conn: psycopg.Connection, tables: Iterable[RawTable]) -> N
             )
             columns = sql.SQL(",\n").join(
                 sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(definition))
-                for name, definition in table.columns
+                for name, definition in table.all_columns
             )
             conn.execute(
                 sql.SQL("create table if not exists {} ({})").format(table.identifier, columns)

@@ -34,23 +34,26 @@ RAW_SCHEMA = "raw_mongo"
 RAW_COLUMNS = ("_id", "doc", "_source_updated_at", "_batch_id")
 
 
-def raw_table(spec: CollectionSpec) -> RawTable:
-    return RawTable(
+# One raw table per collection, all alike: the document as JSONB and its version.
+_TABLES = {
+    name: RawTable(
         RAW_SCHEMA,
-        spec.name,
+        name,
         (
             ("_id", "text not null"),
             ("doc", "jsonb not null"),
             ("_source_updated_at", "timestamptz not null"),
-            ("_batch_id", "bigint not null"),
-            ("_loaded_at", "timestamptz not null default now()"),
         ),
         # _source_updated_at: each load looks up what it already landed in its lookback window.
         indexes=(("_id",), ("_loaded_at",), ("_source_updated_at",)),
     )
+    for name in COLLECTIONS
+}
+RAW_TABLES = tuple(_TABLES.values())
 
 
-RAW_TABLES = tuple(raw_table(spec) for spec in COLLECTIONS.values())
+def raw_table(spec: CollectionSpec) -> RawTable:
+    return _TABLES[spec.name]
 
 
 @dataclass

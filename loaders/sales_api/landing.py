@@ -34,8 +34,6 @@ def raw_table(spec: RawFile) -> RawTable:
             ("_increment_date", "date not null"),
             ("_file_name", "text not null"),
             ("_row_number", "integer not null"),
-            ("_batch_id", "bigint not null"),
-            ("_loaded_at", "timestamptz not null default now()"),
         ),
         indexes=(("_increment_date",),),
     )
