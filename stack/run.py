@@ -197,9 +197,15 @@ def run() -> int:
     for kind_name in ("model", "snapshot", "test", "unit_test"):
         c = dbt.counts.get(kind_name, {})
         ok = c.get("success", 0) + c.get("pass", 0)
-        bad = sum(v for k, v in c.items() if k not in ("success", "pass"))
-        if ok or bad:
-            parts.append(f"{kind_name}s {ok} ok" + (f" / {bad} not ok" if bad else ""))
+        # Warn-level tests count bad source values that staging nulled or left out.
+        warn = c.get("warn", 0)
+        bad = sum(v for k, v in c.items() if k not in ("success", "pass", "warn"))
+        if ok or warn or bad:
+            parts.append(
+                f"{kind_name}s {ok} ok"
+                + (f" / {warn} warn" if warn else "")
+                + (f" / {bad} not ok" if bad else "")
+            )
     say(f"dbt build ({dbt.seconds:.1f}s): " + ", ".join(parts))
     for failure in dbt.failures:
         say(f"  FAILED {failure}")

@@ -1,18 +1,24 @@
 {#
-    Keep one row per `partition_by`, the first in `order_by` order.
-    Portable window-function form (no Postgres-only DISTINCT ON), so the same
-    staging code can run on other adapters.
+    Keep one row per `partition_by`, the first in `order_by` order, with the
+    relation's own columns (no helper column leaks into the result).
+    Dispatched: Postgres uses DISTINCT ON; the default uses QUALIFY, which
+    Snowflake, BigQuery, Databricks, DuckDB, Redshift and ClickHouse support.
 #}
 {% macro deduplicate(relation, partition_by, order_by) -%}
+    {{ return(adapter.dispatch('deduplicate')(relation, partition_by, order_by)) }}
+{%- endmacro %}
+
+{% macro default__deduplicate(relation, partition_by, order_by) -%}
     select *
-    from (
-        select
-            *,
-            row_number() over (
-                partition by {{ partition_by }}
-                order by {{ order_by }}
-            ) as dedup_row_number
-        from {{ relation }}
-    ) as ranked
-    where dedup_row_number = 1
+    from {{ relation }}
+    qualify row_number() over (
+        partition by {{ partition_by }}
+        order by {{ order_by }}
+    ) = 1
+{%- endmacro %}
+
+{% macro postgres__deduplicate(relation, partition_by, order_by) -%}
+    select distinct on ({{ partition_by }}) *
+    from {{ relation }}
+    order by {{ partition_by }}, {{ order_by }}
 {%- endmacro %}

@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='city_id',
-        incremental_strategy='append',
-        on_schema_change='append_new_columns',
-    )
-}}
+{{ config(materialized='incremental') }}
 
 -- Only new keys are added (seed 004): a city keeps the name it was first seen with.
 

@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='uniq_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
-    )
-}}
+{{ config(materialized='incremental', unique_key='uniq_id') }}
 
 -- One row per order line. Refunds count with a negative amount, so summing
 -- payment_amount gives net revenue. Incremental on loader batches: a corrected

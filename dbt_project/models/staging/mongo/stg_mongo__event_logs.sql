@@ -1,13 +1,8 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='event_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
-    )
-}}
+{{ config(materialized='incremental', unique_key='event_id') }}
 
--- Retrying clients re-send events under a new _id: the first copy written wins.
+-- One row per app event. Retrying clients re-send events under a new _id:
+-- the first copy written wins (by write time, then _id), also when a copy
+-- lands in a later batch than one already kept.
 
 with
 
@@ -16,37 +11,39 @@ source as (
     {{ incremental_since() }}
 ),
 
-first_copy as (
-    {{ deduplicate('source', "doc ->> 'event_id'", '_source_updated_at, _id') }}
-),
-
 renamed as (
     select
         ---------- ids
-        doc ->> 'event_id' as event_id,
-        (doc -> 'details' ->> 'user_id')::bigint as user_id,
-        doc -> 'details' ->> 'session_id' as session_id,
+        {{ json_value('doc', 'event_id') }} as event_id,
+        {{ json_value('doc', 'details.user_id', 'bigint') }} as user_id,
+        {{ json_value('doc', 'details.session_id') }} as session_id,
         _id as document_id,
 
         ---------- strings
-        doc ->> 'event_type' as event_type,
-        doc -> 'details' ->> 'page' as page,
+        {{ json_value('doc', 'event_type') }} as event_type,
+        {{ json_value('doc', 'details.page') }} as page,
 
         ---------- numerics
-        (doc -> 'details' ->> 'code')::integer as error_code,
+        {{ json_value('doc', 'details.code', 'integer') }} as error_code,
 
         ---------- json
-        doc -> 'details' as details,
+        {{ json_object('doc', 'details') }} as details,
 
         ---------- timestamps
-        (doc ->> 'timestamp')::timestamptz as event_at,
+        {{ json_value('doc', 'timestamp', 'timestamptz') }} as event_at,
         _source_updated_at as updated_at,
         _loaded_at as loaded_at,
 
         ---------- lineage
         _batch_id as batch_id
 
-    from first_copy
+    from source
+),
+
+first_copy as (
+    {{ deduplicate_incremental('renamed', 'event_id',
+                               ['updated_at', 'document_id', 'loaded_at', 'batch_id'],
+                               keep='first') }}
 )
 
-select * from renamed
+select * from first_copy

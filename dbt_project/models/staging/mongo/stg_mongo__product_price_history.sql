@@ -1,35 +1,40 @@
+-- Latest version of each product's price history document.
+
 with
 
 source as (
     select * from {{ source('mongo', 'product_price_history') }}
 ),
 
-latest as (
-    {{ deduplicate('source', "(doc ->> 'product_id')",
-                   '_source_updated_at desc, _loaded_at desc') }}
-),
-
 renamed as (
     select
         ---------- ids
-        (doc ->> 'product_id')::bigint as product_id,
+        {{ json_value('doc', 'product_id', 'bigint') }} as product_id,
         _id as document_id,
 
         ---------- strings
-        doc ->> 'currency' as currency,
+        {{ json_value('doc', 'currency') }} as currency,
 
         ---------- numerics
-        (doc ->> 'current_price')::numeric(12, 2) as current_price,
-        jsonb_array_length(doc -> 'price_changes') as price_changes_count,
+        {{ json_value('doc', 'current_price', 'numeric(12, 2)') }} as current_price,
+        {{ json_array_length('doc', 'price_changes') }} as price_changes_count,
 
         ---------- arrays
-        doc -> 'price_changes' as price_changes,
+        {{ json_array('doc', 'price_changes') }} as price_changes,
 
         ---------- timestamps
         _source_updated_at as updated_at,
-        _loaded_at as loaded_at
+        _loaded_at as loaded_at,
 
-    from latest
+        ---------- lineage
+        _batch_id as batch_id
+
+    from source
+),
+
+latest as (
+    {{ deduplicate_incremental('renamed', 'product_id',
+                               ['updated_at', 'loaded_at', 'document_id', 'batch_id']) }}
 )
 
-select * from renamed
+select * from latest

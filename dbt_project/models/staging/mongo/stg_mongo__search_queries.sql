@@ -1,11 +1,7 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='query_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
-    )
-}}
+{{ config(materialized='incremental', unique_key='query_id') }}
+
+-- One row per site search: its latest landed version, also when a later batch
+-- brings an older one (see stg_mongo__user_sessions).
 
 with
 
@@ -14,37 +10,37 @@ source as (
     {{ incremental_since() }}
 ),
 
-latest as (
-    {{ deduplicate('source', "doc ->> 'query_id'",
-                   '_source_updated_at desc, _loaded_at desc') }}
-),
-
 renamed as (
     select
         ---------- ids
-        doc ->> 'query_id' as query_id,
-        (doc ->> 'user_id')::bigint as user_id,
+        {{ json_value('doc', 'query_id') }} as query_id,
+        {{ json_value('doc', 'user_id', 'bigint') }} as user_id,
         _id as document_id,
 
         ---------- strings
-        doc ->> 'query_text' as query_text,
+        {{ json_value('doc', 'query_text') }} as query_text,
 
         ---------- numerics
-        (doc ->> 'results_count')::integer as results_count,
-        jsonb_array_length(doc -> 'filters') as filters_count,
+        {{ json_value('doc', 'results_count', 'integer') }} as results_count,
+        {{ json_array_length('doc', 'filters') }} as filters_count,
 
         ---------- arrays
-        doc -> 'filters' as filters,
+        {{ json_array('doc', 'filters') }} as filters,
 
         ---------- timestamps
-        (doc ->> 'timestamp')::timestamptz as searched_at,
+        {{ json_value('doc', 'timestamp', 'timestamptz') }} as searched_at,
         _source_updated_at as updated_at,
         _loaded_at as loaded_at,
 
         ---------- lineage
         _batch_id as batch_id
 
-    from latest
+    from source
+),
+
+latest as (
+    {{ deduplicate_incremental('renamed', 'query_id',
+                               ['updated_at', 'loaded_at', 'document_id', 'batch_id']) }}
 )
 
-select * from renamed
+select * from latest

@@ -1,31 +1,37 @@
+-- Latest recommendations for each user.
+
 with
 
 source as (
     select * from {{ source('mongo', 'user_recommendations') }}
 ),
 
-latest as (
-    {{ deduplicate('source', "(doc ->> 'user_id')",
-                   '_source_updated_at desc, _loaded_at desc') }}
-),
-
 renamed as (
     select
         ---------- ids
-        (doc ->> 'user_id')::bigint as user_id,
+        {{ json_value('doc', 'user_id', 'bigint') }} as user_id,
         _id as document_id,
 
         ---------- numerics
-        jsonb_array_length(doc -> 'recommended_products') as recommended_products_count,
+        {{ json_array_length('doc', 'recommended_products') }} as recommended_products_count,
 
         ---------- arrays
-        doc -> 'recommended_products' as recommended_products,
+        {{ json_array('doc', 'recommended_products') }} as recommended_products,
 
         ---------- timestamps
-        (doc ->> 'last_updated')::timestamptz as last_updated_at,
-        _loaded_at as loaded_at
+        {{ json_value('doc', 'last_updated', 'timestamptz') }} as last_updated_at,
+        _source_updated_at as updated_at,
+        _loaded_at as loaded_at,
 
-    from latest
+        ---------- lineage
+        _batch_id as batch_id
+
+    from source
+),
+
+latest as (
+    {{ deduplicate_incremental('renamed', 'user_id',
+                               ['updated_at', 'loaded_at', 'document_id', 'batch_id']) }}
 )
 
-select * from renamed
+select * from latest

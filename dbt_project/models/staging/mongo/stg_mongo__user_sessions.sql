@@ -1,11 +1,9 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='session_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
-    )
-}}
+{{ config(materialized='incremental', unique_key='session_id') }}
+
+-- One row per session: its latest landed version. Offline clients sync late,
+-- and the loader re-reads a lookback window, so a batch can bring a version
+-- older than the one already kept: deduplicate_incremental keeps the version
+-- a full refresh would keep.
 
 with
 
@@ -14,41 +12,41 @@ source as (
     {{ incremental_since() }}
 ),
 
-latest as (
-    {{ deduplicate('source', "doc ->> 'session_id'",
-                   '_source_updated_at desc, _loaded_at desc') }}
-),
-
 renamed as (
     select
         ---------- ids
-        doc ->> 'session_id' as session_id,
-        (doc ->> 'user_id')::bigint as user_id,
+        {{ json_value('doc', 'session_id') }} as session_id,
+        {{ json_value('doc', 'user_id', 'bigint') }} as user_id,
         _id as document_id,
 
         ---------- device
-        doc -> 'device' ->> 'type' as device_type,
-        doc -> 'device' ->> 'os' as device_os,
-        doc -> 'device' ->> 'browser' as device_browser,
+        {{ json_value('doc', 'device.type') }} as device_type,
+        {{ json_value('doc', 'device.os') }} as device_os,
+        {{ json_value('doc', 'device.browser') }} as device_browser,
 
         ---------- numerics
-        jsonb_array_length(doc -> 'pages_visited') as pages_visited_count,
-        jsonb_array_length(doc -> 'actions') as actions_count,
+        {{ json_array_length('doc', 'pages_visited') }} as pages_visited_count,
+        {{ json_array_length('doc', 'actions') }} as actions_count,
 
         ---------- arrays
-        doc -> 'pages_visited' as pages_visited,
-        doc -> 'actions' as actions,
+        {{ json_array('doc', 'pages_visited') }} as pages_visited,
+        {{ json_array('doc', 'actions') }} as actions,
 
         ---------- timestamps
-        (doc ->> 'start_time')::timestamptz as started_at,
-        (doc ->> 'end_time')::timestamptz as ended_at,
+        {{ json_value('doc', 'start_time', 'timestamptz') }} as started_at,
+        {{ json_value('doc', 'end_time', 'timestamptz') }} as ended_at,
         _source_updated_at as updated_at,
         _loaded_at as loaded_at,
 
         ---------- lineage
         _batch_id as batch_id
 
-    from latest
+    from source
+),
+
+latest as (
+    {{ deduplicate_incremental('renamed', 'session_id',
+                               ['updated_at', 'loaded_at', 'document_id', 'batch_id']) }}
 )
 
-select * from renamed
+select * from latest

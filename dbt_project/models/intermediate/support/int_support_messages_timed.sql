@@ -1,12 +1,14 @@
--- One row per support reply that answered something, with its response time:
--- the reply's time minus the earliest user message still unanswered before it.
--- Support messages with nothing waiting (a follow-up, or support writing
--- first) are not replies and are left out.
+-- Every message of every ticket, with the response-time rule applied. A
+-- support message is a reply when user messages wait for it: those sent after
+-- the previous support message. Its response time runs from the earliest of
+-- them. A support message with nothing waiting (a follow-up, or support
+-- writing first) is not a reply. A message without a readable sent_at cannot
+-- be placed in time: it is counted, but takes no part in response times.
 
 with
 
 messages as (
-    select * from {{ ref('stg_mongo__support_ticket_messages') }}
+    select * from {{ ref('int_support_messages_unnested') }}
 ),
 
 numbered as (
@@ -16,7 +18,7 @@ numbered as (
         sender,
         sent_at,
         -- User messages with the same count of earlier support messages wait
-        -- for the same next support reply.
+        -- for the same next support reply (undated messages sort last).
         coalesce(
             sum(case when sender = 'support' then 1 else 0 end) over (
                 partition by ticket_id
@@ -34,25 +36,28 @@ waiting as (
         support_messages_before,
         min(sent_at) as first_waiting_at
     from numbered
-    where sender = 'user'
+    where sender = 'user' and sent_at is not null
     group by ticket_id, support_messages_before
 ),
 
-replies as (
+timed as (
     select
         numbered.ticket_id,
         numbered.message_number,
+        numbered.sender,
+        numbered.sent_at,
+        waiting.first_waiting_at is not null as is_reply,
         waiting.first_waiting_at,
-        numbered.sent_at as replied_at,
         round(
             extract(epoch from numbered.sent_at - waiting.first_waiting_at)::numeric / 60, 2
         ) as response_time_min
     from numbered
-    inner join waiting
+    left join waiting
         on
             numbered.ticket_id = waiting.ticket_id
             and numbered.support_messages_before = waiting.support_messages_before
-    where numbered.sender = 'support'
+            and numbered.sender = 'support'
+            and numbered.sent_at is not null
 )
 
-select * from replies
+select * from timed

@@ -1,4 +1,5 @@
--- One row per price change of each product (from the latest document version).
+-- One row per price change of each product (from the latest document
+-- version). A field of a change that cannot be read is null.
 
 with
 
@@ -28,10 +29,10 @@ renamed as (
         currency,
 
         ---------- numerics
-        (body ->> 'price')::numeric(12, 2) as price,
+        {{ json_value('body', 'price', 'numeric(12, 2)') }} as price,
 
         ---------- timestamps
-        (body ->> 'date')::timestamptz as changed_at
+        {{ json_value('body', 'date', 'timestamptz') }} as changed_at
 
     from unnested
 )

@@ -1,4 +1,6 @@
--- One row per message of the latest version of each ticket.
+-- One row per message of the latest version of each ticket. A thread that is
+-- not an array is null in staging and unnests to no rows; a field of a
+-- message that cannot be read is null.
 
 with
 
@@ -24,11 +26,11 @@ renamed as (
         message_number::integer as message_number,
 
         ---------- strings
-        body ->> 'sender' as sender,
-        body ->> 'text' as message_text,
+        {{ json_value('body', 'sender') }} as sender,
+        {{ json_value('body', 'text') }} as message_text,
 
         ---------- timestamps
-        (body ->> 'sent_at')::timestamptz as sent_at
+        {{ json_value('body', 'sent_at', 'timestamptz') }} as sent_at
 
     from unnested
 )
