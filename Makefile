@@ -11,7 +11,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen --no-sync
 DBT := $(RUN) dbt --no-use-colors
 DBT_ARGS := --project-dir dbt_project --profiles-dir profiles
-PSQL = "$$($(RUN) python -c 'from stack.postgres import psql_path; print(psql_path())')"
+PSQL = "$$($(RUN) python -c 'from stack.embedded_postgres import psql_path; print(psql_path())')"
 PSQL_CONN = "host=$${WAREHOUSE_HOST:-127.0.0.1} port=$${WAREHOUSE_PORT:-54329} user=$${WAREHOUSE_USER:-postgres} dbname=$${WAREHOUSE_DB:-warehouse} sslmode=$${WAREHOUSE_SSLMODE:-prefer}"
 
 .DEFAULT_GOAL := help
@@ -62,7 +62,7 @@ dbt-build: up ## dbt build against the configured warehouse
 DBT_STATE_DIR ?= $(or $(DATA_DIR),.local)/dbt-state
 dbt-changed: up ## build only models changed since the last good build (state:modified+, --defer)
 	@test -f "$(DBT_STATE_DIR)/manifest.json" || { echo "no saved manifest in $(DBT_STATE_DIR): run make run (or copy production's manifest.json there) first" >&2; exit 1; }
-	$(DBT) build --select state:modified+ --defer --state "$(DBT_STATE_DIR)" $(DBT_ARGS)
+	$(DBT) build --select state:modified+ --defer --state "$(abspath $(DBT_STATE_DIR))" $(DBT_ARGS)
 
 airflow: install ## Airflow 3 standalone on http://localhost:8080 (admin/admin), DAGs unpaused
 	$(RUN) python -m stack.airflow

@@ -8,7 +8,7 @@ it to the next step as an XCom).
 from __future__ import annotations
 
 import datetime as dt
-import sys
+import logging
 from pathlib import Path
 
 from loaders.mongo import job as mongo_job
@@ -16,6 +16,9 @@ from loaders.mongo.landing import RAW_TABLES as MONGO_RAW_TABLES
 from loaders.sales_api import job as sales_job
 from loaders.sales_api.landing import RAW_TABLES as SALES_RAW_TABLES
 from pipelines.definition import Landed, Source, Step, StepContext
+
+# Step details go to the task log in Airflow; make run shows only its summary.
+log = logging.getLogger(__name__)
 
 
 # --- MongoDB app database ----------------------------------------------------------
@@ -64,13 +67,13 @@ def get_report(ctx: StepContext) -> tuple[bool, str | None]:
 
 def get_increment(ctx: StepContext) -> str:
     folder = sales_job.fetch_increment(ctx.upstream, ctx.day)
-    print(f"saved the {ctx.day} increment in {folder}", file=sys.stderr)
+    log.info("saved the %s increment in %s", ctx.day, folder)
     return str(folder)
 
 
 def check_files(ctx: StepContext) -> str:
     counts = sales_job.check_folder(Path(ctx.upstream))
-    print(f"checked {ctx.upstream}: {counts}", file=sys.stderr)
+    log.info("checked %s: %s", ctx.upstream, counts)
     return ctx.upstream
 
 

@@ -46,3 +46,17 @@ def test_a_second_run_at_once_stops_with_one_line(local_dirs, capsys) -> None:
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "another `make run` is in progress (pid" in err
+
+
+def test_every_python_import_the_makefile_runs_exists() -> None:
+    import importlib
+    import re
+
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    imports = re.findall(r"from ([\w.]+) import (\w+)", makefile)
+    modules = re.findall(r"python -m ([\w.]+)", makefile)
+    assert imports and modules
+    for module, name in imports:
+        assert hasattr(importlib.import_module(module), name), f"{module}.{name}"
+    for module in modules:
+        assert importlib.util.find_spec(module) is not None, module
