@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from config import SalesApiSettings
+from loaders.raw_tables import ensure_all_raw_tables
 from loaders.sales_api.checks import check_increment
 from loaders.sales_api.job import fetch_day
 from loaders.sales_api.landing import land_increment
@@ -40,15 +40,17 @@ def main() -> int:
         api.start()
         try:
             pg.ensure_database("bench")
-            settings = SalesApiSettings(api.url, "bench", 0.05, 60, 30, 3, 0.1)
+            os.environ.update({"SALES_API_URL": api.url, "SALES_API_KEY": "bench",
+                               "SALES_API_POLL_SECONDS": "0.05"})  # fmt: skip
             start = dt.date(2026, 10, 1)
             timings: dict[str, list[float]] = {"fetch": [], "check": [], "land": [], "reload": []}
             rows = 0
             with psycopg.connect(pg.conninfo("bench")) as conn:
+                ensure_all_raw_tables(conn)
                 for k in range(DAYS):
                     day = start + dt.timedelta(days=k)
                     t0 = time.perf_counter()
-                    folder = fetch_day(day, settings, Path(tmp) / "files")
+                    folder = fetch_day(day, Path(tmp) / "files")
                     t1 = time.perf_counter()
                     checked = check_increment(folder)
                     t2 = time.perf_counter()

@@ -1,0 +1,34 @@
+"""`make bench` keeps working: both benchmarks run end to end at a tiny size.
+
+The figures themselves are printed by `make bench`; nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from config import PROJECT_ROOT
+
+
+def run_bench(module: str, env: dict[str, str]) -> str:
+    import os
+
+    proc = subprocess.run(
+        [sys.executable, "-m", module], cwd=PROJECT_ROOT, capture_output=True, text=True,
+        timeout=300, env={**os.environ, **env},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_loader_bench_runs() -> None:
+    out = run_bench("tests.bench.loader_bench", {"BENCH_DOCS": "3000", "BENCH_REPEATS": "1"})
+    assert "ratio" in out and "from embedded MongoDB" in out
+
+
+def test_sales_bench_runs() -> None:
+    out = run_bench(
+        "tests.bench.sales_bench", {"BENCH_SALES_DAYS": "1", "BENCH_SALES_SCALE": "0.05"}
+    )
+    assert "per day: fetch" in out
