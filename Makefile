@@ -15,7 +15,7 @@ PSQL = "$$($(RUN) python -c 'from stack.embedded_postgres import psql_path; prin
 PSQL_CONN = "host=$${WAREHOUSE_HOST:-127.0.0.1} port=$${WAREHOUSE_PORT:-54329} user=$${WAREHOUSE_USER:-postgres} dbname=$${WAREHOUSE_DB:-warehouse} sslmode=$${WAREHOUSE_SSLMODE:-prefer}"
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status run datagen load dbt dbt-build dbt-changed airflow docs \
+.PHONY: help install up down status run datagen load loaders dbt dbt-build dbt-changed airflow docs \
 	test lint format bench psql sql clean
 
 # Only this file: once .env is included, MAKEFILE_LIST names it too.
@@ -50,6 +50,9 @@ datagen: up ## write the next logical day into the app database
 
 load: up ## land what is new in MongoDB into raw_mongo.*
 	$(RUN) python -m loaders mongo
+
+loaders: up ## any loader command: make loaders ARGS="sales --date 2026-10-05 --days 7"
+	$(RUN) python -m loaders $(or $(ARGS),--help)
 
 dbt: up ## any dbt command with the project's settings: make dbt ARGS="build -s review_mart"
 	$(DBT) $(or $(ARGS),--help) $(DBT_ARGS)
