@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 # Variables whose whole value is a secret, and URIs that may carry a password.
 SECRET_VARIABLES = ("WAREHOUSE_PASSWORD", "SALES_API_KEY", "TELEGRAM_BOT_TOKEN", "OLTP_PASSWORD")
-URI_VARIABLES = ("MONGO_URI", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+URI_VARIABLES = ("MONGO_URI", "SALES_API_URL", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
 MASK = "***"
 
 
@@ -22,7 +22,9 @@ def _secrets() -> list[str]:
             values.append(urlsplit(os.environ.get(name, "")).password or "")
         except ValueError:
             continue
-    # Longest first, so a secret containing another is masked whole.
+    # Longest first, so a secret containing another is masked whole. One- and
+    # two-character "secrets" are left alone: masking them would garble every
+    # message and protect nothing.
     return sorted({v for v in values if len(v) >= 3}, key=len, reverse=True)
 
 

@@ -40,7 +40,10 @@ def _load_mongo(args: argparse.Namespace) -> int:
     batch_size = args.batch_size or LoaderSettings.from_env().batch_size
     if args.reset:
         reset_collection(args.reset)
-        print(f"reset mongo.{args.reset}: raw rows and watermark removed")
+        print(
+            f"reset mongo.{args.reset}: raw rows, rejects and watermark removed; rebuild its "
+            f'staging with make dbt ARGS="build --full-refresh -s stg_mongo__{args.reset}+"'
+        )
         return 0
     for r in load_all(args.collection, batch_size=batch_size, progress=print_progress):
         print(

@@ -24,17 +24,23 @@ log = logging.getLogger(__name__)
 # --- MongoDB app database ----------------------------------------------------------
 def simulate_mongo(day: dt.date) -> dict[str, int] | None:
     """The app writes ``day`` (and any missing days before it); None if already written."""
-    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
 
     from config import DatagenSettings, MongoSettings
     from datagen.mongo_writer import play_day
     from datagen.population import Population
+    from loaders.core.warehouse import LoaderError, first_line
+    from loaders.mongo.client import mongo_database
 
-    gen, mongo = DatagenSettings.from_env(), MongoSettings.from_env()
+    gen = DatagenSettings.from_env()
     population = Population(gen.seed, gen.scale, dt.date.fromisoformat(gen.start_date))
-    client: MongoClient = MongoClient(mongo.uri, serverSelectionTimeoutMS=5000)
+    client, db = mongo_database(MongoSettings.from_env())
     try:
-        return play_day(client[mongo.database], population, day, gen.history_days)
+        return play_day(db, population, day, gen.history_days)
+    except PyMongoError as exc:
+        raise LoaderError(
+            f"the simulator could not write {day} to MongoDB: {first_line(exc)}"
+        ) from None
     finally:
         client.close()
 

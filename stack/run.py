@@ -29,7 +29,7 @@ from config import (
     WarehouseSettings,
     redact,
 )
-from loaders.core.warehouse import LoaderError
+from loaders.core.warehouse import LoaderError, connect
 from pipelines import SOURCES, run_source
 from stack import services
 from stack.embedded_postgres import ServiceError
@@ -119,7 +119,7 @@ def _table_count(
 
 
 def _first_run(wh: WarehouseSettings) -> bool:
-    with psycopg.connect(wh.conninfo()) as conn:
+    with connect(wh) as conn:
         row = conn.execute("select to_regclass('loader.watermarks') is not null").fetchone()
         if not row or not row[0]:
             return True
@@ -127,17 +127,35 @@ def _first_run(wh: WarehouseSettings) -> bool:
         return not row or row[0] == 0
 
 
+def _days_to_land(wh: WarehouseSettings, source: str, days: list[dt.date]) -> list[dt.date]:
+    """A daily source's days from the one after its last landed increment up to ``days[-1]``."""
+    with connect(wh) as conn:
+        exists = conn.execute("select to_regclass('loader.watermarks') is not null").fetchone()
+        row = (
+            conn.execute(
+                "select min((value ->> 'increment_date')::date) from loader.watermarks"
+                " where source = %s",
+                (source,),
+            ).fetchone()
+            if exists and exists[0]
+            else None
+        )
+    if not row or row[0] is None:
+        return days
+    first = row[0] + dt.timedelta(days=1)
+    return [first + dt.timedelta(days=k) for k in range((days[-1] - first).days + 1)]
+
+
 def next_days() -> list[dt.date]:
     """The logical days this run processes: the first history on a first run, else the next day."""
-    from pymongo import MongoClient
-
     from datagen.mongo_writer import days_to_generate
+    from loaders.mongo.client import mongo_database
 
-    gen, mongo = DatagenSettings.from_env(), MongoSettings.from_env()
-    client: MongoClient = MongoClient(mongo.uri, serverSelectionTimeoutMS=5000)
+    gen = DatagenSettings.from_env()
+    client, db = mongo_database(MongoSettings.from_env())
     try:
         start = dt.date.fromisoformat(gen.start_date)
-        return days_to_generate(client[mongo.database], start, gen.history_days)
+        return days_to_generate(db, start, gen.history_days)
     finally:
         client.close()
 
@@ -163,10 +181,11 @@ def run() -> int:
                 counts = source.simulate(day) or {}
                 say(f"datagen  {day}: {sum(counts.values()):,} records written ({source.name})")
 
-    # 2. Land what is new: day-by-day sources once per day, watermark-based ones once.
+    # 2. Land what is new: day-by-day sources every day not landed yet (a day that
+    # failed last time is not skipped), watermark-based ones once.
     landed: list[dict] = []
     for source in SOURCES:
-        for day in days if source.daily else days[-1:]:
+        for day in _days_to_land(wh, source.name, days) if source.daily else days[-1:]:
             print(f"  {source.name} {day} ...", file=sys.stderr, flush=True)
             landed += run_source(source, day)
 
@@ -209,7 +228,7 @@ def run() -> int:
     say(f"dbt build ({dbt.seconds:.1f}s): " + ", ".join(parts))
     for failure in dbt.failures:
         say(f"  FAILED {failure}")
-    with psycopg.connect(wh.conninfo()) as conn:
+    with connect(wh) as conn:
         for layer in ("staging", "intermediate", "marts"):
             models = sorted(dbt.layers.get(layer, []), key=lambda m: (m[1], m[2]))
             tables = [m for m in models if _table_count(conn, m[1], m[2], only_tables=True)]

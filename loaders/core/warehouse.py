@@ -47,5 +47,11 @@ def connect(settings: WarehouseSettings, hint: str | None = None) -> Iterator[ps
             f"lost the connection to the warehouse at {settings.describe()} during the load: "
             f"{first_line(exc)}; committed batches are kept, rerun to resume"
         ) from None
+    except psycopg.Error as exc:
+        # Anything else the server refuses (a missing privilege, a table dropped
+        # under a load): one line, and the transaction in flight is rolled back.
+        raise LoaderError(
+            f"the warehouse at {settings.describe()} refused the load: {first_line(exc)}"
+        ) from None
     finally:
         conn.close()

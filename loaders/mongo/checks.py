@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -95,8 +96,8 @@ def decode_document(raw: RawBSONDocument | dict) -> dict | Reject:
     except (BSONError, ValueError, OverflowError) as exc:
         try:
             record_id = str(decode(raw.raw, _LENIENT_OPTIONS).get("_id"))
-        except Exception:  # the bytes are beyond repair: keep them, unnamed
-            record_id = "undecodable"
+        except Exception:  # the bytes are beyond repair: name them by their hash
+            record_id = "undecodable:" + hashlib.sha256(raw.raw).hexdigest()[:16]
         return Reject(
             record_id,
             "invalid",
@@ -154,7 +155,9 @@ def to_copy_row(
             repr(doc)[:_MAX_PAYLOAD],
         )
     if isinstance(oid, str) and "\x00" in oid:
-        return Reject(oid, version.decode(), "the _id contains a NUL character", repr(doc))
+        return Reject(
+            oid, version.decode(), "the _id contains a NUL character", repr(doc)[:_MAX_PAYLOAD]
+        )
     try:
         body = encode_document(doc)
     except (TypeError, orjson.JSONEncodeError) as exc:

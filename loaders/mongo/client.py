@@ -36,10 +36,11 @@ def read_since(
 ) -> Cursor:
     """Documents written at or after ``since`` (all when None), in (write time, _id) order.
 
-    Served by an index on (write time, _id), which the app database must have
-    (the simulator creates it; on a real MongoDB the loader only reads, so
-    create it there: see the README). Documents are returned as raw BSON: ``checks.decode_document``
-    decodes each one, so one undecodable document cannot stop the cursor.
+    Served by an index on (write time, _id), which a real app database needs
+    (the loader only reads: see the README for the index to create; the
+    embedded stand-in has the write-time index alone). Documents are returned
+    as raw BSON: ``checks.decode_document`` decodes each one, so one
+    undecodable document cannot stop the cursor.
     """
     collection = db.get_collection(spec.name, codec_options=READ_OPTIONS)
     f = spec.watermark_field
@@ -48,8 +49,11 @@ def read_since(
     return cursor.sort([(f, 1), ("_id", 1)])
 
 
-# Every BSON type a write time can wrongly have (a date is the only right one).
-_NOT_DATE_TYPES = ("string", "number", "bool", "object", "array", "objectId", "binData")
+# Every BSON type but date: a write time of any of these is out of the watermark's reach.
+_NOT_DATE_TYPES = (
+    "string", "number", "bool", "object", "array", "objectId", "binData", "timestamp",
+    "regex", "javascript", "symbol", "minKey", "maxKey", "undefined", "dbPointer",
+)  # fmt: skip
 
 
 def unreachable(db: Database, spec: CollectionSpec) -> Iterator:

@@ -175,12 +175,21 @@ def load_all(
 
 
 def reset_collection(name: str) -> None:
-    """Forget a collection's watermark and raw rows, so the next load starts over."""
+    """Forget a collection's watermark, raw rows and rejects, so the next load starts over.
+
+    Holds the collection's lock (a load running now is not cut off). The
+    staging models of the collection then need `make dbt ARGS="build
+    --full-refresh -s stg_mongo__<collection>+"`.
+    """
     spec = COLLECTIONS[name]
     with connect(WarehouseSettings.from_env()) as conn:
         ensure_control_tables(conn)
-        with conn.transaction():
+        with stream_lock(conn, SOURCE, name), conn.transaction():
             conn.execute(sql.SQL("drop table if exists {}").format(raw_table(spec).identifier))
-            conn.execute(
-                "delete from loader.watermarks where source = %s and stream = %s", (SOURCE, name)
-            )
+            for table in ("watermarks", "rejects"):
+                conn.execute(
+                    sql.SQL("delete from loader.{} where source = %s and stream = %s").format(
+                        sql.Identifier(table)
+                    ),
+                    (SOURCE, name),
+                )

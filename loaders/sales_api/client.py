@@ -25,7 +25,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from config import SalesApiSettings, advice
+from config import SalesApiSettings, advice, mask_uri_password
 from loaders.core.warehouse import LoaderError
 
 RETRY_AFTER_MAX_SECONDS = 60.0  # the longest wait a Retry-After header gets
@@ -80,11 +80,10 @@ class SalesApiClient:
         self.settings = settings
         self.sleep = sleep
         self._backoff = wait_exponential(multiplier=settings.backoff_seconds, max=60)
-        self.http = httpx.Client(
-            base_url=settings.url,
-            headers={"X-API-KEY": settings.api_key},
-            timeout=settings.timeout_seconds,
-        )
+        # No default headers: the key goes only to the API's own origin (a file
+        # URL the API hands out may point at other storage).
+        self.http = httpx.Client(base_url=settings.url, timeout=settings.timeout_seconds)
+        self._origin = httpx.URL(settings.url.rstrip("/") + "/")
 
     def close(self) -> None:
         self.http.close()
@@ -102,10 +101,24 @@ class SalesApiClient:
             return exc.retry_after
         return self._backoff(state)
 
+    def url_of(self, path: str) -> httpx.URL:
+        """``path`` (relative to SALES_API_URL, or absolute) as a full URL."""
+        return self.http.build_request("GET", path).url
+
+    def _headers(self, url: httpx.URL) -> dict[str, str]:
+        same_origin = (url.scheme, url.host, url.port) == (
+            self._origin.scheme,
+            self._origin.host,
+            self._origin.port,
+        )
+        return {"X-API-KEY": self.settings.api_key} if same_origin else {}
+
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One API call; 5xx, 429, timeouts and refused connections are retried."""
         s = self.settings
-        url = f"{s.url}{path}"
+        target = self.url_of(path)
+        url = mask_uri_password(str(target.copy_with(query=None)))
+        kwargs["headers"] = {**self._headers(target), **kwargs.get("headers", {})}
         retrying = Retrying(
             stop=stop_after_attempt(s.attempts),
             wait=self._wait,
@@ -156,7 +169,7 @@ class SalesApiClient:
     def call_json(self, method: str, path: str, *keys: str, **kwargs: Any) -> dict:
         """An API call whose answer must be a JSON object holding ``keys``."""
         response = self.call(method, path, **kwargs)
-        url = f"{self.settings.url}{path}"
+        url = mask_uri_password(str(self.url_of(path).copy_with(query=None)))
         try:
             body = response.json()
         except ValueError:

@@ -42,6 +42,17 @@ def raw_table(spec: RawFile) -> RawTable:
 RAW_TABLES = tuple(raw_table(spec) for spec in FILES.values())
 
 
+def _watermark(conn: psycopg.Connection, spec: RawFile, day: dt.date) -> dict:
+    """The latest increment date landed: a reload or backfill of an older date keeps it."""
+    row = conn.execute(
+        "select value ->> 'increment_date' from loader.watermarks"
+        " where source = %s and stream = %s",
+        (SOURCE, spec.table),
+    ).fetchone()
+    latest = max(day.isoformat(), row[0]) if row and row[0] else day.isoformat()
+    return {"increment_date": latest}
+
+
 @dataclass
 class DayResult:
     day: dt.date
@@ -126,13 +137,7 @@ def land_increment(
             rejected = write_rejects(conn, batch_id, SOURCE, spec.table, rejects)
             landed = len(rows) - len(refused)
             close_batch(
-                conn,
-                batch_id,
-                SOURCE,
-                spec.table,
-                landed,
-                rejected,
-                {"increment_date": day.isoformat()},
+                conn, batch_id, SOURCE, spec.table, landed, rejected, _watermark(conn, spec, day)
             )
             result.rows[spec.table] = landed
             result.rejected[spec.table] = rejected

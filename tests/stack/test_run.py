@@ -72,3 +72,25 @@ def test_dbt_test_failure_fails_the_run_naming_the_test(
     captured = capsys.readouterr()
     assert "FAILED test accepted_values_stg_mongo__support_tickets_status" in captured.out
     assert "dbt build failed" in captured.err
+
+
+@pytest.mark.slow
+def test_a_day_the_sales_api_failed_is_loaded_by_the_next_run(
+    mongo_db, warehouse, api, local_dirs, tmp_path, monkeypatch, capsys
+) -> None:
+    from tests.conftest import set_faults
+
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
+    monkeypatch.setenv("DATAGEN_SCALE", "0.05")
+    monkeypatch.setenv("DATAGEN_HISTORY_DAYS", "1")
+    assert run_module.main() == 0  # 2026-10-01
+    set_faults(api, fail_next=100, fail_status=503)
+    assert run_module.main() == 1  # the app wrote 10-02, the partner API was down
+    assert "sales API" in capsys.readouterr().err
+    set_faults(api)
+    assert run_module.main() == 0  # 10-03, and the 10-02 it missed
+    with psycopg.connect(warehouse) as conn:
+        dates = conn.execute(
+            "select distinct _increment_date from raw_sales.user_order_log order by 1"
+        ).fetchall()
+    assert [d[0].isoformat() for d in dates] == ["2026-10-01", "2026-10-02", "2026-10-03"]

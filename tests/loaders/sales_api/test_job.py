@@ -401,3 +401,14 @@ def test_a_row_postgresql_refuses_is_rejected_with_its_line_and_the_rest_lands(
     assert record_id == "a2"
     assert reason.startswith(f"{ORDERS}: line 3: refused by PostgreSQL: ")
     assert payload.startswith("a2,2026-10-05 10:00:00,1,Mos\\u0000cow,")
+
+
+def test_the_api_key_goes_only_to_the_apis_own_origin() -> None:
+    from config import SalesApiSettings
+    from loaders.sales_api.client import SalesApiClient
+
+    settings = SalesApiSettings("http://127.0.0.1:8090", "k-123", 0.1, 1, 1, 1, 0.01)
+    with SalesApiClient(settings) as client:
+        assert client._headers(client.url_of("/files/x.csv")) == {"X-API-KEY": "k-123"}
+        assert client._headers(client.url_of("https://storage.example.com/x.csv")) == {}
+        assert client._headers(client.url_of("http://127.0.0.1:9999/x.csv")) == {}
