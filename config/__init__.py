@@ -2,9 +2,12 @@
 
 from config.secrets import redact
 from config.settings import (
+    DBT_PROJECT_DIR,
+    PROFILES_DIR,
     PROJECT_ROOT,
     ConfigError,
     DatagenSettings,
+    DbtSettings,
     LoaderSettings,
     LocalSettings,
     MongoSettings,
@@ -15,9 +18,12 @@ from config.settings import (
 )
 
 __all__ = [
+    "DBT_PROJECT_DIR",
+    "PROFILES_DIR",
     "PROJECT_ROOT",
     "ConfigError",
     "DatagenSettings",
+    "DbtSettings",
     "LoaderSettings",
     "LocalSettings",
     "MongoSettings",

@@ -122,18 +122,23 @@ def mask_uri_password(uri: str) -> str:
 EMBEDDABLE = ("postgres", "mongo", "sales_api")
 
 
+def _env_path(name: str, default: Path, relative_to: Path = PROJECT_ROOT) -> Path:
+    """A path setting; empty means the default, and a relative path is anchored (not the cwd)."""
+    path = Path(_env(name, str(default)))
+    return path if path.is_absolute() else relative_to / path
+
+
 @dataclass(frozen=True)
 class LocalSettings:
     """Where embedded services keep data and logs, and which of them to start."""
 
     data_dir: Path
     embedded: frozenset[str]
+    sales_storage_dir: Path  # the partner's increments, one date=YYYY-MM-DD folder each
 
     @classmethod
     def from_env(cls) -> LocalSettings:
-        data_dir = Path(_env("DATA_DIR", str(PROJECT_ROOT / ".local")))
-        if not data_dir.is_absolute():
-            data_dir = PROJECT_ROOT / data_dir
+        data_dir = _env_path("DATA_DIR", PROJECT_ROOT / ".local")
         raw = os.environ.get("EMBEDDED_SERVICES", ",".join(EMBEDDABLE))
         embedded = frozenset(s.strip() for s in raw.split(",") if s.strip() and s.strip() != "none")
         unknown = embedded - set(EMBEDDABLE)
@@ -142,7 +147,11 @@ class LocalSettings:
                 f"EMBEDDED_SERVICES has unknown service(s) {sorted(unknown)}; "
                 f"use a comma list of {','.join(EMBEDDABLE)} or 'none'"
             )
-        return cls(data_dir=data_dir, embedded=embedded)
+        return cls(
+            data_dir=data_dir,
+            embedded=embedded,
+            sales_storage_dir=_env_path("SALES_STORAGE_DIR", data_dir / "sales_api"),
+        )
 
     @property
     def logs_dir(self) -> Path:
@@ -235,3 +244,28 @@ class LoaderSettings:
                 "LOADER_LOOKBACK_SECONDS and LOADER_FUTURE_TOLERANCE_SECONDS must be >= 0"
             )
         return cls(batch_size=size, lookback_seconds=lookback, future_tolerance_seconds=future)
+
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+PROFILES_DIR = PROJECT_ROOT / "profiles"
+
+
+@dataclass(frozen=True)
+class DbtSettings:
+    """Where dbt's project, profile and outputs are; dbt itself reads the same variables."""
+
+    target: str  # the profile's output (profiles/profiles.yml)
+    target_path: Path  # dbt's target/ (DBT_TARGET_PATH, relative to the project as dbt has it)
+    state_dir: Path  # the last good build's manifest, for `make dbt-changed`
+    manifest_path: Path  # the manifest Airflow's Cosmos DAGs render from
+
+    @classmethod
+    def from_env(cls) -> DbtSettings:
+        local = LocalSettings.from_env()
+        target_path = _env_path("DBT_TARGET_PATH", Path("target"), relative_to=DBT_PROJECT_DIR)
+        return cls(
+            target=_env("DBT_TARGET", "warehouse"),
+            target_path=target_path,
+            state_dir=_env_path("DBT_STATE_DIR", local.data_dir / "dbt-state"),
+            manifest_path=_env_path("DBT_MANIFEST_PATH", target_path / "manifest.json"),
+        )

@@ -19,6 +19,8 @@ from urllib.parse import quote
 import psycopg
 
 from config import (
+    DBT_PROJECT_DIR,
+    PROFILES_DIR,
     PROJECT_ROOT,
     ConfigError,
     LocalSettings,
@@ -27,8 +29,6 @@ from config import (
 )
 from stack import services
 from stack.embedded_postgres import ServiceError, ensure_database
-
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 AIRFLOW_DB = "airflow"
 UI_PORT = 8080
@@ -99,7 +99,7 @@ def dbt_parse(env: dict[str, str]) -> None:
     dbt = Path(sys.executable).parent / "dbt"
     res = subprocess.run(
         [str(dbt), "parse", "--project-dir", str(DBT_PROJECT_DIR),
-         "--profiles-dir", str(PROJECT_ROOT / "profiles"), "--target-path", str(target), "--quiet"],
+         "--profiles-dir", str(PROFILES_DIR), "--target-path", str(target), "--quiet"],
         env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     if res.returncode != 0:

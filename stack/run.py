@@ -10,7 +10,6 @@ and processes only what is new. Airflow runs the same steps as tasks.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 import sys
 import time
@@ -21,9 +20,11 @@ import psycopg
 from psycopg import sql
 
 from config import (
-    PROJECT_ROOT,
+    DBT_PROJECT_DIR,
+    PROFILES_DIR,
     ConfigError,
     DatagenSettings,
+    DbtSettings,
     LocalSettings,
     MongoSettings,
     WarehouseSettings,
@@ -34,9 +35,6 @@ from pipelines import SOURCES, run_source
 from stack import services
 from stack.embedded_postgres import ServiceError
 from stack.run_lock import RunLocked, run_lock
-
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
-PROFILES_DIR = PROJECT_ROOT / "profiles"
 
 
 class DbtFailed(RuntimeError):
@@ -192,7 +190,7 @@ def run() -> int:
     # 3. Transform.
     dbt = run_dbt(["build", "--vars", f"{{logical_date: '{days[-1]}'}}"], local.logs_dir / "dbt")
     if dbt.success:
-        _save_state(local)
+        _save_state()
 
     say()
     kind = "first run (full build)" if first else "incremental run"
@@ -253,20 +251,13 @@ def run() -> int:
     return 0
 
 
-def _save_state(local: LocalSettings) -> None:
+def _save_state() -> None:
     """Keep the manifest of the last good build: `make dbt-changed` compares against it."""
-    target = Path(os.environ.get("DBT_TARGET_PATH", DBT_PROJECT_DIR / "target"))
-    if not target.is_absolute():
-        target = DBT_PROJECT_DIR / target
-    manifest = target / "manifest.json"
+    dbt = DbtSettings.from_env()
+    manifest = dbt.target_path / "manifest.json"
     if manifest.exists():
-        state = dbt_state_dir(local)
-        state.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(manifest, state / "manifest.json")
-
-
-def dbt_state_dir(local: LocalSettings) -> Path:
-    return Path(os.environ.get("DBT_STATE_DIR", local.data_dir / "dbt-state"))
+        dbt.state_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(manifest, dbt.state_dir / "manifest.json")
 
 
 def main() -> int:

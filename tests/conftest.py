@@ -105,7 +105,7 @@ def sales_server(  # the project's own sales API, a real HTTP server on a free p
 
 
 def set_faults(server: EmbeddedSalesApi, report_seconds: float = 0.3, **faults) -> None:
-    """Make the server misbehave on purpose (see datagen/sales_api.py's Faults)."""
+    """Make the server misbehave on purpose (see datagen/sales_api_server.py's Faults)."""
     body = {"faults": faults, "report_seconds": report_seconds}
     httpx.post(
         f"{server.url}/_faults", json=body, headers={"X-API-KEY": SALES_KEY}

@@ -9,8 +9,6 @@ file never runs dbt.
 
 from __future__ import annotations
 
-import os
-
 import pendulum
 from cosmos import DbtDag, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import (
@@ -22,6 +20,7 @@ from cosmos.constants import (
     TestIndirectSelection,
 )
 
+from config import DbtSettings
 from include.assets import raw_table_asset
 from include.defaults import DBT_PROJECT_DIR, DEFAULT_ARGS, PROFILES_YML, manifest_path
 from pipelines import SOURCES
@@ -34,7 +33,7 @@ project_config = ProjectConfig(
 )
 profile_config = ProfileConfig(
     profile_name="store_analytics",
-    target_name=os.environ.get("DBT_TARGET", "warehouse"),
+    target_name=DbtSettings.from_env().target,
     profiles_yml_filepath=PROFILES_YML,
 )
 execution_config = ExecutionConfig(

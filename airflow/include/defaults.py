@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Any
 
-from config import PROJECT_ROOT, DatagenSettings
+from config import DBT_PROJECT_DIR, PROFILES_DIR, DatagenSettings, DbtSettings
 
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
-PROFILES_YML = PROJECT_ROOT / "profiles" / "profiles.yml"
+PROFILES_YML = PROFILES_DIR / "profiles.yml"
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "data-platform",
@@ -31,5 +29,7 @@ SIMULATION_START = dt.datetime.combine(
 
 def manifest_path() -> Path:
     """The manifest Cosmos renders from: `make airflow` writes Airflow's own with `dbt parse`."""
-    default = DBT_PROJECT_DIR / "target" / "manifest.json"
-    return Path(os.environ.get("DBT_MANIFEST_PATH", str(default)))
+    return DbtSettings.from_env().manifest_path
+
+
+__all__ = ["DBT_PROJECT_DIR", "DEFAULT_ARGS", "LOADER_RETRIES", "PROFILES_YML", "SIMULATION_START"]

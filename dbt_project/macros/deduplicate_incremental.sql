@@ -5,7 +5,7 @@
 
     `order_columns` rank the versions of a key, most significant first; they
     must be non-null and together unique per row (the staging models end them
-    with document_id and batch_id). keep='latest' keeps the greatest version,
+    with batch_id, which with the document's _id makes a version unique). keep='latest' keeps the greatest version,
     keep='first' the least.
 
     On an incremental run `relation` holds only the new batch, and a batch can

@@ -33,9 +33,7 @@ FOREIGN_TMP_MAX_AGE_SECONDS = 24 * 3600  # another host's leftover: only when su
 
 
 def storage_root() -> Path:
-    return Path(
-        os.environ.get("SALES_STORAGE_DIR", LocalSettings.from_env().data_dir / "sales_api")
-    )
+    return LocalSettings.from_env().sales_storage_dir
 
 
 def increment_dir(day: dt.date, root: Path | None = None) -> Path:

@@ -1,5 +1,3 @@
-{{ config(materialized='table') }}
-
 -- Current version of every ticket's measures, stamped with the ETL time that
 -- version became current (from the snapshot's history).
 
