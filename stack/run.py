@@ -95,15 +95,16 @@ def run_dbt(args: list[str], log_dir: Path) -> DbtSummary:
     return summary
 
 
-def _table_count(
-    conn: psycopg.Connection, schema: str, table: str, only_tables: bool = False
-) -> int | None:
-    """Rows in ``schema.table``; None if it does not exist (or, with only_tables, is a view)."""
-    if only_tables:
-        row = conn.execute(
-            "select 1 from pg_tables where schemaname = %s and tablename = %s", (schema, table)
-        ).fetchone()
-        return 1 if row else None
+def _is_table(conn: psycopg.Connection, schema: str, table: str) -> bool:
+    """A materialized table (views are left out of the summary)."""
+    row = conn.execute(
+        "select 1 from pg_tables where schemaname = %s and tablename = %s", (schema, table)
+    ).fetchone()
+    return row is not None
+
+
+def _table_count(conn: psycopg.Connection, schema: str, table: str) -> int | None:
+    """Rows in ``schema.table``; None if it does not exist."""
     try:
         row = conn.execute(
             sql.SQL("select count(*) from {}.{}").format(
@@ -229,7 +230,7 @@ def run() -> int:
     with connect(wh) as conn:
         for layer in ("staging", "intermediate", "marts"):
             models = sorted(dbt.layers.get(layer, []), key=lambda m: (m[1], m[2]))
-            tables = [m for m in models if _table_count(conn, m[1], m[2], only_tables=True)]
+            tables = [m for m in models if _is_table(conn, m[1], m[2])]
             if not tables:
                 continue
             say(f"{layer} tables                           rows   written this run")

@@ -43,8 +43,9 @@ def step_callable(step: Step, stream: str | None = None) -> Callable[..., Any]:
 
             done, result = value
             return PokeReturnValue(is_done=done, xcom_value=result)
-        for note in (value or {}).get("notes", []) if isinstance(value, dict) else []:
-            print(f"note: {note}")
+        if isinstance(value, dict):
+            for note in value.get("notes", []):
+                print(f"note: {note}")
         return value
 
     run_step.__name__ = step.name

@@ -106,6 +106,7 @@ def load_collection(
     now: dt.datetime | None = None,
     progress: Callable[[LoadResult], None] | None = None,
     max_batches: int | None = None,
+    create_tables: bool = True,
 ) -> LoadResult:
     """Land every document version written since the watermark; returns what was landed.
 
@@ -119,8 +120,9 @@ def load_collection(
     settings = settings or LoaderSettings.from_env()
     now = now or dt.datetime.now(dt.UTC)
     not_after = now + dt.timedelta(seconds=settings.future_tolerance_seconds)
-    ensure_control_tables(conn)
-    ensure_raw_tables(conn, [raw_table(spec)])
+    if create_tables:  # load_all has created every table already
+        ensure_control_tables(conn)
+        ensure_raw_tables(conn, [raw_table(spec)])
     with stream_lock(conn, SOURCE, spec.name):
         watermark = read_watermark(conn, SOURCE, spec.name)
         since = watermark_time(watermark)
@@ -167,7 +169,14 @@ def load_all(
         with connect(WarehouseSettings.from_env()) as conn:
             ensure_all_raw_tables(conn)
             return [
-                load_collection(db, conn, COLLECTIONS[n], batch_size=size, progress=progress)
+                load_collection(
+                    db,
+                    conn,
+                    COLLECTIONS[n],
+                    batch_size=size,
+                    progress=progress,
+                    create_tables=False,
+                )
                 for n in names
             ]
     finally:

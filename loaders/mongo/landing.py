@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import psycopg
@@ -75,15 +75,11 @@ _STREAM_CHUNK = 256 << 10  # bytes handed to COPY at a time
 Item = dict | Reject  # a decoded document, or one that failed to decode
 
 
-def _encode(
-    spec: CollectionSpec, items: list[Item], batch_id: int, not_after: dt.datetime | None
-) -> tuple[list[CopyRow], list[Reject]]:
-    rows: list[CopyRow] = []
-    rejects: list[Reject] = []
+def _encoded(
+    spec: CollectionSpec, items: Iterable[Item], batch_id: int, not_after: dt.datetime | None
+) -> Iterator[CopyRow | Reject]:
     for item in items:
-        row = item if isinstance(item, Reject) else to_copy_row(item, spec, batch_id, not_after)
-        (rows if isinstance(row, CopyRow) else rejects).append(row)
-    return rows, rejects
+        yield item if isinstance(item, Reject) else to_copy_row(item, spec, batch_id, not_after)
 
 
 def _copy_batch(
@@ -112,12 +108,7 @@ def _copy_batch(
         ):
             pending: list[bytes] = []
             size = 0
-            for item in items:
-                row = (
-                    item
-                    if isinstance(item, Reject)
-                    else to_copy_row(item, spec, batch_id, not_after)
-                )
+            for row in _encoded(spec, items, batch_id, not_after):
                 if isinstance(row, Reject):
                     rejects.append(row)
                     continue
@@ -132,7 +123,9 @@ def _copy_batch(
                 copy.write(b"".join(pending))
         return rows, rejects, []
     except psycopg.errors.DataError:
-        rows, rejects = _encode(spec, items, batch_id, not_after)
+        rows, rejects = [], []
+        for row in _encoded(spec, items, batch_id, not_after):
+            (rows if isinstance(row, CopyRow) else rejects).append(row)
         return rows, rejects, copy_rows(conn, table, RAW_COLUMNS, rows)
 
 
