@@ -10,7 +10,13 @@ import os
 from urllib.parse import urlsplit
 
 # Variables whose whole value is a secret, and URIs that may carry a password.
-SECRET_VARIABLES = ("WAREHOUSE_PASSWORD", "SALES_API_KEY", "TELEGRAM_BOT_TOKEN", "OLTP_PASSWORD")
+SECRET_VARIABLES = (
+    "WAREHOUSE_PASSWORD",
+    "SALES_API_KEY",
+    "TELEGRAM_BOT_TOKEN",
+    "OLTP_PASSWORD",
+    "KAFKA_SASL_PASSWORD",
+)
 URI_VARIABLES = ("MONGO_URI", "SALES_API_URL", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
 MASK = "***"
 

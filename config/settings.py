@@ -107,6 +107,68 @@ class MongoSettings:
         return mask_uri_password(self.uri)
 
 
+@dataclass(frozen=True)
+class OltpSettings(WarehouseSettings):
+    """The order system's OLTP PostgreSQL (seed 002): a source, read-only for the loader.
+
+    Locally a separate database (``oltp``) on the embedded PostgreSQL server;
+    ``OLTP_*`` point at a real one (use a replica or a read-only user).
+    """
+
+    @classmethod
+    def from_env(cls) -> OltpSettings:
+        return cls(
+            host=_env("OLTP_HOST", _env("WAREHOUSE_HOST", "127.0.0.1")),
+            port=_env_int("OLTP_PORT", _env_int("WAREHOUSE_PORT", 54329)),
+            user=_env("OLTP_USER", "postgres"),
+            password=_env("OLTP_PASSWORD", ""),
+            dbname=_env("OLTP_DB", "oltp"),
+            sslmode=_env("OLTP_SSLMODE", "prefer"),
+        )
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """The Kafka broker and the topic of new registrations (seed 002)."""
+
+    bootstrap_servers: str
+    topic: str
+    partitions: int  # when the project creates the topic (embedded broker, datagen)
+    security_protocol: str  # PLAINTEXT locally; SASL_SSL etc. for a real cluster
+    sasl_mechanism: str
+    sasl_username: str
+    sasl_password: str
+    timeout_seconds: float  # per broker request (metadata, watermarks) before giving up
+
+    @classmethod
+    def from_env(cls) -> KafkaSettings:
+        partitions = _env_int("KAFKA_PARTITIONS", 3)
+        if partitions < 1:
+            raise ConfigError(f"KAFKA_PARTITIONS={partitions} must be at least 1")
+        return cls(
+            bootstrap_servers=_env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"),
+            topic=_env("KAFKA_NEW_USERS_TOPIC", "new_users_events"),
+            partitions=partitions,
+            security_protocol=_env("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+            sasl_mechanism=_env("KAFKA_SASL_MECHANISM", ""),
+            sasl_username=_env("KAFKA_SASL_USERNAME", ""),
+            sasl_password=_env("KAFKA_SASL_PASSWORD", ""),
+            timeout_seconds=_env_float("KAFKA_TIMEOUT_SECONDS", 10.0),
+        )
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka settings shared by the producer, the consumer and the admin client."""
+        conf = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+            conf["sasl.username"] = self.sasl_username
+            conf["sasl.password"] = self.sasl_password
+        return conf
+
+
 def mask_uri_password(uri: str) -> str:
     """``scheme://user:***@host/...``: the URI without its password."""
     try:
@@ -119,7 +181,7 @@ def mask_uri_password(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-EMBEDDABLE = ("postgres", "mongo", "sales_api")
+EMBEDDABLE = ("postgres", "mongo", "sales_api", "kafka")
 
 
 def _env_path(name: str, default: Path, relative_to: Path = PROJECT_ROOT) -> Path:

@@ -1,6 +1,6 @@
-"""Real servers for the tests: an ephemeral PostgreSQL and MongoDB wire server.
+"""Real servers for the tests: ephemeral PostgreSQL, MongoDB wire server and Kafka broker.
 
-Both are started once per test session in a temporary folder on free ports and
+Each is started once per test session in a temporary folder on free ports and
 removed at the end; every test gets its own database on each, so tests are
 independent. Settings reach the code under test through the same environment
 variables a user sets (WAREHOUSE_*, MONGO_*).
@@ -20,6 +20,7 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from stack.embedded_kafka import EmbeddedKafka
 from stack.embedded_mongo import EmbeddedMongo
 from stack.embedded_postgres import EmbeddedPostgres
 from stack.embedded_sales_api import EmbeddedSalesApi
@@ -75,6 +76,50 @@ def mongo_db(mongo_server: EmbeddedMongo, monkeypatch: pytest.MonkeyPatch) -> It
     yield client[name]
     client.drop_database(name)
     client.close()
+
+
+@pytest.fixture
+def oltp(pg_server: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh OLTP (order system) database with its schema; OLTP_* point at it.
+
+    Yields its conninfo. It lives on the same server as the test's warehouse,
+    as the embedded default does, but in its own database.
+    """
+    from datagen.oltp_schema import create_schema
+
+    name = f"oltp_{uuid.uuid4().hex[:10]}"
+    pg_server.ensure_database(name)
+    for key, value in {
+        "OLTP_HOST": pg_server.host,
+        "OLTP_PORT": str(pg_server.port),
+        "OLTP_USER": pg_server.superuser,
+        "OLTP_PASSWORD": "",
+        "OLTP_DB": name,
+    }.items():
+        monkeypatch.setenv(key, value)
+    with psycopg.connect(pg_server.conninfo(name)) as conn:
+        create_schema(conn)
+    yield pg_server.conninfo(name)
+    with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedKafka]:
+    server = EmbeddedKafka(state_dir=tmp_path_factory.mktemp("kafka"), port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def kafka_topic(kafka_server: EmbeddedKafka, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh topic name on the session's broker; KAFKA_* point at it (not created yet)."""
+    topic = f"new_users_{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_server.bootstrap_servers)
+    monkeypatch.setenv("KAFKA_NEW_USERS_TOPIC", topic)
+    monkeypatch.setenv("KAFKA_PARTITIONS", "3")
+    return topic
 
 
 @pytest.fixture
