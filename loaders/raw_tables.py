@@ -11,10 +11,17 @@ import psycopg
 
 from loaders.core.control import ensure_control_tables
 from loaders.core.raw_tables import RawTable, ensure_raw_tables
+from loaders.kafka import landing as kafka
 from loaders.mongo import landing as mongo
+from loaders.oltp import landing as oltp
 from loaders.sales_api import landing as sales_api
 
-ALL_RAW_TABLES: tuple[RawTable, ...] = (*mongo.RAW_TABLES, *sales_api.RAW_TABLES)
+ALL_RAW_TABLES: tuple[RawTable, ...] = (
+    *mongo.RAW_TABLES,
+    *sales_api.RAW_TABLES,
+    *oltp.RAW_TABLES,
+    *kafka.RAW_TABLES,
+)
 
 
 def ensure_all_raw_tables(conn: psycopg.Connection) -> None:
