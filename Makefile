@@ -33,7 +33,7 @@ $(UV):
 
 install: .venv/.installed ## create .venv with the locked dependencies (uv)
 
-up: install ## start the embedded PostgreSQL and MongoDB (EMBEDDED_SERVICES)
+up: install ## start the embedded PostgreSQL, MongoDB, sales API and Kafka (EMBEDDED_SERVICES)
 	$(RUN) python -m stack up
 
 down: ## stop the embedded services
@@ -45,11 +45,14 @@ status: install ## show which services are configured and whether they answer (e
 run: install ## set up, generate the next day, load it, dbt build, print a summary
 	$(RUN) python -m stack.run
 
-datagen: up ## write the next logical day into the app database
+datagen: up ## write the next logical day into the app database and the order system
 	$(RUN) python -m datagen mongo
+	$(RUN) python -m datagen oltp
 
-load: up ## land what is new in MongoDB into raw_mongo.*
+load: up ## land what is new in MongoDB, the OLTP database and Kafka into raw_*
 	$(RUN) python -m loaders mongo
+	$(RUN) python -m loaders oltp
+	$(RUN) python -m loaders kafka
 
 loaders: up ## any loader command: make loaders ARGS="sales --date 2026-10-05 --days 7"
 	$(RUN) python -m loaders $(or $(ARGS),--help)
@@ -88,9 +91,11 @@ format: install ## apply ruff and sqlfluff fixes
 	$(RUN) ruff format .
 	$(RUN) sqlfluff fix dbt_project
 
-bench: install ## loader throughput vs psql \copy of the same bytes; sales API seconds per day
+bench: install ## loader throughput as ratios to psql \copy / a bare Kafka consumer; sales API seconds per day
 	$(RUN) python -m tests.bench.loader_bench
 	$(RUN) python -m tests.bench.sales_bench
+	$(RUN) python -m tests.bench.oltp_bench
+	$(RUN) python -m tests.bench.kafka_bench
 
 psql: up ## an interactive psql on the warehouse
 	PGPASSWORD="$${WAREHOUSE_PASSWORD:-}" $(PSQL) $(PSQL_CONN)

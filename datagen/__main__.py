@@ -1,4 +1,8 @@
-"""``python -m datagen``: play the store's app for one or more logical days."""
+"""``python -m datagen``: play the store's systems for one or more logical days.
+
+``mongo`` writes the app database; ``oltp`` writes the order system's database
+and publishes its registrations to Kafka.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,15 @@ import sys
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from config import ConfigError, DatagenSettings, MongoSettings
+from config import (
+    ConfigError,
+    DatagenSettings,
+    KafkaSettings,
+    MongoSettings,
+    OltpSettings,
+    advice,
+    redact,
+)
 from datagen.mongo_writer import days_to_generate, write_days
 from datagen.population import Population
 
@@ -20,7 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     mongo = sub.add_parser("mongo", help="write the MongoDB app database")
     mongo.add_argument("--date", type=dt.date.fromisoformat, help="logical day (default: next)")
     mongo.add_argument("--days", type=int, default=1, help="with --date: this many days from it")
+    oltp = sub.add_parser(
+        "oltp", help="write the order system's OLTP database and publish registrations to Kafka"
+    )
+    oltp.add_argument("--date", type=dt.date.fromisoformat, help="logical day (default: next)")
+    oltp.add_argument("--days", type=int, default=1, help="with --date: this many days from it")
     args = parser.parse_args(argv)
+    if args.source == "oltp":
+        return run_oltp(args.date, args.days)
     try:
         gen = DatagenSettings.from_env()
         settings = MongoSettings.from_env()
@@ -47,6 +66,72 @@ def main(argv: list[str] | None = None) -> int:
             "Run `make up` or fix MONGO_URI.",
             file=sys.stderr,
         )
+        return 1
+    return 0
+
+
+def _detail(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in counts.items())
+
+
+def run_oltp(date: dt.date | None, n_days: int) -> int:
+    """Write the order system's days, publish their registrations; one line per day."""
+    import psycopg
+
+    from datagen import oltp_db, registrations
+
+    try:
+        gen = DatagenSettings.from_env()
+        settings, kafka = OltpSettings.from_env(), KafkaSettings.from_env()
+        population = Population(gen.seed, gen.scale, dt.date.fromisoformat(gen.start_date))
+    except ConfigError as exc:
+        print(f"datagen: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"datagen: DATAGEN_START_DATE: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with psycopg.connect(settings.conninfo()) as conn:
+            initial = oltp_db.write_initial(conn, population)
+            if initial:
+                total = sum(initial.values())
+                print(f"datagen oltp initial: {total} rows ({_detail(initial)})")
+            if date:
+                days = [date + dt.timedelta(days=k) for k in range(n_days)]
+            else:
+                days = oltp_db.days_to_generate(conn, population.start_date, gen.history_days)
+            producer = registrations.make_producer(kafka)
+            for day, counts in oltp_db.write_days(conn, population, days):
+                # Every written day not yet published, this one included (a day
+                # whose publishing failed last time goes out now).
+                written = oltp_db.days_up_to(conn, day)
+                sent = registrations.publish_days(conn, kafka, population, written, producer)
+                if counts is None:
+                    line = f"datagen oltp {day}: already written (the clock only moves forward)"
+                else:
+                    line = f"datagen oltp {day}: {sum(counts.values())} rows ({_detail(counts)})"
+                if sent:
+                    line += (
+                        f"; kafka {kafka.topic}: {sent['registrations']} registrations, "
+                        f"{sent['duplicates']} duplicate(s), {sent['malformed']} malformed"
+                    )
+                print(line)
+    except ValueError as exc:
+        print(f"datagen: {redact(str(exc))}", file=sys.stderr)
+        return 2
+    except psycopg.Error as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = lines[0][:200] if lines else type(exc).__name__
+        print(
+            redact(
+                f"datagen: the OLTP database at {settings.describe()} failed: {reason}; "
+                + advice("postgres", "OLTP_HOST/OLTP_PORT")
+            ),
+            file=sys.stderr,
+        )
+        return 1
+    except registrations.KafkaUnavailable as exc:
+        print(f"datagen: {exc}", file=sys.stderr)
         return 1
     return 0
 

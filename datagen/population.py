@@ -154,3 +154,44 @@ class Population:
                 )
             )
         return products
+
+    # -- registrations after the start date (the order system, seed 002) -------------
+    @property
+    def new_users_per_day(self) -> int:
+        """Users who register each simulated day (about 15 at scale 1.0, at least 2)."""
+        return max(2, round(15 * self.scale))
+
+    def new_users(self, day: dt.date) -> list[User]:
+        """The users who register on ``day``: none before ``start_date``.
+
+        Ids follow the population's, a fixed block per day
+        (``n_users + day_index * new_users_per_day + i + 1``), so they are
+        contiguous and never depend on which other days were simulated. Emails
+        carry the id, so they are unique across the population and every day.
+        """
+        index = (day - self.start_date).days
+        if index < 0:
+            return []
+        rng = rng_for(self.seed, "new-users", day)
+        first_id = self.n_users + index * self.new_users_per_day + 1
+        users = []
+        for uid in range(first_id, first_id + self.new_users_per_day):
+            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            users.append(
+                User(
+                    user_id=uid,
+                    first_name=first,
+                    last_name=last,
+                    email=f"{first}.{last}.{uid}@example.com".lower(),
+                    phone=f"+7{rng.randrange(900_000_0000, 999_999_9999)}",
+                    registration_date=day,
+                    loyalty_status=rng.choices(LOYALTY, weights=(85, 10, 4, 1))[0],
+                )
+            )
+        return users
+
+    def registered_at(self, user: User) -> dt.datetime:
+        """The moment (UTC) ``user`` signed up: a fixed time of their registration date."""
+        rng = rng_for(self.seed, "registered-at", user.user_id)
+        midnight = dt.datetime.combine(user.registration_date, dt.time(), tzinfo=dt.UTC)
+        return midnight + dt.timedelta(seconds=rng.randrange(86_400))

@@ -5,6 +5,10 @@ python -m loaders mongo -c support_tickets   # one collection
 python -m loaders mongo --reset event_logs   # forget the watermark and raw rows, reload
 python -m loaders sales --date 2026-10-05    # one day of the partner sales API
 python -m loaders sales --date 2026-10-01 --days 7   # a backfill: reloads replace
+python -m loaders oltp                       # the order system's tables, incrementally
+python -m loaders oltp --reset orders        # forget a table's watermark and raw rows
+python -m loaders kafka                      # drain new_users_events (offsets in the warehouse)
+python -m loaders kafka --max-messages 1000  # at most this many; reports the lag left
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 from config import ConfigError, LoaderSettings, redact
 from loaders.core.warehouse import LoaderError
 from loaders.mongo.checks import COLLECTIONS
+from loaders.oltp.checks import TABLES as OLTP_TABLES
 
 
 def _load_sales(first: dt.date, days: int) -> int:
@@ -55,6 +60,49 @@ def _load_mongo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_oltp(args: argparse.Namespace) -> int:
+    from loaders.oltp.job import load_all, print_progress, reset_table
+
+    if args.reset:
+        reset_table(args.reset)
+        print(
+            f"reset oltp.{args.reset}: raw rows, rejects and watermark removed; rebuild its "
+            f'staging with make dbt ARGS="build --full-refresh -s stg_oltp__{args.reset}+"'
+        )
+        return 0
+    for r in load_all(args.table, batch_size=args.batch_size, progress=print_progress):
+        print(
+            f"oltp.{r.table:<20} landed {r.landed:>8,}  rejected {r.rejected:>5,}  "
+            f"batches {r.batches:>3}  {r.seconds:6.2f}s"
+        )
+        for note in r.notes:
+            print(f"  warning: {note}", file=sys.stderr)
+    return 0
+
+
+def _load_kafka(args: argparse.Namespace) -> int:
+    from loaders.kafka.job import load_topic, print_progress, reset_topic
+
+    if args.reset:
+        reset_topic()
+        print(
+            "reset kafka: raw rows, rejects and stored offsets removed; the next load reads the "
+            "topic from its earliest offset"
+        )
+        return 0
+    r = load_topic(
+        max_messages=args.max_messages, batch_size=args.batch_size, progress=print_progress
+    )
+    lag = ", ".join(f"p{p}={n:,}" for p, n in sorted(r.lag.items())) or "none"
+    print(
+        f"kafka.{r.topic} landed {r.landed:,}  rejected {r.rejected:,}  batches {r.batches}  "
+        f"{r.seconds:.2f}s  lag {lag}"
+    )
+    for note in r.notes:
+        print(f"  warning: {note}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="loaders", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -80,10 +128,35 @@ def main(argv: list[str] | None = None) -> int:
     sales.add_argument(
         "--days", type=int, default=1, help="this many days from --date (a backfill)"
     )
+    oltp = sub.add_parser("oltp", help="order system OLTP PostgreSQL -> raw_oltp.*")
+    oltp.add_argument(
+        "-t",
+        "--table",
+        action="append",
+        choices=sorted(OLTP_TABLES),
+        help="only this table (repeatable; default: all)",
+    )
+    oltp.add_argument("--batch-size", type=int, help="rows per committed batch")
+    oltp.add_argument(
+        "--reset",
+        metavar="TABLE",
+        choices=sorted(OLTP_TABLES),
+        help="drop the table's raw rows and watermark (then reload it)",
+    )
+    kafka = sub.add_parser("kafka", help="Kafka new_users_events -> raw_kafka.new_users_events")
+    kafka.add_argument("--max-messages", type=int, help="stop after this many messages")
+    kafka.add_argument("--batch-size", type=int, help="messages per committed batch")
+    kafka.add_argument(
+        "--reset", action="store_true", help="drop raw rows and stored offsets (then reload)"
+    )
     args = parser.parse_args(argv)
     try:
         if args.source == "sales":
             return _load_sales(args.date, args.days)
+        if args.source == "oltp":
+            return _load_oltp(args)
+        if args.source == "kafka":
+            return _load_kafka(args)
         return _load_mongo(args)
     except (LoaderError, ConfigError) as exc:
         print(f"loaders {args.source}: {redact(str(exc))}", file=sys.stderr)

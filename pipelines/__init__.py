@@ -7,9 +7,10 @@ subpackage and its dbt models), not an edit to two orchestrations.
 """
 
 from pipelines.definition import Landed, Source, Step, StepContext, run_source
-from pipelines.sources import SOURCES, SOURCES_BY_NAME
+from pipelines.sources import COMBINED_TRANSFORMS, SOURCES, SOURCES_BY_NAME
 
 __all__ = [
+    "COMBINED_TRANSFORMS",
     "SOURCES",
     "SOURCES_BY_NAME",
     "Landed",

@@ -54,6 +54,16 @@ class Source:
     # Writes the logical day into the simulated source system (local runs and
     # tests; a real deployment has the real system and no simulator).
     simulate: Callable[[dt.date], dict[str, int] | None] | None = None
+    # The dbt tag its transform selects; sources whose models are one whole
+    # (the order system's database and its registration stream) share one.
+    transform: str = ""
+    # A message queue whose arrivals trigger a load ("kafka"), besides the
+    # schedule: Airflow watches it and runs the extract-load on new messages.
+    queue: str | None = None
+
+    @property
+    def dbt_tag(self) -> str:
+        return self.transform or self.name
 
     def raw_table(self, stream: str) -> RawTable:
         return next(t for t in self.raw_tables if t.name == stream)

@@ -11,8 +11,12 @@ import datetime as dt
 import logging
 from pathlib import Path
 
+from loaders.kafka import job as kafka_job
+from loaders.kafka.landing import RAW_TABLES as KAFKA_RAW_TABLES
 from loaders.mongo import job as mongo_job
 from loaders.mongo.landing import RAW_TABLES as MONGO_RAW_TABLES
+from loaders.oltp import job as oltp_job
+from loaders.oltp.landing import RAW_TABLES as OLTP_RAW_TABLES
 from loaders.sales_api import job as sales_job
 from loaders.sales_api.landing import RAW_TABLES as SALES_RAW_TABLES
 from pipelines.definition import Landed, Source, Step, StepContext
@@ -105,5 +109,78 @@ SALES_API = Source(
     daily=True,
 )
 
-SOURCES: tuple[Source, ...] = (MONGO, SALES_API)
+
+# --- Order system (seed 002): OLTP PostgreSQL and its Kafka stream of registrations ---
+def simulate_orders(day: dt.date) -> dict[str, int] | None:
+    """The order system writes ``day`` (and any missing days) and publishes its registrations."""
+    import psycopg
+
+    from config import DatagenSettings, KafkaSettings, OltpSettings
+    from datagen import oltp_db, registrations
+    from datagen.population import Population
+    from loaders.core.warehouse import LoaderError, first_line
+
+    gen = DatagenSettings.from_env()
+    population = Population(gen.seed, gen.scale, dt.date.fromisoformat(gen.start_date))
+    oltp, kafka = OltpSettings.from_env(), KafkaSettings.from_env()
+    try:
+        with psycopg.connect(oltp.conninfo()) as conn:
+            counts = oltp_db.play_day(conn, population, day, gen.history_days)
+            written = registrations.publish_days(
+                conn, kafka, population, oltp_db.days_up_to(conn, day)
+            )
+    except psycopg.Error as exc:
+        raise LoaderError(
+            f"the simulator could not write {day} to the OLTP database at {oltp.describe()}: "
+            f"{first_line(exc)}"
+        ) from None
+    except registrations.KafkaUnavailable as exc:
+        raise LoaderError(f"the simulator could not publish registrations: {exc}") from None
+    if counts is None and not written:
+        return None
+    return {**(counts or {}), **{f"kafka_{k}": v for k, v in written.items()}}
+
+
+def load_oltp_tables(ctx: StepContext) -> dict:
+    """Every table in one source snapshot, so no order lands without its user."""
+    results = oltp_job.load_all(progress=oltp_job.print_progress)
+    tables = {f"raw_oltp.{r.table}": {"landed": r.landed, "rejected": r.rejected} for r in results}
+    return Landed(tables, [n for r in results for n in r.notes]).as_dict()
+
+
+def load_kafka_topic(ctx: StepContext) -> dict:
+    r = kafka_job.load_topic(progress=kafka_job.print_progress)
+    lag = sum(r.lag.values())
+    notes = [*r.notes, *([f"consumer lag after the load: {lag:,} message(s)"] if lag else [])]
+    table = "raw_kafka.new_users_events"
+    return Landed({table: {"landed": r.landed, "rejected": r.rejected}}, notes).as_dict()
+
+
+OLTP = Source(
+    name="oltp",
+    description="Order system OLTP PostgreSQL -> raw_oltp.* (keyset watermark, COPY to COPY)",
+    raw_tables=OLTP_RAW_TABLES,
+    # One task, not one per table: the tables are read in one snapshot.
+    steps=(Step("load", load_oltp_tables),),
+    daily=False,
+    simulate=simulate_orders,
+    transform="orders",
+)
+
+KAFKA = Source(
+    name="kafka",
+    description="Kafka new_users_events -> raw_kafka.new_users_events (offsets in the warehouse)",
+    raw_tables=KAFKA_RAW_TABLES,
+    steps=(Step("load", load_kafka_topic),),
+    daily=False,
+    transform="orders",
+    queue="kafka",
+)
+
+SOURCES: tuple[Source, ...] = (MONGO, SALES_API, OLTP, KAFKA)
 SOURCES_BY_NAME = {s.name: s for s in SOURCES}
+
+# dbt tags whose models read several sources' models (user_activity: the app's
+# sessions and reviews, the order system's orders). Their transform runs once
+# every transform it reads from has built, never half-way through one of them.
+COMBINED_TRANSFORMS: dict[str, tuple[str, ...]] = {"activity": ("mongo", "orders")}

@@ -2,7 +2,8 @@
 
 Everything Airflow needs comes from the project's configuration, with no
 step in the UI: its metadata database is a database on the warehouse server,
-its connections (AIRFLOW_CONN_*) are built from WAREHOUSE_* and MONGO_*, the
+its connections (AIRFLOW_CONN_*) are built from WAREHOUSE_*, OLTP_*, MONGO_* and
+KAFKA_* (the Kafka one also serves the triggerer's queue watcher), the
 DAGs are unpaused at creation, and the dbt manifest Cosmos renders from is
 produced first by `dbt parse`.
 """
@@ -23,8 +24,10 @@ from config import (
     PROFILES_DIR,
     PROJECT_ROOT,
     ConfigError,
+    KafkaSettings,
     LocalSettings,
     MongoSettings,
+    OltpSettings,
     WarehouseSettings,
 )
 from stack import services
@@ -68,6 +71,10 @@ def airflow_env(
         # Connections for hooks and the UI, from the same settings the loaders read.
         "AIRFLOW_CONN_WAREHOUSE": warehouse_uri(wh, wh.dbname),
         "AIRFLOW_CONN_APP_MONGO": mongo.uri,
+        "AIRFLOW_CONN_ORDERS_OLTP": warehouse_uri(
+            OltpSettings.from_env(), OltpSettings.from_env().dbname
+        ),
+        "AIRFLOW_CONN_KAFKA_DEFAULT": kafka_connection(KafkaSettings.from_env()),
         # Airflow's own manifest: a hand-run `dbt build` does not re-render its DAGs.
         "DBT_MANIFEST_PATH": str(manifest_path(local)),
         # No phoning home: these machines have no network, and users may not want it.
@@ -75,6 +82,22 @@ def airflow_env(
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
         "SCARF_ANALYTICS": "false",
     }
+
+
+def kafka_connection(kafka: KafkaSettings) -> str:
+    """The ``kafka_default`` connection as JSON: the queue watcher's consumer settings."""
+    extra = {
+        **kafka.client_config(),
+        # The watcher's own group: it only rings the bell, the loader keeps the
+        # real offsets in the warehouse. Short group timeouts let it join in
+        # seconds rather than ~25 s (every member of a group must use them).
+        "group.id": "store-analytics-airflow-watcher",
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1000,
+        "max.poll.interval.ms": 10000,
+    }
+    return json.dumps({"conn_type": "kafka", "extra": extra})
 
 
 def ensure_airflow_database(wh: WarehouseSettings) -> None:

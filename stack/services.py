@@ -1,7 +1,9 @@
 """Start, stop and report the embedded services that EMBEDDED_SERVICES names.
 
 A service left out of EMBEDDED_SERVICES is expected to be a real server that
-WAREHOUSE_* / MONGO_URI point at; we only check that it answers.
+WAREHOUSE_* / OLTP_* / MONGO_URI / SALES_API_URL / KAFKA_BOOTSTRAP_SERVERS point
+at; we only check that it answers. The embedded PostgreSQL server holds both the
+warehouse and the order system's OLTP database (when OLTP_* point at it).
 """
 
 from __future__ import annotations
@@ -10,16 +12,20 @@ from collections.abc import Callable
 from urllib.parse import urlparse
 
 import httpx
+import psycopg
 
 from config import (
+    KafkaSettings,
     LocalSettings,
     MongoSettings,
+    OltpSettings,
     SalesApiSettings,
     WarehouseSettings,
     mask_uri_password,
 )
-from loaders.core.warehouse import LoaderError, connect
+from loaders.core.warehouse import LoaderError, connect, first_line
 from loaders.mongo.client import mongo_database
+from stack.embedded_kafka import EmbeddedKafka
 from stack.embedded_mongo import EmbeddedMongo
 from stack.embedded_postgres import EmbeddedPostgres, ServiceError
 from stack.embedded_sales_api import EmbeddedSalesApi
@@ -48,6 +54,18 @@ def embedded_sales_api(local: LocalSettings, api: SalesApiSettings) -> EmbeddedS
     )
 
 
+def embedded_kafka(local: LocalSettings, kafka: KafkaSettings) -> EmbeddedKafka:
+    host, _, port = kafka.bootstrap_servers.split(",")[0].rpartition(":")
+    return EmbeddedKafka(
+        state_dir=local.data_dir / "kafka", port=int(port or 9092), host=host or "127.0.0.1"
+    )
+
+
+def _oltp_is_embedded(local: LocalSettings, wh: WarehouseSettings, oltp: OltpSettings) -> bool:
+    """The OLTP database lives on the embedded server when OLTP_* point at it."""
+    return "postgres" in local.embedded and (oltp.host, oltp.port) == (wh.host, wh.port)
+
+
 def up() -> list[str]:
     """Start every embedded service, create the warehouse database; return status lines."""
     local, wh, mongo = (
@@ -62,6 +80,10 @@ def up() -> list[str]:
         pg.start()
         pg.ensure_database(wh.dbname)
         lines.append(f"postgres  embedded  {wh.describe()}  data: {pg.pgdata}")
+        oltp = OltpSettings.from_env()
+        if _oltp_is_embedded(local, wh, oltp):
+            pg.ensure_database(oltp.dbname)
+            lines.append(f"oltp      embedded  {oltp.describe()}  (same server)")
     if "mongo" in local.embedded:
         mg = embedded_mongo(local, mongo)
         mg.start()
@@ -70,6 +92,13 @@ def up() -> list[str]:
         api = embedded_sales_api(local, SalesApiSettings.from_env())
         api.start()
         lines.append(f"sales_api embedded  {api.url}  log: {api.log_file}")
+    if "kafka" in local.embedded:
+        broker = embedded_kafka(local, KafkaSettings.from_env())
+        broker.start()
+        lines.append(
+            f"kafka     embedded  {broker.bootstrap_servers}  (memory storage)  "
+            f"log: {broker.log_file}"
+        )
     check_reachable(wh, mongo)
     return lines
 
@@ -90,6 +119,9 @@ def down() -> list[str]:
     if "sales_api" in local.embedded:
         embedded_sales_api(local, SalesApiSettings.from_env()).stop()
         lines.append("sales_api stopped")
+    if "kafka" in local.embedded:
+        embedded_kafka(local, KafkaSettings.from_env()).stop()
+        lines.append("kafka     stopped (its topics were in memory)")
     return lines
 
 
@@ -110,6 +142,29 @@ def check_reachable(wh: WarehouseSettings, mongo: MongoSettings) -> None:
         _check_mongo(mongo)
     except LoaderError as exc:
         raise ServiceError(str(exc)) from None
+
+
+def _check_oltp(oltp: OltpSettings) -> None:
+    try:
+        psycopg.connect(oltp.conninfo()).close()
+    except psycopg.Error as exc:
+        raise LoaderError(f"OLTP database at {oltp.describe()}: {first_line(exc)}") from None
+
+
+def _check_kafka(kafka: KafkaSettings) -> None:
+    """A metadata request: the broker speaks Kafka, not only that its port is open."""
+    import logging
+
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    quiet = logging.getLogger("stack.kafka_probe")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    try:
+        AdminClient({**kafka.client_config(), "logger": quiet}).list_topics(timeout=5)
+    except KafkaException as exc:
+        raise LoaderError(f"Kafka at {kafka.bootstrap_servers}: {exc.args[0]}") from None
 
 
 def _answers(check: Callable[[], None]) -> str:
@@ -146,9 +201,18 @@ def status() -> tuple[list[str], bool]:
         api_up = "up" if embedded_sales_api(local, api_settings).is_running() else "down"
     else:
         api_up = "up" if _http_answers(api_settings.url) else "down"
+    oltp, kafka = OltpSettings.from_env(), KafkaSettings.from_env()
+    oltp_state = "embedded" if _oltp_is_embedded(local, wh, oltp) else "external"
+    oltp_up = _answers(lambda: _check_oltp(oltp))
+    kafka_state = "embedded" if "kafka" in local.embedded else "external"
+    kafka_up = _answers(lambda: _check_kafka(kafka))
     lines = [
         f"postgres  {pg_state:<8}  {pg_up:<4}  {wh.describe()}",
+        f"oltp      {oltp_state:<8}  {oltp_up:<4}  {oltp.describe()}",
         f"mongo     {mg_state:<8}  {mg_up:<4}  {mongo.describe()}/{mongo.database}",
         f"sales_api {api_state:<8}  {api_up:<4}  {mask_uri_password(api_settings.url)}",
+        f"kafka     {kafka_state:<8}  {kafka_up:<4}  {kafka.bootstrap_servers}  "
+        f"topic {kafka.topic}",
     ]
-    return lines, all(state == "up" for state in (pg_up, mg_up, api_up))
+    states = (pg_up, oltp_up, mg_up, api_up, kafka_up)
+    return lines, all(state == "up" for state in states)

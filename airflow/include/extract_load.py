@@ -11,7 +11,7 @@ import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, CronTriggerTimetable
 from airflow.sdk import task as task_decorator
 
-from include.assets import raw_table_asset, source_system_asset
+from include.assets import queue_asset, raw_table_asset, source_system_asset
 from include.defaults import DEFAULT_ARGS, LOADER_RETRIES, SIMULATION_START
 from include.tasks import simulate_callable, step_callable
 from pipelines import Source
@@ -23,11 +23,12 @@ def extract_load_dag(source: Source) -> DAG:
         schedule = CronDataIntervalTimetable("0 1 * * *", timezone="UTC")
         start = pendulum.instance(SIMULATION_START)
     else:
-        # Whenever the source system has new data, and daily as a safety net
-        # for a real system that emits no asset.
+        # Whenever the source system has new data (a message on its queue, or
+        # the simulator's asset), and daily as a safety net for a real system
+        # that emits nothing.
         schedule = AssetOrTimeSchedule(
             timetable=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
-            assets=source_system_asset(source),
+            assets=queue_asset(source) if source.queue else source_system_asset(source),
         )
         start = pendulum.datetime(2026, 1, 1, tz="UTC")
     with DAG(

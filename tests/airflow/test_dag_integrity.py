@@ -16,6 +16,11 @@ EXPECTED_DAGS = {
     "extract_load_sales_api",
     "dbt_transform_mongo",
     "dbt_transform_sales_api",
+    "simulate_oltp",
+    "extract_load_oltp",
+    "extract_load_kafka",
+    "dbt_transform_orders",
+    "dbt_transform_activity",
 }
 
 
@@ -29,7 +34,7 @@ def test_every_source_gets_its_dags_from_the_one_pipeline_definition(dagbag) -> 
 
     for source in SOURCES:
         assert f"extract_load_{source.name}" in dagbag.dag_ids
-        assert f"dbt_transform_{source.name}" in dagbag.dag_ids
+        assert f"dbt_transform_{source.dbt_tag}" in dagbag.dag_ids
         assert (f"simulate_{source.name}" in dagbag.dag_ids) == (source.simulate is not None)
 
 
@@ -86,7 +91,27 @@ def test_each_transform_runs_on_its_source_and_builds_its_models(
     expected = {f"{n}_{'snapshot' if n.startswith('snap_') else 'model'}_build" for n in mine}
     expected |= {f"{source}_{s['name']}_source" for s in data["sources"].values()
                  if s["source_name"] == source}  # fmt: skip
+    expected.add("built")  # emits the transform's asset once everything passed
     assert {t.task_id for t in dag.tasks} == expected
+    built = dag.get_task("built")
+    assert [o.uri for o in built.outlets] == [f"dbt://store_analytics/tag/{source}"]
+    assert [t.task_id for t in dag.leaves] == ["built"]
+
+
+def test_user_activity_is_built_after_both_transforms_it_reads(dagbag, manifest: Path) -> None:
+    import json
+
+    dag = dagbag.dags["dbt_transform_activity"]
+    scheduled = {a.uri for a in dag.timetable.asset_condition.objects}  # all of them (AND)
+    assert scheduled == {"dbt://store_analytics/tag/mongo", "dbt://store_analytics/tag/orders"}
+    data = json.loads(manifest.read_text())
+    activity = {n["name"] for n in data["nodes"].values() if "activity" in n["tags"]
+                and n["resource_type"] in ("model", "snapshot")}  # fmt: skip
+    assert "user_activity" in activity
+    assert {t.task_id for t in dag.tasks} == {
+        *(f"{n}_{'snapshot' if n.startswith('snap_') else 'model'}_build" for n in activity),
+        "built",
+    }
 
 
 def test_sales_dag_shows_seed_004_steps_and_emits_raw_tables(dagbag) -> None:

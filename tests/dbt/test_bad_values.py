@@ -2,10 +2,14 @@
 
 MongoDB documents land as JSONB (schema-on-read), so any field can hold any
 type. Hostile documents go into the real MongoDB test server beside good
-ones, through the real loader and a real `dbt build`. The build must succeed
-with nothing skipped, the marts must hold the good rows with the right values,
-and the warn-severity tests must name the bad rows (their failing rows are
-stored in the audit schema).
+ones, through the real loader and a real `dbt build`. The order system's
+tables land every column as text and its Kafka stream lands JSON as text:
+hostile rows are written straight into those raw tables (a non-numeric
+price, unparsable timestamps, JSON fields of the wrong type, a value
+PostgreSQL's JSON refuses). The build must succeed with nothing skipped, the
+marts must hold the good rows with the right values, and the warn-severity
+tests must name the bad rows (their failing rows are stored in the audit
+schema).
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import datetime as dt
 import json
 from decimal import Decimal
 
+import psycopg
 import pytest
 from bson import ObjectId
+from psycopg import sql
 
 from loaders.mongo.job import load_all
 from stack.run import run_dbt
@@ -118,6 +124,47 @@ RECOMMENDATIONS = docs(
     field="last_updated",
 )
 
+# The order system's raw rows, every column text as the loader lands it.
+WRITTEN = "2026-10-01 12:00:00+00"
+OLTP_ROWS = {
+    "product_categories": [
+        {"category_id": "1", "name": "Lighting", "created_at": WRITTEN, "updated_at": WRITTEN},
+    ],
+    "products": [
+        {"product_id": "1", "name": "Lamp", "category_id": "1", "price": "abc",
+         "created_at": WRITTEN, "updated_at": WRITTEN},
+        {"product_id": "2", "name": "Rug", "category_id": "1", "price": "NaN",
+         "created_at": WRITTEN, "updated_at": WRITTEN},
+        # no readable key: left out
+        {"product_id": "x", "name": "Bad", "category_id": "1", "price": "5.00",
+         "created_at": WRITTEN, "updated_at": WRITTEN},
+    ],
+    "users": [
+        {"user_id": "1", "first_name": "Ann", "last_name": "Lee", "email": "ann@example.com",
+         "phone": "1", "registration_date": "2026-13-45", "loyalty_status": "gold",
+         "created_at": WRITTEN, "updated_at": WRITTEN},
+    ],
+    "orders": [
+        {"order_id": "1", "user_id": "1", "order_date": "not a date", "status": "paid",
+         "total_amount": "12.50", "created_at": WRITTEN, "updated_at": WRITTEN},
+        # no readable write time: cannot be ranked among its versions, left out
+        {"order_id": "2", "user_id": "1", "order_date": WRITTEN, "status": "paid",
+         "total_amount": "9.99", "created_at": WRITTEN, "updated_at": "garbage"},
+    ],
+    "order_details": [
+        {"order_detail_id": "1", "order_id": "1", "product_id": "1", "quantity": "two",
+         "price_per_unit": "12.50", "total_price": "12.50", "created_at": WRITTEN,
+         "updated_at": WRITTEN},
+    ],
+}  # fmt: skip
+REGISTRATIONS = [
+    # fields of the wrong type, a date PostgreSQL would read as a word, an unknown level
+    json.dumps({"email": "x@example.com", "first_name": {"a": 1}, "last_name": "X",
+                "phone": ["1"], "registration_date": "yesterday", "loyalty_status": "diamond"}),
+    # not JSON PostgreSQL reads (the loader refuses it; raw written otherwise may hold it)
+    '{"email": "y@example.com", "score": NaN}',
+]  # fmt: skip
+
 # (model, Mongo _id, column) of every value present but not readable as its type
 UNREADABLE = {
     ("stg_mongo__moderation_queue", oid(101), "rating"),
@@ -151,6 +198,23 @@ UNIDENTIFIED = {
     ("stg_mongo__product_price_history", oid(601)),
     ("stg_mongo__user_recommendations", oid(702)),
 }
+# (model, row key, column) of every order-system value present but not castable
+TEXT_UNREADABLE = {
+    ("stg_oltp__products", "1", "price"),
+    ("stg_oltp__products", "2", "price"),
+    ("stg_oltp__users", "1", "registration_date"),
+    ("stg_oltp__orders", "1", "ordered_at"),
+    ("stg_oltp__order_details", "1", "quantity"),
+}
+# (model, landed key, landed updated_at) of every order-system row left out
+TEXT_UNIDENTIFIED = {
+    ("stg_oltp__products", "x", WRITTEN),
+    ("stg_oltp__orders", "2", "garbage"),
+}
+# (message offset, column) of every stream value present but not readable
+STREAM_UNREADABLE = {(0, "first_name"), (0, "phone"), (0, "registration_date"),
+                     (0, "loyalty_status")}  # fmt: skip
+STREAM_UNIDENTIFIED = {1}  # message offsets left out (no readable email)
 # The other warn tests that must fire: not_null on values a row can live without.
 WARNED_NOT_NULL = {
     "not_null_stg_mongo__user_sessions_user_id",
@@ -177,6 +241,24 @@ def test_bad_values_are_nulled_counted_and_never_break_the_build(
         mongo_db[name].insert_many(documents)
     landed = {r.collection: (r.landed, r.rejected) for r in load_all()}
     assert all(rejected == 0 for _, rejected in landed.values()), landed  # all land in raw
+    with psycopg.connect(warehouse) as conn:  # load_all created every raw table
+        for table, records in OLTP_ROWS.items():
+            for record in records:
+                conn.execute(
+                    sql.SQL("insert into raw_oltp.{} ({}, _batch_id) values ({}, 1)").format(
+                        sql.Identifier(table),
+                        sql.SQL(", ").join(map(sql.Identifier, record)),
+                        sql.SQL(", ").join(sql.Placeholder() * len(record)),
+                    ),
+                    list(record.values()),
+                )
+        for offset, value in enumerate(REGISTRATIONS):
+            conn.execute(
+                "insert into raw_kafka.new_users_events"
+                ' (topic, partition, "offset", key, value, message_timestamp, _batch_id)'
+                " values ('new_users_events', 0, %s, 'k', %s, %s, 1)",
+                (offset, value, WRITTEN),
+            )
 
     summary = run_dbt(["build"], tmp_path / "dbt-logs")
 
@@ -193,7 +275,15 @@ def test_bad_values_are_nulled_counted_and_never_break_the_build(
     warned = {r["unique_id"].split(".")[2] for r in results if r["status"] == "warn"}
     castable = {f"json_castable_{model}" for model, _, _ in UNREADABLE}
     key_castable = {f"json_key_castable_{model}" for model, _ in UNIDENTIFIED}
-    assert warned == castable | key_castable | WARNED_NOT_NULL
+    text_castable = {f"text_castable_{model}" for model, _, _ in TEXT_UNREADABLE}
+    text_key_castable = {f"text_key_castable_{model}" for model, _, _ in TEXT_UNIDENTIFIED}
+    stream = {
+        "json_castable_stg_kafka__new_users_events",
+        "json_key_castable_stg_kafka__new_users_events",
+    }
+    assert warned == (
+        castable | key_castable | text_castable | text_key_castable | stream | WARNED_NOT_NULL
+    )
     assert summary.counts["test"]["warn"] == len(warned)
     reported = set()
     for model in {m for m, _, _ in UNREADABLE}:
@@ -213,6 +303,42 @@ def test_bad_values_are_nulled_counted_and_never_break_the_build(
             )
         }
     assert unidentified == UNIDENTIFIED
+    reported = set()
+    for model in {m for m, _, _ in TEXT_UNREADABLE}:
+        reported |= {
+            (model, key, column)
+            for key, column in rows(
+                warehouse, f"select row_key, column_name from audit.text_castable_{model}"
+            )
+        }
+    assert reported == TEXT_UNREADABLE
+    unidentified = set()
+    for model in {m for m, _, _ in TEXT_UNIDENTIFIED}:
+        unidentified |= {
+            (model, key, version)
+            for key, version in rows(
+                warehouse,
+                f"select landed_key, landed_version from audit.text_key_castable_{model}",
+            )
+        }
+    assert unidentified == TEXT_UNIDENTIFIED
+    assert (
+        set(
+            rows(
+                warehouse,
+                "select message_offset, column_name"
+                " from audit.json_castable_stg_kafka__new_users_events",
+            )
+        )
+        == STREAM_UNREADABLE
+    )
+    assert {
+        offset
+        for (offset,) in rows(
+            warehouse,
+            "select message_offset from audit.json_key_castable_stg_kafka__new_users_events",
+        )
+    } == STREAM_UNIDENTIFIED
 
     # ---- the marts hold the good rows with the right values
     # product 10: R1 (5, approved) and R2 (no readable rating, rejected); R3 has
@@ -238,6 +364,32 @@ def test_bad_values_are_nulled_counted_and_never_break_the_build(
         ("T3", 3, 1, 2, at("10:00").replace(tzinfo=UTC), at("10:15").replace(tzinfo=UTC),
          Decimal("15.00")),
     ]  # fmt: skip
+    # Order 1's line has no readable quantity (no units to add up, its sales
+    # still count); order 2 was left out.
+    assert rows(
+        warehouse,
+        "select product_id, name, status, total_quantity_sold, total_sales"
+        " from marts.mart_product_sales",
+    ) == [(1, "Lamp", "paid", None, Decimal("12.50"))]
+    assert rows(
+        warehouse,
+        "select user_id, first_name, status, order_count, total_spent"
+        " from marts.mart_user_activity",
+    ) == [(1, "Ann", "paid", 1, Decimal("12.50"))]
+    assert rows(
+        warehouse, "select status, loyalty_status, average_check from marts.mart_average_check"
+    ) == [("paid", "gold", Decimal("12.50"))]
+    # user 1: session S1, order 1 (its only line has no quantity: no preferred
+    # category), review R1 (R4's user is unreadable); users 2 and 3 only review.
+    assert rows(
+        warehouse,
+        "select user_id, sessions_cnt, avg_pages_visited, days_active, orders_cnt, reviews_cnt,"
+        " preferred_category from marts.user_activity order by 1",
+    ) == [
+        (1, 1, Decimal("1.00"), 1, 1, 1, None),
+        (2, 0, None, 0, 0, 1, None),
+        (3, 0, None, 0, 0, 1, None),
+    ]
 
     # ---- staging: unreadable values are null, the rest of the row is kept
     assert rows(
@@ -265,3 +417,16 @@ def test_bad_values_are_nulled_counted_and_never_break_the_build(
         "select user_id, recommended_products_count"
         " from staging.stg_mongo__user_recommendations order by 1",
     ) == [(1, None), (2, 3)]
+    assert rows(
+        warehouse,
+        "select product_id, product_name, price from staging.stg_oltp__products order by 1",
+    ) == [(1, "Lamp", None), (2, "Rug", None)]
+    assert rows(
+        warehouse,
+        "select order_id, ordered_at, total_amount from staging.stg_oltp__orders order by 1",
+    ) == [(1, None, Decimal("12.50"))]
+    assert rows(
+        warehouse,
+        "select email, first_name, last_name, phone, registration_date, loyalty_status"
+        " from staging.stg_kafka__new_users_events",
+    ) == [("x@example.com", None, "X", None, None, None)]
