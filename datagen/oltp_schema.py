@@ -3,9 +3,12 @@
 Every table carries ``created_at``/``updated_at`` (SPEC.md): a trigger stamps
 ``updated_at`` on any update that does not set it itself, so replication by
 ``(updated_at, primary key)`` sees every change. The simulator sets both to
-its logical clock; a trigger never moves them backwards. Rows are never
-hard-deleted. Each table has an index on ``(updated_at, <pk>)`` so the
-loader's keyset reads are index range scans, not full scans.
+its logical clock, and the trigger leaves an explicitly set value alone.
+``now()`` is the transaction's start, not its commit: a long transaction can
+commit rows stamped behind the loader's watermark, which is why the loader
+re-reads a lookback window. Rows are never hard-deleted. Each table has an
+index on ``(updated_at, <pk>)`` so the loader's keyset reads are index range
+scans, not full scans.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ create table if not exists order_details (
 );
 create or replace function touch_updated_at() returns trigger language plpgsql as $$
 begin
-    -- An update that does not set updated_at itself gets the commit clock.
+    -- An update that does not set updated_at itself gets the transaction's clock.
     if new.updated_at is not distinct from old.updated_at then
         new.updated_at := now();
     end if;

@@ -136,6 +136,8 @@ def simulate_orders(day: dt.date) -> dict[str, int] | None:
         ) from None
     except registrations.KafkaUnavailable as exc:
         raise LoaderError(f"the simulator could not publish registrations: {exc}") from None
+    except ValueError as exc:  # the database holds another seed/scale, or a day before the start
+        raise LoaderError(f"the order system simulator refused {day}: {exc}") from None
     if counts is None and not written:
         return None
     return {**(counts or {}), **{f"kafka_{k}": v for k, v in written.items()}}
@@ -152,7 +154,8 @@ def load_kafka_topic(ctx: StepContext) -> dict:
     r = kafka_job.load_topic(progress=kafka_job.print_progress)
     lag = sum(r.lag.values())
     notes = [*r.notes, *([f"consumer lag after the load: {lag:,} message(s)"] if lag else [])]
-    table = "raw_kafka.new_users_events"
+    [raw] = KAFKA_RAW_TABLES
+    table = raw.qualified_name
     return Landed({table: {"landed": r.landed, "rejected": r.rejected}}, notes).as_dict()
 
 

@@ -1,5 +1,9 @@
 -- Per user: the activity measures of user_activity (seed 001), as of the
--- run's logical day (var logical_date; today when null). Snapshotted
+-- run's logical day (var logical_date, which make run passes; when null, the
+-- latest day with a session in the data, so a plain `dbt build` or an
+-- asset-triggered Airflow run agrees with make run rather than with the wall
+-- clock). The counts are over all loaded history; only
+-- days_active_last_month is a window ending on the as-of day. Snapshotted
 -- (snap_user_activity_measured), which is where etl_valid_from comes from.
 --
 -- Users: every user with an id the warehouse knows of: the reconciled users
@@ -37,7 +41,9 @@ as_of as (
         {% if logical_date %}
             '{{ logical_date }}'::date
         {% else %}
-            current_date
+            (
+                select max((started_at at time zone 'UTC')::date) from sessions
+            )
         {% endif %} as as_of_date
 ),
 

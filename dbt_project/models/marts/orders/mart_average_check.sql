@@ -20,7 +20,10 @@ leveled as (
         orders.total_amount
     from orders
     inner join users on orders.user_id = users.user_id
-    where orders.total_amount is not null and users.loyalty_status is not null
+    where
+        orders.total_amount is not null
+        and orders.status is not null
+        and users.loyalty_status is not null
 ),
 
 average_checks as (

@@ -7,8 +7,9 @@ order_lines as (
     select * from {{ ref('int_order_details_enriched') }}
 ),
 
--- A line whose order or product is not known (not landed yet, or an
--- unreadable id) cannot be placed: left out (the staging tests warn).
+-- A line whose product id is unreadable, or whose order (so status) is not
+-- known yet, cannot be placed: left out (the staging tests warn). A product
+-- id not yet in the products table keeps its line, with a null name.
 -- product_name is the product's current name, one per product_id.
 per_product_and_status as (
     select

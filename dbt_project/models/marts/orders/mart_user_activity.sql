@@ -12,7 +12,7 @@ users as (
     select * from {{ ref('int_users_reconciled') }}
 ),
 
--- An order without a readable user cannot be attributed: left out
+-- An order without a readable user or status cannot be attributed: left out
 -- (stg_oltp__orders' warn tests count it).
 per_user_and_status as (
     select
@@ -21,7 +21,7 @@ per_user_and_status as (
         count(*)::integer as order_count,
         coalesce(sum(total_amount), 0)::numeric(14, 2) as total_spent
     from orders
-    where user_id is not null
+    where user_id is not null and status is not null
     group by user_id, status
 ),
 
