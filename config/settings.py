@@ -169,6 +169,41 @@ class KafkaSettings:
         return conf
 
 
+@dataclass(frozen=True)
+class ClickHouseSettings:
+    """ClickHouse (seed 003's event store), over its HTTP interface.
+
+    Locally the project's own small HTTP server over the chdb engine
+    (``stack/embedded_clickhouse.py``); ``CLICKHOUSE_*`` point at a real server.
+    """
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    secure: bool  # HTTPS
+
+    @classmethod
+    def from_env(cls) -> ClickHouseSettings:
+        return cls(
+            host=_env("CLICKHOUSE_HOST", "127.0.0.1"),
+            port=_env_int("CLICKHOUSE_PORT", 18123),
+            user=_env("CLICKHOUSE_USER", "default"),
+            password=_env("CLICKHOUSE_PASSWORD", ""),
+            database=_env("CLICKHOUSE_DB", "events"),
+            secure=_env("CLICKHOUSE_SECURE", "false").lower() in ("1", "true", "yes"),
+        )
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.secure else 'http'}://{self.host}:{self.port}"
+
+    def describe(self) -> str:
+        """Where the server is, without the password, for messages."""
+        return f"{self.url} (user {self.user}, database {self.database})"
+
+
 def mask_uri_password(uri: str) -> str:
     """``scheme://user:***@host/...``: the URI without its password."""
     try:
