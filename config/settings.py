@@ -216,7 +216,7 @@ def mask_uri_password(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-EMBEDDABLE = ("postgres", "mongo", "sales_api", "kafka")
+EMBEDDABLE = ("postgres", "mongo", "sales_api", "kafka", "clickhouse")
 
 
 def _env_path(name: str, default: Path, relative_to: Path = PROJECT_ROOT) -> Path:

@@ -15,6 +15,7 @@ import httpx
 import psycopg
 
 from config import (
+    ClickHouseSettings,
     KafkaSettings,
     LocalSettings,
     MongoSettings,
@@ -25,6 +26,7 @@ from config import (
 )
 from loaders.core.warehouse import LoaderError, connect, first_line
 from loaders.mongo.client import mongo_database
+from stack.embedded_clickhouse import EmbeddedClickHouse
 from stack.embedded_kafka import EmbeddedKafka
 from stack.embedded_mongo import EmbeddedMongo
 from stack.embedded_postgres import EmbeddedPostgres, ServiceError
@@ -58,6 +60,16 @@ def embedded_kafka(local: LocalSettings, kafka: KafkaSettings) -> EmbeddedKafka:
     host, _, port = kafka.bootstrap_servers.split(",")[0].rpartition(":")
     return EmbeddedKafka(
         state_dir=local.data_dir / "kafka", port=int(port or 9092), host=host or "127.0.0.1"
+    )
+
+
+def embedded_clickhouse(local: LocalSettings, ch: ClickHouseSettings) -> EmbeddedClickHouse:
+    return EmbeddedClickHouse(
+        data_dir=local.data_dir / "clickhouse" / "data",
+        port=ch.port,
+        host=ch.host,
+        user=ch.user,
+        password=ch.password,
     )
 
 
@@ -99,6 +111,10 @@ def up() -> list[str]:
             f"kafka     embedded  {broker.bootstrap_servers}  (memory storage)  "
             f"log: {broker.log_file}"
         )
+    if "clickhouse" in local.embedded:
+        ch = embedded_clickhouse(local, ClickHouseSettings.from_env())
+        ch.start()
+        lines.append(f"clickhouse embedded  {ch.url}  (chdb)  data: {ch.data_dir}")
     check_reachable(wh, mongo)
     return lines
 
@@ -122,6 +138,9 @@ def down() -> list[str]:
     if "kafka" in local.embedded:
         embedded_kafka(local, KafkaSettings.from_env()).stop()
         lines.append("kafka     stopped (its topics were in memory)")
+    if "clickhouse" in local.embedded:
+        embedded_clickhouse(local, ClickHouseSettings.from_env()).stop()
+        lines.append("clickhouse stopped")
     return lines
 
 
@@ -167,6 +186,14 @@ def _check_kafka(kafka: KafkaSettings) -> None:
         raise LoaderError(f"Kafka at {kafka.bootstrap_servers}: {exc.args[0]}") from None
 
 
+def _clickhouse_answers(ch: ClickHouseSettings) -> bool:
+    """ClickHouse's own health check: GET /ping answers ``Ok.``."""
+    try:
+        return httpx.get(f"{ch.url}/ping", timeout=5).text.strip() == "Ok."
+    except httpx.HTTPError:
+        return False
+
+
 def _answers(check: Callable[[], None]) -> str:
     try:
         check()
@@ -206,6 +233,9 @@ def status() -> tuple[list[str], bool]:
     oltp_up = _answers(lambda: _check_oltp(oltp))
     kafka_state = "embedded" if "kafka" in local.embedded else "external"
     kafka_up = _answers(lambda: _check_kafka(kafka))
+    ch = ClickHouseSettings.from_env()
+    ch_state = "embedded" if "clickhouse" in local.embedded else "external"
+    ch_up = "up" if _clickhouse_answers(ch) else "down"
     lines = [
         f"postgres  {pg_state:<8}  {pg_up:<4}  {wh.describe()}",
         f"oltp      {oltp_state:<8}  {oltp_up:<4}  {oltp.describe()}",
@@ -213,6 +243,7 @@ def status() -> tuple[list[str], bool]:
         f"sales_api {api_state:<8}  {api_up:<4}  {mask_uri_password(api_settings.url)}",
         f"kafka     {kafka_state:<8}  {kafka_up:<4}  {kafka.bootstrap_servers}  "
         f"topic {kafka.topic}",
+        f"clickhouse {ch_state:<7}  {ch_up:<4}  {ch.describe()}",
     ]
-    states = (pg_up, oltp_up, mg_up, api_up, kafka_up)
+    states = (pg_up, oltp_up, mg_up, api_up, kafka_up, ch_up)
     return lines, all(state == "up" for state in states)

@@ -1,4 +1,4 @@
-"""Real servers for the tests: ephemeral PostgreSQL, MongoDB wire server and Kafka broker.
+"""Real servers for the tests: ephemeral PostgreSQL, MongoDB wire server, Kafka broker, ClickHouse.
 
 Each is started once per test session in a temporary folder on free ports and
 removed at the end; every test gets its own database on each, so tests are
@@ -20,6 +20,7 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from stack.embedded_clickhouse import EmbeddedClickHouse
 from stack.embedded_kafka import EmbeddedKafka
 from stack.embedded_mongo import EmbeddedMongo
 from stack.embedded_postgres import EmbeddedPostgres
@@ -120,6 +121,17 @@ def kafka_topic(kafka_server: EmbeddedKafka, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("KAFKA_NEW_USERS_TOPIC", topic)
     monkeypatch.setenv("KAFKA_PARTITIONS", "3")
     return topic
+
+
+@pytest.fixture(scope="session")
+def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedClickHouse]:
+    """The project's ClickHouse HTTP server over chdb, on a free port, no password."""
+    server = EmbeddedClickHouse(
+        data_dir=tmp_path_factory.mktemp("clickhouse") / "data", port=free_port()
+    )
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -12,13 +12,20 @@ SERVICES = COMPOSE["services"]
 
 
 def test_the_whole_stack_is_there() -> None:
-    assert {"mongo", "warehouse", "oltp", "kafka", "sales-api", "airflow", "pipeline"} <= set(
-        SERVICES
-    )
+    assert {
+        "mongo",
+        "warehouse",
+        "oltp",
+        "kafka",
+        "clickhouse",
+        "sales-api",
+        "airflow",
+        "pipeline",
+    } <= set(SERVICES)
 
 
 def test_long_running_services_have_health_checks() -> None:
-    for name in ("mongo", "warehouse", "oltp", "kafka", "sales-api", "airflow"):
+    for name in ("mongo", "warehouse", "oltp", "kafka", "clickhouse", "sales-api", "airflow"):
         check = SERVICES[name]["healthcheck"]
         assert check["test"] and check["retries"] >= 3, name
 
@@ -26,7 +33,9 @@ def test_long_running_services_have_health_checks() -> None:
 def test_project_services_start_after_healthy_servers() -> None:
     for name in ("airflow", "pipeline"):
         depends = SERVICES[name]["depends_on"]
-        assert set(depends) == {"mongo", "warehouse", "oltp", "kafka", "sales-api"}, name
+        assert set(depends) == {"mongo", "warehouse", "oltp", "kafka", "clickhouse", "sales-api"}, (
+            name
+        )
         assert all(d["condition"] == "service_healthy" for d in depends.values()), name
 
 
@@ -39,3 +48,4 @@ def test_project_services_point_at_the_compose_servers_not_embedded_ones() -> No
         assert env["SALES_API_URL"] == "http://sales-api:8090"
         assert env["OLTP_HOST"] == "oltp"
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+        assert env["CLICKHOUSE_HOST"] == "clickhouse"
