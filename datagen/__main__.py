@@ -1,7 +1,8 @@
 """``python -m datagen``: play the store's systems for one or more logical days.
 
 ``mongo`` writes the app database; ``oltp`` writes the order system's database
-and publishes its registrations to Kafka.
+and publishes its registrations to Kafka; ``events`` writes the feed and
+messenger events into ClickHouse.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from typing import TYPE_CHECKING
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from config import (
+    ClickHouseSettings,
     ConfigError,
     DatagenSettings,
     KafkaSettings,
@@ -24,6 +27,9 @@ from config import (
 )
 from datagen.mongo_writer import days_to_generate, write_days
 from datagen.population import Population
+
+if TYPE_CHECKING:
+    from datagen.feed_events import Incident
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,9 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     oltp.add_argument("--date", type=dt.date.fromisoformat, help="logical day (default: next)")
     oltp.add_argument("--days", type=int, default=1, help="with --date: this many days from it")
+    events = sub.add_parser("events", help="write the feed and messenger events into ClickHouse")
+    events.add_argument("--date", type=dt.date.fromisoformat, help="logical day (default: next)")
+    events.add_argument("--days", type=int, default=1, help="with --date: this many days from it")
+    events.add_argument(
+        "--clean", action="store_true", help="inject no incidents (default: the seed's incidents)"
+    )
     args = parser.parse_args(argv)
     if args.source == "oltp":
         return run_oltp(args.date, args.days)
+    if args.source == "events":
+        return run_events(args.date, args.days, args.clean)
     try:
         gen = DatagenSettings.from_env()
         settings = MongoSettings.from_env()
@@ -133,6 +147,60 @@ def run_oltp(date: dt.date | None, n_days: int) -> int:
     except registrations.KafkaUnavailable as exc:
         print(f"datagen: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _incident(incident: Incident) -> str:
+    """``likes_drop 14:15+15min x0.3 (feed_actions)``: kind, window, factor, filter, table."""
+    text = f"{incident.kind} {incident.start:%H:%M}+{incident.minutes}min x{incident.factor:g}"
+    text += "".join(f" {key}={value}" for key, value in incident.filter.items())
+    return f"{text} ({incident.table})"
+
+
+def run_events(date: dt.date | None, n_days: int, clean: bool) -> int:
+    """Write the feed and messenger events into ClickHouse; one line per day."""
+    import logging
+
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from datagen import events_writer
+    from datagen.feed_events import incidents_for
+
+    # clickhouse-connect logs a warning of its own before raising a connection error.
+    logging.getLogger("clickhouse_connect").setLevel(logging.ERROR)
+    try:
+        gen = DatagenSettings.from_env()
+        settings = ClickHouseSettings.from_env()
+        population = Population(gen.seed, gen.scale, dt.date.fromisoformat(gen.start_date))
+    except ConfigError as exc:
+        print(f"datagen: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"datagen: DATAGEN_START_DATE: {exc}", file=sys.stderr)
+        return 2
+    try:
+        client = events_writer.client(settings)
+        if date:
+            days = [date + dt.timedelta(days=k) for k in range(n_days)]
+        else:
+            days = events_writer.days_to_generate(client, population.start_date, gen.history_days)
+        for day in days:
+            incidents = () if clean else incidents_for(population, day)
+            counts = events_writer.write_day(client, population, day, incidents)
+            injected = "; ".join(_incident(i) for i in incidents) or "none"
+            print(
+                f"datagen events {day}: {sum(counts.values())} rows ({_detail(counts)}); "
+                f"incidents: {injected}"
+            )
+    except events_writer.ClickHouseUnavailable as exc:
+        print(f"datagen: {exc}", file=sys.stderr)
+        return 1
+    except ClickHouseError as exc:
+        print(f"datagen: {events_writer.unavailable(settings, exc)}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"datagen: {redact(str(exc))}", file=sys.stderr)
+        return 2
     return 0
 
 
