@@ -32,51 +32,71 @@ if TYPE_CHECKING:
     from datagen.feed_events import Incident
 
 
+def _population() -> tuple[DatagenSettings, Population]:
+    """The simulated store's settings and population (a bad setting is a ConfigError)."""
+    gen = DatagenSettings.from_env()
+    try:
+        start = dt.date.fromisoformat(gen.start_date)
+    except ValueError as exc:
+        raise ConfigError(f"DATAGEN_START_DATE={gen.start_date!r}: {exc}") from None
+    return gen, Population(gen.seed, gen.scale, start)
+
+
+def _given_days(date: dt.date, n_days: int) -> list[dt.date]:
+    return [date + dt.timedelta(days=k) for k in range(n_days)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="datagen", description=__doc__)
     sub = parser.add_subparsers(dest="source", required=True)
-    mongo = sub.add_parser("mongo", help="write the MongoDB app database")
-    mongo.add_argument("--date", type=dt.date.fromisoformat, help="logical day (default: next)")
-    mongo.add_argument("--days", type=int, default=1, help="with --date: this many days from it")
-    oltp = sub.add_parser(
-        "oltp", help="write the order system's OLTP database and publish registrations to Kafka"
-    )
-    oltp.add_argument("--date", type=dt.date.fromisoformat, help="logical day (default: next)")
-    oltp.add_argument("--days", type=int, default=1, help="with --date: this many days from it")
-    events = sub.add_parser("events", help="write the feed and messenger events into ClickHouse")
-    events.add_argument("--date", type=dt.date.fromisoformat, help="logical day (default: next)")
-    events.add_argument("--days", type=int, default=1, help="with --date: this many days from it")
-    events.add_argument(
-        "--clean", action="store_true", help="inject no incidents (default: the seed's incidents)"
-    )
+    systems = {
+        "mongo": "write the MongoDB app database",
+        "oltp": "write the order system's OLTP database and publish registrations to Kafka",
+        "events": "write the feed and messenger events into ClickHouse",
+    }
+    for name, help_text in systems.items():
+        system = sub.add_parser(name, help=help_text)
+        system.add_argument(
+            "--date", type=dt.date.fromisoformat, help="logical day (default: next)"
+        )
+        system.add_argument(
+            "--days", type=int, default=1, help="with --date: this many days from it"
+        )
+        if name == "events":
+            system.add_argument(
+                "--clean", action="store_true", help="inject no incidents (default: the seed's)"
+            )
     args = parser.parse_args(argv)
-    if args.source == "oltp":
-        return run_oltp(args.date, args.days)
-    if args.source == "events":
-        return run_events(args.date, args.days, args.clean)
     try:
-        gen = DatagenSettings.from_env()
-        settings = MongoSettings.from_env()
-        population = Population(gen.seed, gen.scale, dt.date.fromisoformat(gen.start_date))
-        client: MongoClient = MongoClient(settings.uri, serverSelectionTimeoutMS=5000)
-        db = client[settings.database]
-        if args.date:
-            days = [args.date + dt.timedelta(days=k) for k in range(args.days)]
-        else:
-            days = days_to_generate(db, population.start_date, gen.history_days)
-        for day, counts in write_days(db, population, days):
-            total = sum(counts.values())
-            detail = ", ".join(f"{k}={v}" for k, v in counts.items())
-            print(f"datagen mongo {day}: {total} documents ({detail})")
+        if args.source == "oltp":
+            return run_oltp(args.date, args.days)
+        if args.source == "events":
+            return run_events(args.date, args.days, args.clean)
+        return run_mongo(args.date, args.days)
     except ConfigError as exc:
         print(f"datagen: configuration error: {exc}", file=sys.stderr)
         return 2
+
+
+def run_mongo(date: dt.date | None, n_days: int) -> int:
+    """Write the app database's days; one line per day."""
+    gen, population = _population()
+    settings = MongoSettings.from_env()
+    try:
+        client: MongoClient = MongoClient(settings.uri, serverSelectionTimeoutMS=5000)
+        db = client[settings.database]
+        if date:
+            days = _given_days(date, n_days)
+        else:
+            days = days_to_generate(db, population.start_date, gen.history_days)
+        for day, counts in write_days(db, population, days):
+            print(f"datagen mongo {day}: {sum(counts.values())} documents ({_detail(counts)})")
     except ValueError as exc:
         print(f"datagen: {exc}", file=sys.stderr)
         return 2
     except PyMongoError as exc:
         print(
-            f"datagen: MongoDB at {settings.uri} failed: {str(exc).splitlines()[0][:200]}. "
+            f"datagen: MongoDB at {settings.describe()} failed: {str(exc).splitlines()[0][:200]}. "
             "Run `make up` or fix MONGO_URI.",
             file=sys.stderr,
         )
@@ -94,16 +114,8 @@ def run_oltp(date: dt.date | None, n_days: int) -> int:
 
     from datagen import oltp_db, registrations
 
-    try:
-        gen = DatagenSettings.from_env()
-        settings, kafka = OltpSettings.from_env(), KafkaSettings.from_env()
-        population = Population(gen.seed, gen.scale, dt.date.fromisoformat(gen.start_date))
-    except ConfigError as exc:
-        print(f"datagen: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
-        print(f"datagen: DATAGEN_START_DATE: {exc}", file=sys.stderr)
-        return 2
+    gen, population = _population()
+    settings, kafka = OltpSettings.from_env(), KafkaSettings.from_env()
     try:
         with psycopg.connect(settings.conninfo()) as conn:
             initial = oltp_db.write_initial(conn, population)
@@ -111,7 +123,7 @@ def run_oltp(date: dt.date | None, n_days: int) -> int:
                 total = sum(initial.values())
                 print(f"datagen oltp initial: {total} rows ({_detail(initial)})")
             if date:
-                days = [date + dt.timedelta(days=k) for k in range(n_days)]
+                days = _given_days(date, n_days)
             else:
                 days = oltp_db.days_to_generate(conn, population.start_date, gen.history_days)
             producer = registrations.make_producer(kafka)
@@ -168,20 +180,12 @@ def run_events(date: dt.date | None, n_days: int, clean: bool) -> int:
 
     # clickhouse-connect logs a warning of its own before raising a connection error.
     logging.getLogger("clickhouse_connect").setLevel(logging.ERROR)
-    try:
-        gen = DatagenSettings.from_env()
-        settings = ClickHouseSettings.from_env()
-        population = Population(gen.seed, gen.scale, dt.date.fromisoformat(gen.start_date))
-    except ConfigError as exc:
-        print(f"datagen: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
-        print(f"datagen: DATAGEN_START_DATE: {exc}", file=sys.stderr)
-        return 2
+    gen, population = _population()
+    settings = ClickHouseSettings.from_env()
     try:
         client = events_writer.client(settings)
         if date:
-            days = [date + dt.timedelta(days=k) for k in range(n_days)]
+            days = _given_days(date, n_days)
         else:
             days = events_writer.days_to_generate(client, population.start_date, gen.history_days)
         for day in days:

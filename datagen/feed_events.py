@@ -60,7 +60,8 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from datagen.population import (
+from datagen.population import Population, rng_for
+from datagen.profiles import (
     AGE_MAX,
     AGE_MIN,
     CITIES,
@@ -69,8 +70,6 @@ from datagen.population import (
     GENDERS,
     OPERATING_SYSTEMS,
     SOURCES,
-    Population,
-    rng_for,
     user_uniform,
 )
 

@@ -9,29 +9,15 @@ real ClickHouse instead.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from stack.embedded_postgres import ServiceError
-
-
-def _alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child: reap it, or it stays a zombie
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+from stack.server_process import ServerProcess
 
 
 @dataclass
@@ -47,12 +33,17 @@ class EmbeddedClickHouse:
         return f"http://{self.host}:{self.port}"
 
     @property
-    def pid_file(self) -> Path:
-        return self.data_dir.parent / "clickhouse.pid"
+    def process(self) -> ServerProcess:
+        return ServerProcess(
+            "the embedded ClickHouse",
+            f"{self.host}:{self.port}",
+            self.data_dir.parent / "clickhouse.pid",
+            self.data_dir.parent / "clickhouse.log",
+        )
 
     @property
     def log_file(self) -> Path:
-        return self.data_dir.parent / "clickhouse.log"
+        return self.process.log_file
 
     def is_running(self) -> bool:
         try:
@@ -64,68 +55,20 @@ class EmbeddedClickHouse:
     def start(self) -> None:
         if self.is_running():
             return
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            if _alive(pid := int(self.pid_file.read_text())):
-                raise ServiceError(
-                    f"the embedded ClickHouse (pid {pid}) has {self.data_dir} but does not "
-                    f"answer on {self.url}; stop it first"
-                )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, "ab") as log:
-            start = log.tell()
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "stack.clickhouse_http",
-                    "--host",
-                    self.host,
-                    "--port",
-                    str(self.port),
-                    "--data-dir",
-                    str(self.data_dir),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                # The password goes through the environment, never the command line (ps).
-                env={
-                    **os.environ,
-                    "CLICKHOUSE_USER": self.user,
-                    "CLICKHOUSE_PASSWORD": self.password,
-                },
+        if (pid := self.process.running_pid()) is not None:
+            raise ServiceError(
+                f"the embedded ClickHouse (pid {pid}) has {self.data_dir} but does not "
+                f"answer on {self.url}; stop it first"
             )
-        self.pid_file.write_text(str(proc.pid))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.is_running():
-                return
-            if proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        else:
-            proc.kill()  # no answer in time: do not leave it holding the data dir
-            proc.wait()
-        self.pid_file.unlink(missing_ok=True)
-        with open(self.log_file, "rb") as log:
-            log.seek(start)
-            lines = log.read().decode(errors="replace").strip().splitlines()
-        reason = f": {lines[-1]}" if lines else ""
-        raise ServiceError(
-            f"the embedded ClickHouse did not start on {self.host}:{self.port}{reason}; "
-            f"see {self.log_file}"
-        )
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process.start(
+            [sys.executable, "-m", "stack.clickhouse_http", "--host", self.host,
+             "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            self.is_running,
+            # The password goes through the environment, never the command line (ps).
+            env={**os.environ, "CLICKHOUSE_USER": self.user, "CLICKHOUSE_PASSWORD": self.password},
+        )  # fmt: skip
 
     def stop(self) -> None:
-        if not self.pid_file.exists():
-            return
-        pid = 0
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            pid = int(self.pid_file.read_text())
-            os.kill(pid, signal.SIGTERM)
-        self.pid_file.unlink(missing_ok=True)
-        # Wait for the process itself, not just the port: until it exits, chdb holds the data dir.
-        deadline = time.monotonic() + 15
-        while pid and _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        # stop() waits for the process itself: until it exits, chdb holds the data dir.
+        self.process.stop()

@@ -8,16 +8,13 @@ say so; a real broker (``KAFKA_BOOTSTRAP_SERVERS``) keeps its log.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import socket
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from stack.embedded_postgres import ServiceError
+from stack.server_process import ServerProcess
 
 
 def tansu_binary() -> Path:
@@ -42,12 +39,17 @@ class EmbeddedKafka:
         return f"{self.host}:{self.port}"
 
     @property
-    def pid_file(self) -> Path:
-        return self.state_dir / "kafka.pid"
+    def process(self) -> ServerProcess:
+        return ServerProcess(
+            "the Kafka broker",
+            self.bootstrap_servers,
+            self.state_dir / "kafka.pid",
+            self.state_dir / "kafka.log",
+        )
 
     @property
     def log_file(self) -> Path:
-        return self.state_dir / "kafka.log"
+        return self.process.log_file
 
     def is_running(self) -> bool:
         try:
@@ -59,46 +61,15 @@ class EmbeddedKafka:
     def start(self) -> None:
         if self.is_running():
             return
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         url = f"tcp://{self.host}:{self.port}"
-        with open(self.log_file, "ab") as log:
-            proc = subprocess.Popen(
-                [
-                    str(tansu_binary()),
-                    "broker",
-                    "--listener-url",
-                    url,
-                    "--advertised-listener-url",
-                    url,
-                    "--storage-engine",
-                    "memory://tansu/",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                # No telemetry endpoint: these machines are offline.
-                env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
-            )
-        self.pid_file.write_text(str(proc.pid))
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.is_running():
-                return
-            if proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise ServiceError(
-            f"the Kafka broker did not answer on {self.bootstrap_servers} (is the port taken?); "
-            f"see {self.log_file}"
-        )
+        self.process.start(
+            [str(tansu_binary()), "broker", "--listener-url", url,
+             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+            self.is_running,
+            # No telemetry endpoint: these machines are offline.
+            env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+            timeout=15,
+        )  # fmt: skip
 
     def stop(self) -> None:
-        if not self.pid_file.exists():
-            return
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(self.pid_file.read_text()), signal.SIGTERM)
-        self.pid_file.unlink(missing_ok=True)
-        deadline = time.monotonic() + 10
-        while self.is_running() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        self.process.stop()

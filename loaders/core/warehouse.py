@@ -23,6 +23,12 @@ def first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def connect_failure(where: str, exc: psycopg.OperationalError, hint: str) -> LoaderError:
+    """One line for a PostgreSQL server that cannot be reached (libpq's reason is last)."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1].strip()
+    return LoaderError(f"cannot connect to {where}: {reason} ({hint})")
+
+
 @contextmanager
 def connect(settings: WarehouseSettings, hint: str | None = None) -> Iterator[psycopg.Connection]:
     """A warehouse connection; connection failures, now or mid-load, are one LoaderError line.
@@ -34,10 +40,7 @@ def connect(settings: WarehouseSettings, hint: str | None = None) -> Iterator[ps
     try:
         conn = psycopg.connect(settings.conninfo())
     except psycopg.OperationalError as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1].strip()
-        raise LoaderError(
-            f"cannot connect to the warehouse at {settings.describe()}: {reason} ({hint})"
-        ) from None
+        raise connect_failure(f"the warehouse at {settings.describe()}", exc, hint) from None
     try:
         yield conn
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:

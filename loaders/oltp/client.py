@@ -32,7 +32,7 @@ from psycopg import IsolationLevel, pq, sql
 
 from config import OltpSettings, advice
 from loaders.core.control import Reject
-from loaders.core.warehouse import LoaderError, first_line
+from loaders.core.warehouse import LoaderError, connect_failure, first_line
 from loaders.oltp import checks
 from loaders.oltp.checks import MIN_CURSOR, OltpTable, Position
 
@@ -71,11 +71,8 @@ def open_source(settings: OltpSettings) -> Iterator[Source]:
     try:
         conn = psycopg.connect(settings.conninfo(), autocommit=True)
     except psycopg.OperationalError as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1].strip()
-        raise LoaderError(
-            f"cannot connect to the order system database at {settings.describe()}: {reason} "
-            f"({advice('postgres', 'OLTP_*')})"
-        ) from None
+        where = f"the order system database at {settings.describe()}"
+        raise connect_failure(where, exc, advice("postgres", "OLTP_*")) from None
     source = Source(conn, settings)
     try:
         with source.errors("opening a read-only session"):

@@ -24,12 +24,8 @@ from datagen.feed_events import (
     message_actions,
     midnight,
 )
-from datagen.population import (
-    AGE_MAX,
-    AGE_MIN,
-    EXP_GROUPS,
-    Population,
-)
+from datagen.population import Population
+from datagen.profiles import AGE_MAX, AGE_MIN, EXP_GROUPS
 
 START = dt.date(2026, 10, 1)
 ATTRIBUTES = ("gender", "age", "country", "city", "os", "source", "exp_group")
