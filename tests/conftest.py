@@ -14,12 +14,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import clickhouse_connect
 import httpx
 import psycopg
 import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from config import ClickHouseSettings
 from stack.embedded_clickhouse import EmbeddedClickHouse
 from stack.embedded_kafka import EmbeddedKafka
 from stack.embedded_mongo import EmbeddedMongo
@@ -132,6 +134,30 @@ def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embe
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def clickhouse_db(
+    clickhouse_server: EmbeddedClickHouse, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ClickHouseSettings]:
+    """A database of this test's own on the session's ClickHouse; CLICKHOUSE_* point at it.
+
+    Not created here: the code under test creates it (``events_writer.client``).
+    """
+    database = f"t_events_{uuid.uuid4().hex[:10]}"
+    for name, value in {
+        "CLICKHOUSE_HOST": clickhouse_server.host,
+        "CLICKHOUSE_PORT": str(clickhouse_server.port),
+        "CLICKHOUSE_USER": "default",
+        "CLICKHOUSE_PASSWORD": "",
+        "CLICKHOUSE_DB": database,
+        "CLICKHOUSE_SECURE": "false",
+    }.items():
+        monkeypatch.setenv(name, value)
+    yield ClickHouseSettings.from_env()
+    admin = clickhouse_connect.get_client(host=clickhouse_server.host, port=clickhouse_server.port)
+    admin.command(f"DROP DATABASE IF EXISTS {database}")
+    admin.close()
 
 
 @pytest.fixture

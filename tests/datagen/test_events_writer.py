@@ -5,10 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-import uuid
 from collections.abc import Iterator
 
-import clickhouse_connect
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -38,7 +36,6 @@ from datagen.feed_events import (
     midnight,
 )
 from datagen.population import Population
-from stack.embedded_clickhouse import EmbeddedClickHouse
 from tests.conftest import free_port
 
 START = dt.date(2026, 10, 1)
@@ -60,24 +57,8 @@ def at(n: int, hh: int, mm: int = 0) -> dt.datetime:
 
 
 @pytest.fixture
-def settings(
-    clickhouse_server: EmbeddedClickHouse, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[ClickHouseSettings]:
-    """The session's server, a database of this test's own (created by ``client``)."""
-    database = f"t_events_{uuid.uuid4().hex[:10]}"
-    for name, value in {
-        "CLICKHOUSE_HOST": clickhouse_server.host,
-        "CLICKHOUSE_PORT": str(clickhouse_server.port),
-        "CLICKHOUSE_USER": "default",
-        "CLICKHOUSE_PASSWORD": "",
-        "CLICKHOUSE_DB": database,
-        "CLICKHOUSE_SECURE": "false",
-    }.items():
-        monkeypatch.setenv(name, value)
-    yield ClickHouseSettings.from_env()
-    admin = clickhouse_connect.get_client(host=clickhouse_server.host, port=clickhouse_server.port)
-    admin.command(f"DROP DATABASE IF EXISTS {database}")
-    admin.close()
+def settings(clickhouse_db: ClickHouseSettings) -> ClickHouseSettings:
+    return clickhouse_db
 
 
 @pytest.fixture
