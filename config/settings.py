@@ -328,6 +328,9 @@ class LoaderSettings:
     # A write time further than this ahead of the loader's clock is rejected,
     # so one bad clock cannot move the watermark to 9999-12-31.
     future_tolerance_seconds: float
+    # Every load of an events day D re-checks the days D-k .. D-1 against
+    # ClickHouse and reloads those whose row counts changed (late events).
+    events_lookback_days: int = 1
 
     @classmethod
     def from_env(cls) -> LoaderSettings:
@@ -340,7 +343,15 @@ class LoaderSettings:
             raise ConfigError(
                 "LOADER_LOOKBACK_SECONDS and LOADER_FUTURE_TOLERANCE_SECONDS must be >= 0"
             )
-        return cls(batch_size=size, lookback_seconds=lookback, future_tolerance_seconds=future)
+        events_lookback = _env_int("EVENTS_LOOKBACK_DAYS", 1)
+        if events_lookback < 0:
+            raise ConfigError(f"EVENTS_LOOKBACK_DAYS={events_lookback} must be at least 0")
+        return cls(
+            batch_size=size,
+            lookback_seconds=lookback,
+            future_tolerance_seconds=future,
+            events_lookback_days=events_lookback,
+        )
 
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"

@@ -9,6 +9,8 @@ python -m loaders oltp                       # the order system's tables, increm
 python -m loaders oltp --reset orders        # forget a table's watermark and raw rows
 python -m loaders kafka                      # drain new_users_events (offsets in the warehouse)
 python -m loaders kafka --max-messages 1000  # at most this many; reports the lag left
+python -m loaders events                     # the latest day in ClickHouse, both tables
+python -m loaders events --date 2026-10-01 --days 7  # a backfill: reloads replace
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 
 from config import ConfigError, LoaderSettings, redact
 from loaders.core.warehouse import LoaderError
+from loaders.events.landing import TABLES as EVENT_TABLES
 from loaders.mongo.checks import COLLECTIONS
 from loaders.oltp.checks import TABLES as OLTP_TABLES
 
@@ -103,6 +106,23 @@ def _load_kafka(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_events(args: argparse.Namespace) -> int:
+    from loaders.events.job import latest_day, load_days
+
+    days = max(1, args.days)
+    # No --date: the latest day ClickHouse has events of (and with --days, the days up to it).
+    first = args.date or latest_day() - dt.timedelta(days=days - 1)
+    for r in load_days(first, days, args.table):
+        late = f"; reloaded {len(r.reloaded)} late day(s)" if r.reloaded else ""
+        print(
+            f"events.{r.table:<16} {r.day}  landed {r.landed:>9,}  rejected {r.rejected:>5,}  "
+            f"{r.seconds:6.2f}s{late}"
+        )
+        for note in r.notes:
+            print(f"  note: {note}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="loaders", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -149,6 +169,27 @@ def main(argv: list[str] | None = None) -> int:
     kafka.add_argument(
         "--reset", action="store_true", help="drop raw rows and stored offsets (then reload)"
     )
+    events = sub.add_parser(
+        "events", help="ClickHouse feed and messenger events -> raw_events.* (a UTC day at a time)"
+    )
+    events.add_argument(
+        "--date",
+        type=dt.date.fromisoformat,
+        help="the UTC day to land (default: the latest day ClickHouse has events of)",
+    )
+    events.add_argument(
+        "--days",
+        type=int,
+        default=1,
+        help="this many days from --date (a backfill; without --date, the days up to the latest)",
+    )
+    events.add_argument(
+        "-t",
+        "--table",
+        action="append",
+        choices=sorted(EVENT_TABLES),
+        help="only this table (repeatable; default: both, extracted in parallel)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.source == "sales":
@@ -157,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             return _load_oltp(args)
         if args.source == "kafka":
             return _load_kafka(args)
+        if args.source == "events":
+            return _load_events(args)
         return _load_mongo(args)
     except (LoaderError, ConfigError) as exc:
         print(f"loaders {args.source}: {redact(str(exc))}", file=sys.stderr)

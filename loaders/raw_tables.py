@@ -11,6 +11,7 @@ import psycopg
 
 from loaders.core.control import ensure_control_tables
 from loaders.core.raw_tables import RawTable, ensure_raw_tables
+from loaders.events import landing as events
 from loaders.kafka import landing as kafka
 from loaders.mongo import landing as mongo
 from loaders.oltp import landing as oltp
@@ -21,6 +22,7 @@ ALL_RAW_TABLES: tuple[RawTable, ...] = (
     *sales_api.RAW_TABLES,
     *oltp.RAW_TABLES,
     *kafka.RAW_TABLES,
+    *events.RAW_TABLES,
 )
 
 

@@ -1,0 +1,210 @@
+"""Entry points shared by the CLI, ``make run`` and Airflow: land days of feed and messenger events.
+
+- ``load_table_day(table, day)``: one table, one day (Airflow's per-stream task);
+- ``load_day(day)`` / ``load_days(first, days)``: both tables, extracted in
+  parallel (seed 003), each in its own thread with its own ClickHouse client
+  and warehouse connection;
+- ``latest_day()``: the latest day ClickHouse has events of (the CLI's default).
+
+Every load of a day D first re-checks the ``EVENTS_LOOKBACK_DAYS`` days
+before it: ClickHouse's rows per day against what the warehouse holds (landed
+plus rejected), and reloads every day whose counts differ, e.g. events that
+arrived after the day was landed. Days before that window are only loaded
+when asked for. The trade-off: a day whose rows changed but whose count did
+not (a rewrite with as many rows) is not noticed; reload it by date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+import psycopg
+
+from config import ClickHouseSettings, LoaderSettings, WarehouseSettings
+from loaders.core.control import stream_lock
+from loaders.core.warehouse import LoaderError, connect
+from loaders.events.client import EventSource, open_source
+from loaders.events.landing import (
+    SOURCE,
+    STREAMS,
+    TABLES,
+    EventTable,
+    Landed,
+    LoadResult,
+    land_day,
+    landed_counts,
+)
+from loaders.raw_tables import ensure_all_raw_tables
+
+
+def _specs(tables: Iterable[str] | None) -> list[EventTable]:
+    names = set(STREAMS if tables is None else [tables] if isinstance(tables, str) else tables)
+    unknown = sorted(names - set(STREAMS))
+    if unknown:
+        raise LoaderError(
+            f"unknown events table(s) {', '.join(unknown)}; the loader lands {', '.join(STREAMS)}"
+        )
+    return [TABLES[name] for name in STREAMS if name in names]
+
+
+def _prepare_warehouse(conn: psycopg.Connection) -> None:
+    # ClickHouse's TSV is UTF-8 bytes (or not: then the warehouse refuses the row).
+    conn.execute("set client_encoding to 'UTF8'")
+    conn.commit()
+
+
+def _land(source: EventSource, conn: psycopg.Connection, spec: EventTable, day: dt.date) -> Landed:
+    return land_day(conn, spec, day, partial(source.read_day, spec, day))
+
+
+def _reject_note(spec: EventTable, day: dt.date, landed: Landed) -> list[str]:
+    if not landed.refused:
+        return []
+    return [
+        f"{spec.name} {day}: {len(landed.refused)} row(s) rejected (in loader.rejects), "
+        f"e.g. {landed.refused[0].reason}"
+    ]
+
+
+def _recheck(
+    source: EventSource,
+    conn: psycopg.Connection,
+    spec: EventTable,
+    day: dt.date,
+    lookback_days: int,
+    result: LoadResult,
+) -> None:
+    """Reload the days before ``day`` in the window whose counts differ from the source's."""
+    first = day - dt.timedelta(days=lookback_days)
+    window = [first + dt.timedelta(days=k) for k in range(lookback_days)]
+    at_source = source.day_counts(spec, first, day)
+    held = landed_counts(conn, spec, window)
+    for late in window:
+        now, before = at_source.get(late, 0), held[late]
+        if now == before:
+            continue
+        if now == 0:
+            result.notes.append(
+                f"ClickHouse has no {spec.name} rows for {late}; kept the {before:,} landed rows"
+            )
+            continue
+        landed = _land(source, conn, spec, late)
+        if landed.batch_id is None:  # emptied at the source between the count and the read
+            result.notes.append(
+                f"ClickHouse has no {spec.name} rows for {late}; "
+                f"kept the {landed.kept:,} landed rows"
+            )
+            continue
+        result.reloaded[late] = landed.landed
+        if before == 0:
+            why = "not landed before"
+        elif now > before:
+            why = f"{now - before:,} late event(s)"
+        else:
+            why = f"{before - now:,} event(s) fewer at the source"
+        result.notes.append(f"{spec.name} {late}: {why}, day reloaded")
+        result.notes += _reject_note(spec, late, landed)
+
+
+def load_source_table_day(
+    source: EventSource,
+    conn: psycopg.Connection,
+    spec: EventTable,
+    day: dt.date,
+    lookback_days: int,
+) -> LoadResult:
+    """Under the stream's lock: re-check the lookback window, then replace ``day``.
+
+    The contract has been checked, the raw tables exist and the session is UTF-8.
+    """
+    started = time.monotonic()
+    result = LoadResult(spec.name, day)
+    with stream_lock(conn, SOURCE, spec.name):
+        if lookback_days > 0:
+            _recheck(source, conn, spec, day, lookback_days, result)
+        landed = _land(source, conn, spec, day)
+    result.batch_id = landed.batch_id
+    result.landed, result.rejected = landed.landed, landed.rejected
+    if landed.batch_id is None:
+        result.notes.append(
+            f"ClickHouse has no {spec.name} rows for {day}; kept the {landed.kept:,} landed rows"
+        )
+    elif landed.landed + landed.rejected == 0:
+        result.notes.append(f"ClickHouse has no {spec.name} rows for {day}: landed none")
+    result.notes += _reject_note(spec, day, landed)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _load_table_days(spec: EventTable, days: list[dt.date], lookback_days: int) -> list[LoadResult]:
+    """One table's days in order, on a client and a connection of its own."""
+    with (
+        open_source(ClickHouseSettings.from_env()) as source,
+        connect(WarehouseSettings.from_env()) as conn,
+    ):
+        source.check_contract(spec)
+        _prepare_warehouse(conn)
+        return [load_source_table_day(source, conn, spec, day, lookback_days) for day in days]
+
+
+def _prepare() -> None:
+    """The control and raw tables, created once before the tables' threads start."""
+    with connect(WarehouseSettings.from_env()) as conn:
+        ensure_all_raw_tables(conn)
+
+
+def load_table_day(table: str, day: dt.date) -> LoadResult:
+    """One table's ``day`` (and the late days of its lookback window)."""
+    [spec] = _specs([table])
+    lookback = LoaderSettings.from_env().events_lookback_days
+    _prepare()
+    [result] = _load_table_days(spec, [day], lookback)
+    return result
+
+
+def load_days(
+    first: dt.date, days: int = 1, tables: Iterable[str] | None = None
+) -> list[LoadResult]:
+    """``days`` days from ``first`` (a backfill), the tables in parallel; results by day, table.
+
+    Each table's thread lands its days in order. If one table fails, the other
+    still finishes (each day commits on its own), then the first error is raised.
+    """
+    specs = _specs(tables)
+    span = [first + dt.timedelta(days=k) for k in range(max(1, days))]
+    lookback = LoaderSettings.from_env().events_lookback_days
+    _prepare()
+    with ThreadPoolExecutor(max_workers=len(specs), thread_name_prefix="events") as pool:
+        futures = [pool.submit(_load_table_days, spec, span, lookback) for spec in specs]
+        errors = [f.exception() for f in futures]
+    for error in errors:
+        if error is not None:
+            raise error
+    per_table = [f.result() for f in futures]
+    return [r for day in zip(*per_table, strict=True) for r in day]
+
+
+def load_day(day: dt.date, tables: Iterable[str] | None = None) -> list[LoadResult]:
+    """Both tables' ``day``, extracted in parallel."""
+    return load_days(day, 1, tables)
+
+
+def latest_day() -> dt.date:
+    """The latest UTC day with events in either table (the day a default load lands)."""
+    settings = ClickHouseSettings.from_env()
+    with open_source(settings) as source:
+        found = []
+        for spec in TABLES.values():
+            source.check_contract(spec)
+            found.append(source.latest_day(spec))
+    days = [d for d in found if d is not None]
+    if not days:
+        raise LoaderError(
+            f"ClickHouse at {settings.describe()} has no events in {' or '.join(STREAMS)} yet; "
+            "nothing to land (write some with python -m datagen events, or pass --date)"
+        )
+    return max(days)
