@@ -91,11 +91,13 @@ format: install ## apply ruff and sqlfluff fixes
 	$(RUN) ruff format .
 	$(RUN) sqlfluff fix dbt_project
 
-bench: install ## loader throughput as ratios to psql \copy / a bare Kafka consumer; sales API seconds per day
+bench: install ## loaders as ratios to psql \copy / a bare Kafka consumer; sales API per day; events models ClickHouse vs PostgreSQL, incremental vs full
 	$(RUN) python -m tests.bench.loader_bench
 	$(RUN) python -m tests.bench.sales_bench
 	$(RUN) python -m tests.bench.oltp_bench
 	$(RUN) python -m tests.bench.kafka_bench
+	$(RUN) python -m tests.bench.events_bench
+	$(RUN) python -m tests.bench.events_dbt_bench
 
 psql: up ## an interactive psql on the warehouse
 	PGPASSWORD="$${WAREHOUSE_PASSWORD:-}" $(PSQL) $(PSQL_CONN)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,8 @@ class Step:
     run: Callable[[StepContext], Any]
     # Non-empty: one task per stream (each emitting its raw table); make run runs each.
     streams: tuple[str, ...] = ()
+    # Run the streams concurrently in make run too (Airflow always may).
+    parallel: bool = False
     sensor: bool = False  # run returns (done, value); Airflow reschedules until done
     poke_seconds: float = 10.0  # between a sensor's checks in Airflow
     timeout_seconds: float = 30 * 60  # a sensor that is not done by then fails
@@ -60,6 +63,10 @@ class Source:
     # A message queue whose arrivals trigger a load ("kafka"), besides the
     # schedule: Airflow watches it and runs the extract-load on new messages.
     queue: str | None = None
+    # The dbt targets (profiles/profiles.yml) its models are built on: the
+    # warehouse, and for seed 003's events also ClickHouse, where the same
+    # models read the events in place.
+    dbt_targets: tuple[str, ...] = ("warehouse",)
 
     @property
     def dbt_tag(self) -> str:
@@ -79,7 +86,12 @@ def run_source(source: Source, day: dt.date) -> list[dict[str, Any]]:
     landed: list[dict[str, Any]] = []
     for step in source.steps:
         if step.streams:
-            upstream = [step.run(StepContext(day, stream=s)) for s in step.streams]
+            contexts = [StepContext(day, stream=s) for s in step.streams]
+            if step.parallel:
+                with ThreadPoolExecutor(len(contexts)) as pool:
+                    upstream = list(pool.map(step.run, contexts))
+            else:
+                upstream = [step.run(c) for c in contexts]
             results = upstream
         else:
             upstream = step.run(StepContext(day, upstream=upstream))

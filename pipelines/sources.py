@@ -11,6 +11,8 @@ import datetime as dt
 import logging
 from pathlib import Path
 
+from loaders.events import job as events_job
+from loaders.events.landing import RAW_TABLES as EVENTS_RAW_TABLES
 from loaders.kafka import job as kafka_job
 from loaders.kafka.landing import RAW_TABLES as KAFKA_RAW_TABLES
 from loaders.mongo import job as mongo_job
@@ -180,7 +182,56 @@ KAFKA = Source(
     queue="kafka",
 )
 
-SOURCES: tuple[Source, ...] = (MONGO, SALES_API, OLTP, KAFKA)
+
+# --- Social feed and messenger events (seed 003): ClickHouse -------------------------
+def simulate_events(day: dt.date) -> dict[str, int] | None:
+    """The app writes ``day``'s feed and messenger events (and any missing days before it)."""
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from config import ClickHouseSettings, DatagenSettings
+    from datagen import events_writer
+    from datagen.population import Population
+    from loaders.core.warehouse import LoaderError, first_line
+
+    gen = DatagenSettings.from_env()
+    population = Population(gen.seed, gen.scale, dt.date.fromisoformat(gen.start_date))
+    try:
+        client = events_writer.client(ClickHouseSettings.from_env())
+    except events_writer.ClickHouseUnavailable as exc:
+        raise LoaderError(f"the events simulator could not reach ClickHouse: {exc}") from None
+    try:
+        return events_writer.play_day(client, population, day, gen.history_days)
+    except ClickHouseError as exc:
+        raise LoaderError(
+            f"the events simulator could not write {day} to ClickHouse: {first_line(exc)}"
+        ) from None
+    except ValueError as exc:  # a day before the simulation start
+        raise LoaderError(f"the events simulator refused {day}: {exc}") from None
+    finally:
+        client.close()
+
+
+def load_event_table(ctx: StepContext) -> dict:
+    """The logical day of one event table (and late events of the days before it)."""
+    assert ctx.stream is not None
+    r = events_job.load_table_day(ctx.stream, ctx.day)
+    table = f"raw_events.{ctx.stream}"
+    return Landed({table: {"landed": r.landed, "rejected": r.rejected}}, r.notes).as_dict()
+
+
+EVENTS = Source(
+    name="events",
+    description="ClickHouse feed and messenger events -> raw_events.* (a UTC day at a time)",
+    raw_tables=EVENTS_RAW_TABLES,
+    # One task per table: seed 003 extracts both in parallel.
+    steps=(Step("load", load_event_table, streams=events_job.STREAMS, parallel=True),),
+    daily=True,
+    simulate=simulate_events,
+    # The same models are also built on ClickHouse, from the events in place.
+    dbt_targets=("warehouse", "clickhouse"),
+)
+
+SOURCES: tuple[Source, ...] = (MONGO, SALES_API, OLTP, KAFKA, EVENTS)
 SOURCES_BY_NAME = {s.name: s for s in SOURCES}
 
 # dbt tags whose models read several sources' models (user_activity: the app's

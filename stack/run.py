@@ -22,6 +22,7 @@ from psycopg import sql
 from config import (
     DBT_PROJECT_DIR,
     PROFILES_DIR,
+    ClickHouseSettings,
     ConfigError,
     DatagenSettings,
     DbtSettings,
@@ -41,12 +42,16 @@ class DbtFailed(RuntimeError):
     pass
 
 
+DEFAULT_DBT_TARGET = "warehouse"  # profiles/profiles.yml's default output
+
+
 @dataclass
 class DbtSummary:
     success: bool
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # resource type -> status -> n
     failures: list[str] = field(default_factory=list)
     incremental_rows: dict[str, int] = field(default_factory=dict)  # model -> rows merged
+    incremental: set[str] = field(default_factory=set)  # incremental models built
     layers: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -86,6 +91,7 @@ def run_dbt(args: list[str], log_dir: Path) -> DbtSummary:
             )
             summary.failures.append(f"{kind} {node.name}: {msg[:400]}")
         if kind == "model" and node.config.materialized == "incremental":
+            summary.incremental.add(node.name)
             rows = (r.adapter_response or {}).get("rows_affected")
             if rows is not None:
                 summary.incremental_rows[node.name] = rows
@@ -188,15 +194,27 @@ def run() -> int:
             print(f"  {source.name} {day} ...", file=sys.stderr, flush=True)
             landed += run_source(source, day)
 
-    # 3. Transform.
-    dbt = run_dbt(["build", "--vars", f"{{logical_date: '{days[-1]}'}}"], local.logs_dir / "dbt")
+    # 3. Transform: every model on the warehouse, then the models some sources
+    # also build elsewhere (seed 003's events on ClickHouse, from the events in
+    # place), each target with its own dbt target dir so the warehouse's
+    # manifest stays the one Airflow and `make dbt-changed` read.
+    dbt_vars = ["--vars", f"{{logical_date: '{days[-1]}'}}"]
+    dbt = run_dbt(["build", *dbt_vars], local.logs_dir / "dbt")
     if dbt.success:
         _save_state()
+    other_targets = sorted({t for s in SOURCES for t in s.dbt_targets} - {DEFAULT_DBT_TARGET})
+    elsewhere: dict[str, DbtSummary] = {}
+    for target in other_targets:
+        target_path = DbtSettings.from_env().target_path / target
+        elsewhere[target] = run_dbt(
+            ["build", "--target", target, "--target-path", str(target_path), *dbt_vars],
+            local.logs_dir / f"dbt-{target}",
+        )
 
     say()
     kind = "first run (full build)" if first else "incremental run"
     say(f"== summary: {kind} for logical day {days[-1]} ({len(days)} new day(s) of source data) ==")
-    say("landed (rows, this run)                landed   rejected")
+    say(f"{'landed (rows, this run)':<46}{'landed':>9}   {'rejected':>8}")
     totals: dict[str, list[int]] = {}
     for result in landed:
         for table, counts in result["tables"].items():
@@ -204,13 +222,56 @@ def run() -> int:
             acc[0] += counts["landed"]
             acc[1] += counts["rejected"]
     for table, (n_landed, n_rejected) in totals.items():
-        say(f"  {table:<34}{n_landed:>8,}   {n_rejected:>8,}")
+        say(f"  {table:<44}{n_landed:>9,}   {n_rejected:>8,}")
     say(
-        f"  {'total':<34}{sum(v[0] for v in totals.values()):>8,}   "
+        f"  {'total':<44}{sum(v[0] for v in totals.values()):>9,}   "
         f"{sum(v[1] for v in totals.values()):>8,}"
     )
     for note in [n for r in landed for n in r["notes"]]:
         say(f"  note: {note}")
+    say(f"dbt build ({dbt.seconds:.1f}s): " + _counts_line(dbt))
+    for failure in dbt.failures:
+        say(f"  FAILED {failure}")
+    with connect(wh) as conn:
+        for layer in ("staging", "intermediate", "marts"):
+            models = sorted(dbt.layers.get(layer, []), key=lambda m: (m[1], m[2]))
+            tables = [m for m in models if _is_table(conn, m[1], m[2])]
+            if not tables:
+                continue
+            say(f"{layer + ' tables':<46}{'rows':>9}   written this run")
+            for name, schema, table in tables:
+                n = _table_count(conn, schema, table)
+                merged = dbt.incremental_rows.get(name)
+                written = "rebuilt" if merged is None else f"{merged:,} merged"
+                say(f"  {schema + '.' + table:<44}{n or 0:>9,}   {written}")
+        total_rejects = _table_count(conn, "loader", "rejects") or 0
+    for target, summary in elsewhere.items():
+        say(f"dbt build --target {target} ({summary.seconds:.1f}s): " + _counts_line(summary))
+        for failure in summary.failures:
+            say(f"  FAILED {failure}")
+        for line in _target_tables(target, summary):
+            say(line)
+    say(f"rejected records so far: {total_rejects:,} (in loader.rejects; see them with")
+    say('  make sql Q="select stream, record_id, reason from loader.rejects"')
+    say(f"data: {local.data_dir}   logs: {local.logs_dir}   warehouse: {wh.describe()}")
+    say(f"done in {time.monotonic() - t0:.1f}s")
+    local.logs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    (local.logs_dir / f"run-{stamp}.txt").write_text("\n".join(lines) + "\n")
+    failed = [
+        ("dbt build" + ("" if t == DEFAULT_DBT_TARGET else f" --target {t}"), d)
+        for t, d in [(DEFAULT_DBT_TARGET, dbt), *elsewhere.items()]
+        if not d.success
+    ]
+    if failed:
+        raise DbtFailed(
+            "; ".join(f"{what} failed: " + "; ".join(d.failures[:5]) for what, d in failed)
+        )
+    return 0
+
+
+def _counts_line(dbt: DbtSummary) -> str:
+    """``models 8 ok, tests 20 ok / 1 warn``: what a dbt build did, by resource type."""
     parts = []
     for kind_name in ("model", "snapshot", "test", "unit_test"):
         c = dbt.counts.get(kind_name, {})
@@ -224,32 +285,29 @@ def run() -> int:
                 + (f" / {warn} warn" if warn else "")
                 + (f" / {bad} not ok" if bad else "")
             )
-    say(f"dbt build ({dbt.seconds:.1f}s): " + ", ".join(parts))
-    for failure in dbt.failures:
-        say(f"  FAILED {failure}")
-    with connect(wh) as conn:
-        for layer in ("staging", "intermediate", "marts"):
-            models = sorted(dbt.layers.get(layer, []), key=lambda m: (m[1], m[2]))
-            tables = [m for m in models if _is_table(conn, m[1], m[2])]
-            if not tables:
-                continue
-            say(f"{layer} tables                           rows   written this run")
-            for name, schema, table in tables:
-                n = _table_count(conn, schema, table)
-                merged = dbt.incremental_rows.get(name)
-                written = "rebuilt" if merged is None else f"{merged:,} merged"
-                say(f"  {schema + '.' + table:<34}{n or 0:>8,}   {written}")
-        total_rejects = _table_count(conn, "loader", "rejects") or 0
-    say(f"rejected records so far: {total_rejects:,} (in loader.rejects; see them with")
-    say('  make sql Q="select stream, record_id, reason from loader.rejects"')
-    say(f"data: {local.data_dir}   logs: {local.logs_dir}   warehouse: {wh.describe()}")
-    say(f"done in {time.monotonic() - t0:.1f}s")
-    local.logs_dir.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-    (local.logs_dir / f"run-{stamp}.txt").write_text("\n".join(lines) + "\n")
-    if not dbt.success:
-        raise DbtFailed("dbt build failed: " + "; ".join(dbt.failures[:5]))
-    return 0
+    return ", ".join(parts)
+
+
+def _target_tables(target: str, dbt: DbtSummary) -> list[str]:
+    """Rows in the marts a build on another target made (only ClickHouse so far)."""
+    if target != "clickhouse" or not dbt.layers.get("marts"):
+        return []
+    from datagen.events_writer import ClickHouseUnavailable, client
+
+    try:
+        ch = client(ClickHouseSettings.from_env())
+    except ClickHouseUnavailable as exc:
+        return [f"  (cannot count its tables: {exc})"]
+    lines = [f"{'marts tables on ' + target:<46}{'rows':>9}   built this run"]
+    try:
+        for name, schema, table in sorted(dbt.layers["marts"], key=lambda m: (m[1], m[2])):
+            n = ch.command(f"SELECT count() FROM `{schema}`.`{table}`")
+            # dbt-clickhouse reports no row counts for incremental runs.
+            kind = "incremental" if name in dbt.incremental else "table"
+            lines.append(f"  {schema + '.' + table:<44}{int(n):>9,}   {kind}")
+    finally:
+        ch.close()
+    return lines
 
 
 def _save_state() -> None:

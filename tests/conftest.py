@@ -143,6 +143,8 @@ def clickhouse_db(
     """A database of this test's own on the session's ClickHouse; CLICKHOUSE_* point at it.
 
     Not created here: the code under test creates it (``events_writer.client``).
+    Dropped afterwards, with the databases a ``dbt build --target clickhouse``
+    made (under the DBT_SCHEMA_PREFIX in effect).
     """
     database = f"t_events_{uuid.uuid4().hex[:10]}"
     for name, value in {
@@ -156,7 +158,11 @@ def clickhouse_db(
         monkeypatch.setenv(name, value)
     yield ClickHouseSettings.from_env()
     admin = clickhouse_connect.get_client(host=clickhouse_server.host, port=clickhouse_server.port)
-    admin.command(f"DROP DATABASE IF EXISTS {database}")
+    # And the databases dbt built the events models in (--target clickhouse):
+    # server-wide, unlike the warehouse's schemas in the test's own database.
+    prefix = os.environ.get("DBT_SCHEMA_PREFIX", "")
+    for name in (database, *(prefix + s for s in ("staging", "intermediate", "marts", "audit"))):
+        admin.command(f"DROP DATABASE IF EXISTS `{name}`")
     admin.close()
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import AssetAll, AssetAny
+from airflow.sdk import AssetAll, AssetAny, CronTriggerTimetable
 from cosmos import DbtDag, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import (
     ExecutionMode,
@@ -51,9 +51,23 @@ execution_config = ExecutionConfig(
 )
 
 
-def transform_dag(tag: str, schedule, description: str, with_sources: bool) -> DbtDag:
+def transform_dag(
+    tag: str,
+    schedule,
+    description: str,
+    with_sources: bool,
+    target: str | None = None,
+    dag_id: str | None = None,
+    select: str | None = None,
+) -> DbtDag:
+    """A Cosmos DAG building ``select`` (default: the tag's models) on a dbt target.
+
+    ``target``: a profile output other than the configured one (seed 003's
+    events models also build on ``clickhouse``); the DAG then emits no
+    transform asset of its own tag.
+    """
     dag = DbtDag(
-        dag_id=f"dbt_transform_{tag}",
+        dag_id=dag_id or f"dbt_transform_{tag}",
         description=description,
         schedule=schedule,
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
@@ -61,13 +75,21 @@ def transform_dag(tag: str, schedule, description: str, with_sources: bool) -> D
         max_active_runs=1,
         # A dbt failure is deterministic: fail at once, naming the model or test.
         default_args={**DEFAULT_ARGS, "retries": 0},
-        tags=["dbt", "transform", tag],
+        tags=["dbt", "transform", tag, *([target] if target else [])],
         project_config=project_config,
-        profile_config=profile_config,
+        profile_config=(
+            profile_config
+            if target is None
+            else ProfileConfig(
+                profile_name="store_analytics",
+                target_name=target,
+                profiles_yml_filepath=PROFILES_YML,
+            )
+        ),
         execution_config=execution_config,
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
-            select=[f"tag:{tag}"],
+            select=[select or f"tag:{tag}"],
             # One `dbt build --select <node>` per model: the model and its tests
             # in one task, half the dbt invocations of run-then-test.
             test_behavior=TestBehavior.BUILD,
@@ -83,7 +105,8 @@ def transform_dag(tag: str, schedule, description: str, with_sources: bool) -> D
     )
     # Emitted only when every model and test of the tag succeeded.
     leaves = list(dag.leaves)
-    built = EmptyOperator(task_id="built", outlets=[transform_asset(tag)], dag=dag)
+    outlets = [transform_asset(tag if target is None else f"{tag}_{target}")]
+    built = EmptyOperator(task_id="built", outlets=outlets, dag=dag)
     for leaf in leaves:
         leaf >> built
     return dag
@@ -109,3 +132,32 @@ for tag, parents in COMBINED_TRANSFORMS.items():
         f"dbt models tagged {tag}, which read {' and '.join(parents)}: built after both",
         with_sources=False,
     )
+
+# Sources whose models are also built on another target (seed 003's events on
+# ClickHouse, from the events in place): scheduled like the warehouse's, on
+# the landed raw tables, which say the day is complete in ClickHouse too.
+for source in SOURCES:
+    for target in source.dbt_targets:
+        if target == profile_config.target_name:
+            continue
+        globals()[f"dbt_transform_{source.dbt_tag}_{target}"] = transform_dag(
+            source.dbt_tag,
+            AssetAll(*map(raw_table_asset, source.raw_tables)),
+            f"dbt models tagged {source.dbt_tag} built on {target}, when the day has landed",
+            with_sources=True,
+            target=target,
+            dag_id=f"dbt_transform_{source.dbt_tag}_{target}",
+        )
+
+# Seed 003's alerts during the day: the 15-minute slices and their bounds on
+# ClickHouse, where the events arrive as they happen (the warehouse gets a day
+# once it is over). Every 15 minutes; each run rebuilds today and yesterday.
+dbt_anomalies_clickhouse = transform_dag(
+    "events",
+    CronTriggerTimetable("*/15 * * * *", timezone="UTC"),
+    "seed 003's 15-minute slices and anomaly bounds on ClickHouse, during the day",
+    with_sources=False,
+    target="clickhouse",
+    dag_id="dbt_anomalies_clickhouse",
+    select="+feed_anomalies",
+)

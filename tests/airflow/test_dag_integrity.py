@@ -21,6 +21,11 @@ EXPECTED_DAGS = {
     "extract_load_kafka",
     "dbt_transform_orders",
     "dbt_transform_activity",
+    "simulate_events",
+    "extract_load_events",
+    "dbt_transform_events",
+    "dbt_transform_events_clickhouse",
+    "dbt_anomalies_clickhouse",
 }
 
 
@@ -110,6 +115,35 @@ def test_user_activity_is_built_after_both_transforms_it_reads(dagbag, manifest:
     assert "user_activity" in activity
     assert {t.task_id for t in dag.tasks} == {
         *(f"{n}_{'snapshot' if n.startswith('snap_') else 'model'}_build" for n in activity),
+        "built",
+    }
+
+
+def test_events_load_both_tables_in_parallel_then_build_on_both_targets(dagbag) -> None:
+    raw = raw_assets("events")
+    load = dagbag.dags["extract_load_events"]
+    # Two tasks with no edge between them: seed 003 extracts both tables in parallel.
+    assert set(load.task_ids) == {f"load_{t}" for t in raw}
+    assert all(not load.get_task(t).upstream_task_ids for t in load.task_ids)
+    for name in ("dbt_transform_events", "dbt_transform_events_clickhouse"):
+        dag = dagbag.dags[name]
+        assert {a.uri for a in dag.timetable.asset_condition.objects} == {
+            a.uri for a in raw.values()
+        }
+        assert "feed_dimension_daily_model_build" in dag.task_ids
+    on_clickhouse = dagbag.dags["dbt_transform_events_clickhouse"]
+    assert "clickhouse" in on_clickhouse.tags
+    assert [o.uri for o in on_clickhouse.get_task("built").outlets] == [
+        "dbt://store_analytics/tag/events_clickhouse"
+    ]
+    intraday = dagbag.dags["dbt_anomalies_clickhouse"]
+    assert intraday.timetable.expression == "*/15 * * * *"
+    # Only what the slices need: no daily tables, no sources' freshness tasks.
+    assert {t.task_id for t in intraday.tasks} == {
+        "stg_events__feed_actions_model_build",
+        "stg_events__message_actions_model_build",
+        "int_events_slice_metrics_model_build",
+        "feed_anomalies_model_build",
         "built",
     }
 

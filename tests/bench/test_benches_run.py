@@ -44,3 +44,19 @@ def test_kafka_bench_runs() -> None:
         "tests.bench.kafka_bench", {"BENCH_KAFKA_MESSAGES": "3000", "BENCH_REPEATS": "1"}
     )
     assert "kafka landing" in out and "ratio" in out
+
+
+def test_events_bench_runs() -> None:
+    out = run_bench(
+        "tests.bench.events_bench", {"BENCH_EVENTS_SCALE": "0.05", "BENCH_REPEATS": "1"}
+    )
+    assert "events loader bench" in out and "ratio" in out
+
+
+def test_events_dbt_bench_runs() -> None:
+    out = run_bench(
+        "tests.bench.events_dbt_bench",
+        {"BENCH_EVENTS_SCALE": "0.05", "BENCH_EVENTS_DAYS": "2",
+         "BENCH_EVENTS_HISTORY_SCALE": "0.05", "BENCH_REPEATS": "1"},
+    )  # fmt: skip
+    assert "ratio PostgreSQL/ClickHouse" in out and "ratio full/incremental" in out

@@ -13,7 +13,16 @@ from stack import run as run_module
 
 @pytest.mark.slow
 def test_first_run_builds_everything_then_next_run_is_incremental(
-    mongo_db, warehouse, api, oltp, kafka_topic, local_dirs, tmp_path: Path, monkeypatch, capsys
+    mongo_db,
+    warehouse,
+    api,
+    oltp,
+    kafka_topic,
+    clickhouse_db,
+    local_dirs,
+    tmp_path: Path,
+    monkeypatch,
+    capsys,
 ) -> None:
     monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
     monkeypatch.setenv("DATAGEN_SCALE", "0.05")
@@ -25,6 +34,8 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
     assert "raw_mongo.support_tickets" in first
     assert "raw_oltp.orders" in first
     assert "raw_kafka.new_users_events" in first
+    assert "raw_events.feed_actions" in first
+    assert "dbt build --target clickhouse" in first
     assert " not ok" not in first
 
     assert run_module.main() == 0
@@ -53,13 +64,23 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
     marts_part = summary.split("marts tables")[1].split("rejected records")[0]
     for mart in ("review_mart", "support_efficiency", "d_city", "d_item", "d_customer",
                  "f_sales", "f_customer_retention", "user_activity", "mart_user_activity",
-                 "mart_product_sales", "mart_average_check"):  # fmt: skip
+                 "mart_product_sales", "mart_average_check", "feed_dimension_daily",
+                 "app_metrics_daily", "feed_anomalies"):  # fmt: skip
         assert f"marts.{mart} " in marts_part, mart
     assert "stg_mongo__event_logs" in summary.split("staging tables")[1].split("marts tables")[0]
 
 
 def test_dbt_test_failure_fails_the_run_naming_the_test(
-    mongo_db, warehouse, api, oltp, kafka_topic, local_dirs, tmp_path, monkeypatch, capsys
+    mongo_db,
+    warehouse,
+    api,
+    oltp,
+    kafka_topic,
+    clickhouse_db,
+    local_dirs,
+    tmp_path,
+    monkeypatch,
+    capsys,
 ) -> None:
     """Bad source data fails a dbt test: the run exits 1 and names the failing test."""
     monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
@@ -85,7 +106,16 @@ def test_dbt_test_failure_fails_the_run_naming_the_test(
 
 @pytest.mark.slow
 def test_a_day_the_sales_api_failed_is_loaded_by_the_next_run(
-    mongo_db, warehouse, api, oltp, kafka_topic, local_dirs, tmp_path, monkeypatch, capsys
+    mongo_db,
+    warehouse,
+    api,
+    oltp,
+    kafka_topic,
+    clickhouse_db,
+    local_dirs,
+    tmp_path,
+    monkeypatch,
+    capsys,
 ) -> None:
     from tests.conftest import set_faults
 

@@ -1,0 +1,172 @@
+{#
+    Seed 003's events models run on two adapters: the PostgreSQL warehouse
+    (from raw_events.*) and ClickHouse (from the event tables in place). The
+    SQL of the models is shared; what differs between the adapters lives in
+    the dispatched macros below.
+#}
+
+{#
+    The first day an incremental events model rebuilds (an ISO date string),
+    or none on a full build. The models rebuild whole days: from this day on,
+    every day in the source replaces the model's rows for that day.
+
+    - With var('logical_date') (Airflow, make run): the logical day minus
+      var('events_lookback_days'), so a day's late events (which the loader
+      relands within the same lookback) reach the marts.
+    - Without it (a hand-run dbt build): the latest day already in the model
+      (its `anchor_column`) minus the lookback, so a partial day is completed
+      and new days are added.
+
+    Computed once when the model runs and rendered as a literal, so the
+    filter is served by the raw table's index (PostgreSQL) or prunes
+    partitions (ClickHouse) instead of scanning history.
+#}
+{% macro events_window_start(anchor_column='event_date') -%}
+    {%- if not execute or not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set lookback = var('events_lookback_days') | int -%}
+    {%- if var('logical_date') -%}
+        {%- set last = modules.datetime.date.fromisoformat(var('logical_date') | string) -%}
+    {%- else -%}
+        {%- set found = run_query(
+            'select max(' ~ anchor_column ~ ') from ' ~ this
+        ).columns[0].values()[0] -%}
+        {%- if found is none -%}
+            {{ return(none) }}
+        {%- endif -%}
+        {%- set last = modules.datetime.date.fromisoformat(found | string) -%}
+    {%- endif -%}
+    {{ return((last - modules.datetime.timedelta(days=lookback)).isoformat()) }}
+{%- endmacro %}
+
+{#
+    The filter of an incremental events model's reads: the rebuilt days
+    (see events_window_start), up to the logical day when one is given.
+    Renders a condition that is true on a full build.
+#}
+{% macro events_window(date_column='event_date', anchor_column='event_date') -%}
+    {%- set start = events_window_start(anchor_column) -%}
+    {%- if start is none -%}
+        1 = 1
+    {%- else -%}
+        {{ date_column }} >= {{ date_literal(start) }}
+        {%- if var('logical_date') %}
+        and {{ date_column }} <= {{ date_literal(var('logical_date')) }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro date_literal(iso_date) -%}
+    cast('{{ iso_date }}' as date)
+{%- endmacro %}
+
+{#
+    The UTC day of an event. On the warehouse, the loader's `_event_date`
+    column: it holds exactly the UTC date of `time` (the loader lands a day
+    by that rule) and is indexed, so reads of a few days never scan history.
+#}
+{% macro event_date_of(time_column) -%}
+    {{ return(adapter.dispatch('event_date_of')(time_column)) }}
+{%- endmacro %}
+
+{% macro default__event_date_of(time_column) -%}
+    {{ utc_date(time_column) }}
+{%- endmacro %}
+
+{% macro postgres__event_date_of(time_column) -%}
+    _event_date
+{%- endmacro %}
+
+{% macro clickhouse__event_date_of(time_column) -%}
+    {{ utc_date(time_column) }}
+{%- endmacro %}
+
+{# The UTC date of a timestamp, whatever the session's time zone. #}
+{% macro utc_date(time_column) -%}
+    {{ return(adapter.dispatch('utc_date')(time_column)) }}
+{%- endmacro %}
+
+{% macro default__utc_date(time_column) -%}
+    cast(timezone('UTC', {{ time_column }}) as date)
+{%- endmacro %}
+
+{% macro clickhouse__utc_date(time_column) -%}
+    toDate({{ time_column }}, 'UTC')
+{%- endmacro %}
+
+{#
+    Whole seconds since 1970-01-01 00:00 UTC, as a bigint: slice arithmetic
+    (a slice is a multiple of 900 s) the same way on every adapter.
+#}
+{% macro epoch_seconds(time_column) -%}
+    {{ return(adapter.dispatch('epoch_seconds')(time_column)) }}
+{%- endmacro %}
+
+{% macro default__epoch_seconds(time_column) -%}
+    cast(extract(epoch from {{ time_column }}) as bigint)
+{%- endmacro %}
+
+{% macro clickhouse__epoch_seconds(time_column) -%}
+    toInt64(toUnixTimestamp({{ time_column }}))
+{%- endmacro %}
+
+{#
+    The UTC timestamp `seconds` after 1970-01-01 00:00 UTC (the inverse of
+    epoch_seconds): timestamptz on PostgreSQL, DateTime('UTC') on ClickHouse.
+#}
+{% macro from_epoch_seconds(seconds) -%}
+    {{ return(adapter.dispatch('from_epoch_seconds')(seconds)) }}
+{%- endmacro %}
+
+{% macro default__from_epoch_seconds(seconds) -%}
+    to_timestamp({{ seconds }})
+{%- endmacro %}
+
+{% macro clickhouse__from_epoch_seconds(seconds) -%}
+    toDateTime({{ seconds }}, 'UTC')
+{%- endmacro %}
+
+{#
+    The continuous quantile p (0..1) of `expression` in a group, linearly
+    interpolated between the closest ranks (the "inclusive" definition:
+    numpy's default, Excel's PERCENTILE.INC).
+#}
+{% macro quantile_cont(expression, p) -%}
+    {{ return(adapter.dispatch('quantile_cont')(expression, p)) }}
+{%- endmacro %}
+
+{% macro default__quantile_cont(expression, p) -%}
+    percentile_cont({{ p }}) within group (order by {{ expression }})
+{%- endmacro %}
+
+{% macro clickhouse__quantile_cont(expression, p) -%}
+    quantileExactInclusive({{ p }})(toFloat64({{ expression }}))
+{%- endmacro %}
+
+{#
+    A relation of the integers first..last, one column `n`, for spines and
+    offsets: a union of literals, the same on every adapter.
+#}
+{% macro integers(first, last) -%}
+    {%- for k in range(first, last + 1) %}
+    select {{ k }} as n{% if not loop.last %} union all{% endif %}
+    {%- endfor %}
+{%- endmacro %}
+
+{# Integer division of non-negative integers (ClickHouse's `/` is a float division). #}
+{% macro int_div(dividend, divisor) -%}
+    {{ return(adapter.dispatch('int_div')(dividend, divisor)) }}
+{%- endmacro %}
+
+{% macro default__int_div(dividend, divisor) -%}
+    cast(floor(({{ dividend }}) / ({{ divisor }})) as {{ dbt.type_bigint() }})
+{%- endmacro %}
+
+{% macro postgres__int_div(dividend, divisor) -%}
+    (cast({{ dividend }} as bigint) / cast({{ divisor }} as bigint))
+{%- endmacro %}
+
+{% macro clickhouse__int_div(dividend, divisor) -%}
+    intDiv({{ dividend }}, {{ divisor }})
+{%- endmacro %}

@@ -1,0 +1,184 @@
+"""Seed 003's dbt models: ClickHouse vs PostgreSQL, and an incremental day vs a full refresh.
+
+``python -m tests.bench.events_dbt_bench`` starts a throwaway PostgreSQL and
+a throwaway embedded ClickHouse on free ports, writes the events into
+ClickHouse and lands them with the real loader. Times are dbt's own
+execution times of the models (summed over the nodes built), not dbt's
+start-up and parse (about 5 s per invocation, the same on both sides); each
+figure is the median of BENCH_REPEATS runs, the two sides interleaved.
+
+1. **feed_dimension_daily for one day at BENCH_EVENTS_SCALE** (default 10:
+   about 1M feed actions and 100k messages): ``dbt run --full-refresh
+   --select +feed_dimension_daily`` (staging views, the per-user day, the
+   users' first sightings, the mart) on each target. Ratio: PostgreSQL time
+   / ClickHouse time.
+2. **An incremental day vs a full refresh** at BENCH_EVENTS_DAYS days of
+   history (default 30) at BENCH_EVENTS_HISTORY_SCALE (default 1): every
+   events model built, one new day landed, then ``dbt run --select
+   tag:events`` incremental (the new day and the lookback day) vs ``--full-refresh``
+   of the same data, on both targets. Ratio: full refresh / incremental.
+
+Smoke test: BENCH_EVENTS_SCALE=0.05 BENCH_EVENTS_DAYS=3
+BENCH_EVENTS_HISTORY_SCALE=0.05 BENCH_REPEATS=1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+from config import DBT_PROJECT_DIR, PROFILES_DIR, ClickHouseSettings
+from datagen import events_writer
+from datagen.population import Population
+from loaders.events.job import load_day
+from stack.embedded_clickhouse import EmbeddedClickHouse
+from stack.embedded_postgres import EmbeddedPostgres
+from tests.conftest import free_port
+
+SCALE = float(os.environ.get("BENCH_EVENTS_SCALE", "10"))
+DAYS = int(os.environ.get("BENCH_EVENTS_DAYS", "30"))
+HISTORY_SCALE = float(os.environ.get("BENCH_EVENTS_HISTORY_SCALE", "1"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+START = dt.date(2026, 10, 1)
+TARGETS = ("warehouse", "clickhouse")
+
+
+def dbt_seconds(args: list[str], target: str, logs: Path) -> float:
+    """Run dbt in-process; the summed execution time of the nodes it ran."""
+    from dbt.cli.main import dbtRunner
+
+    res = dbtRunner().invoke(
+        [*args, "--target", target, "--project-dir", str(DBT_PROJECT_DIR),
+         "--profiles-dir", str(PROFILES_DIR), "--target-path", str(logs / f"target-{target}"),
+         "--log-path", str(logs), "--quiet"],
+    )  # fmt: skip
+    if not res.success:
+        failed = [r.message for r in getattr(res.result, "results", []) if r.status != "success"]
+        raise SystemExit(f"dbt {' '.join(args)} on {target} failed: {failed or res.exception}")
+    return sum(r.execution_time for r in res.result.results)
+
+
+def write_days(settings: ClickHouseSettings, population: Population, days: list[dt.date]) -> int:
+    client = events_writer.client(settings)
+    try:
+        rows = 0
+        for day in days:
+            rows += sum(events_writer.write_day(client, population, day, incidents=()).values())
+            load_day(day)
+        return rows
+    finally:
+        client.close()
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def run(pg: EmbeddedPostgres, ch: EmbeddedClickHouse, logs: Path) -> int:
+    settings = ClickHouseSettings.from_env()
+    vars_for = lambda day: ["--vars", f"{{logical_date: '{day}'}}"]  # noqa: E731
+
+    # 1. One day at SCALE: the same models on both adapters.
+    os.environ["DBT_SCHEMA_PREFIX"] = "scale_"
+    day = START
+    print(f"writing and landing {day} at scale {SCALE:g} ...", flush=True)
+    rows = write_days(settings, Population(42, SCALE, START), [day])
+    select = ["run", "--full-refresh", "--select", "+feed_dimension_daily", *vars_for(day)]
+    one_day: dict[str, list[float]] = {t: [] for t in TARGETS}
+    for rep in range(REPEATS):
+        for target in TARGETS:
+            one_day[target].append(dbt_seconds(select, target, logs))
+        print(
+            f"  round {rep + 1}: PostgreSQL {one_day['warehouse'][-1]:.2f}s, "
+            f"ClickHouse {one_day['clickhouse'][-1]:.2f}s",
+            flush=True,
+        )
+
+    # 2. History, then one more day: incremental vs full refresh.
+    os.environ["DBT_SCHEMA_PREFIX"] = "history_"
+    os.environ["CLICKHOUSE_DB"] = "events_history"
+    settings = ClickHouseSettings.from_env()
+    with psycopg.connect(pg.conninfo("bench"), autocommit=True) as conn:
+        # The history's own raw tables and watermarks.
+        conn.execute("drop schema if exists raw_events cascade")
+        conn.execute("drop schema if exists loader cascade")
+    history = [START + dt.timedelta(days=k) for k in range(DAYS)]
+    new_day = history[-1] + dt.timedelta(days=1)
+    print(f"writing and landing {DAYS} days at scale {HISTORY_SCALE:g} ...", flush=True)
+    population = Population(42, HISTORY_SCALE, START)
+    history_rows = write_days(settings, population, history)
+    for target in TARGETS:
+        dbt_seconds(["run", "--full-refresh", "--select", "tag:events"], target, logs)
+    new_rows = write_days(settings, population, [new_day])
+    build = ["run", "--select", "tag:events", *vars_for(new_day)]
+    incremental: dict[str, list[float]] = {t: [] for t in TARGETS}
+    full: dict[str, list[float]] = {t: [] for t in TARGETS}
+    for rep in range(REPEATS):
+        for target in TARGETS:
+            incremental[target].append(dbt_seconds(build, target, logs))
+            full[target].append(dbt_seconds([*build, "--full-refresh"], target, logs))
+        print(
+            f"  round {rep + 1}: "
+            + ", ".join(
+                f"{t} incremental {incremental[t][-1]:.2f}s full {full[t][-1]:.2f}s"
+                for t in TARGETS
+            ),
+            flush=True,
+        )
+
+    pg_s, ch_s = median(one_day["warehouse"]), median(one_day["clickhouse"])
+    print()
+    print(
+        f"== events dbt bench: model execution time (dbt start-up excluded), median of {REPEATS} =="
+    )
+    print(
+        f"feed_dimension_daily, one day at scale {SCALE:g} ({rows:,} events): "
+        f"PostgreSQL {pg_s:.2f}s, ClickHouse {ch_s:.2f}s: ratio PostgreSQL/ClickHouse "
+        f"{pg_s / ch_s:.2f}"
+    )
+    for target in TARGETS:
+        inc, fr = median(incremental[target]), median(full[target])
+        print(
+            f"{target:<10} events models, {DAYS} days of history ({history_rows:,} events) "
+            f"+ 1 day ({new_rows:,}): incremental {inc:.2f}s, full refresh {fr:.2f}s: "
+            f"ratio full/incremental {fr / inc:.1f}"
+        )
+    return 0
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="bench-events-dbt-") as tmp:
+        os.chmod(tmp, 0o755)
+        pg = EmbeddedPostgres(pgdata=Path(tmp) / "pg" / "data", port=free_port())
+        ch = EmbeddedClickHouse(data_dir=Path(tmp) / "clickhouse" / "data", port=free_port())
+        pg.start()
+        try:
+            ch.start()
+            try:
+                pg.ensure_database("bench")
+                os.environ.update({
+                    "WAREHOUSE_HOST": pg.host, "WAREHOUSE_PORT": str(pg.port),
+                    "WAREHOUSE_USER": pg.superuser, "WAREHOUSE_PASSWORD": "",
+                    "WAREHOUSE_DB": "bench", "CLICKHOUSE_HOST": ch.host,
+                    "CLICKHOUSE_PORT": str(ch.port), "CLICKHOUSE_USER": "default",
+                    "CLICKHOUSE_PASSWORD": "", "CLICKHOUSE_DB": "events",
+                    "CLICKHOUSE_SECURE": "false", "EMBEDDED_SERVICES": "none",
+                    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+                })  # fmt: skip
+                logs = Path(tmp) / "dbt"
+                logs.mkdir()
+                return run(pg, ch, logs)
+            finally:
+                ch.stop()
+        finally:
+            pg.destroy()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
