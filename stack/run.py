@@ -31,7 +31,7 @@ from config import (
     WarehouseSettings,
     redact,
 )
-from loaders.core.warehouse import LoaderError, connect
+from loaders.core.warehouse import LoaderError, connect, first_line
 from pipelines import SOURCES, run_source
 from stack import services
 from stack.embedded_postgres import ServiceError
@@ -40,9 +40,6 @@ from stack.run_lock import RunLocked, run_lock
 
 class DbtFailed(RuntimeError):
     pass
-
-
-DEFAULT_DBT_TARGET = "warehouse"  # profiles/profiles.yml's default output
 
 
 @dataclass
@@ -95,7 +92,7 @@ def run_dbt(args: list[str], log_dir: Path) -> DbtSummary:
             rows = (r.adapter_response or {}).get("rows_affected")
             if rows is not None:
                 summary.incremental_rows[node.name] = rows
-        if kind == "model" and len(node.fqn) > 1:
+        if kind == "model" and status == "success" and len(node.fqn) > 1:
             layer = summary.layers.setdefault(node.fqn[1], [])
             layer.append((node.name, node.schema, node.alias))
     return summary
@@ -198,14 +195,15 @@ def run() -> int:
     # also build elsewhere (seed 003's events on ClickHouse, from the events in
     # place), each target with its own dbt target dir so the warehouse's
     # manifest stays the one Airflow and `make dbt-changed` read.
+    dbt_settings = DbtSettings.from_env()
     dbt_vars = ["--vars", f"{{logical_date: '{days[-1]}'}}"]
     dbt = run_dbt(["build", *dbt_vars], local.logs_dir / "dbt")
     if dbt.success:
         _save_state()
-    other_targets = sorted({t for s in SOURCES for t in s.dbt_targets} - {DEFAULT_DBT_TARGET})
+    other_targets = sorted({t for s in SOURCES for t in s.dbt_targets} - {dbt_settings.target})
     elsewhere: dict[str, DbtSummary] = {}
     for target in other_targets:
-        target_path = DbtSettings.from_env().target_path / target
+        target_path = dbt_settings.target_path / target
         elsewhere[target] = run_dbt(
             ["build", "--target", target, "--target-path", str(target_path), *dbt_vars],
             local.logs_dir / f"dbt-{target}",
@@ -231,7 +229,7 @@ def run() -> int:
         say(f"  note: {note}")
     say(f"dbt build ({dbt.seconds:.1f}s): " + _counts_line(dbt))
     for failure in dbt.failures:
-        say(f"  FAILED {failure}")
+        say(redact(f"  FAILED {failure}"))
     with connect(wh) as conn:
         for layer in ("staging", "intermediate", "marts"):
             models = sorted(dbt.layers.get(layer, []), key=lambda m: (m[1], m[2]))
@@ -248,7 +246,7 @@ def run() -> int:
     for target, summary in elsewhere.items():
         say(f"dbt build --target {target} ({summary.seconds:.1f}s): " + _counts_line(summary))
         for failure in summary.failures:
-            say(f"  FAILED {failure}")
+            say(redact(f"  FAILED {failure}"))
         for line in _target_tables(target, summary):
             say(line)
     say(f"rejected records so far: {total_rejects:,} (in loader.rejects; see them with")
@@ -259,8 +257,8 @@ def run() -> int:
     stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     (local.logs_dir / f"run-{stamp}.txt").write_text("\n".join(lines) + "\n")
     failed = [
-        ("dbt build" + ("" if t == DEFAULT_DBT_TARGET else f" --target {t}"), d)
-        for t, d in [(DEFAULT_DBT_TARGET, dbt), *elsewhere.items()]
+        ("dbt build" + ("" if t == dbt_settings.target else f" --target {t}"), d)
+        for t, d in [(dbt_settings.target, dbt), *elsewhere.items()]
         if not d.success
     ]
     if failed:
@@ -292,21 +290,26 @@ def _target_tables(target: str, dbt: DbtSummary) -> list[str]:
     """Rows in the marts a build on another target made (only ClickHouse so far)."""
     if target != "clickhouse" or not dbt.layers.get("marts"):
         return []
-    from datagen.events_writer import ClickHouseUnavailable, client
+    import clickhouse_connect
+    from clickhouse_connect.driver.exceptions import ClickHouseError
 
-    try:
-        ch = client(ClickHouseSettings.from_env())
-    except ClickHouseUnavailable as exc:
-        return [f"  (cannot count its tables: {exc})"]
+    settings = ClickHouseSettings.from_env()
     lines = [f"{'marts tables on ' + target:<46}{'rows':>9}   built this run"]
     try:
-        for name, schema, table in sorted(dbt.layers["marts"], key=lambda m: (m[1], m[2])):
-            n = ch.command(f"SELECT count() FROM `{schema}`.`{table}`")
-            # dbt-clickhouse reports no row counts for incremental runs.
-            kind = "incremental" if name in dbt.incremental else "table"
-            lines.append(f"  {schema + '.' + table:<44}{int(n):>9,}   {kind}")
-    finally:
-        ch.close()
+        ch = clickhouse_connect.get_client(
+            host=settings.host, port=settings.port, username=settings.user,
+            password=settings.password, secure=settings.secure,
+        )  # fmt: skip
+        try:
+            for name, schema, table in sorted(dbt.layers["marts"], key=lambda m: (m[1], m[2])):
+                n = ch.command(f"SELECT count() FROM `{schema}`.`{table}`")
+                # dbt-clickhouse reports no row counts for incremental runs.
+                kind = "incremental" if name in dbt.incremental else "table"
+                lines.append(f"  {schema + '.' + table:<44}{int(n):>9,}   {kind}")
+        finally:
+            ch.close()
+    except ClickHouseError as exc:
+        lines.append(redact(f"  (cannot count its tables: {first_line(exc)})"))
     return lines
 
 

@@ -7,15 +7,19 @@
 
 {#
     The first day an incremental events model rebuilds (an ISO date string),
-    or none on a full build. The models rebuild whole days: from this day on,
-    every day in the source replaces the model's rows for that day.
+    or none on a full build (or when the model is still empty). The models
+    rebuild whole days: from this day on, every day in the source replaces
+    the model's rows for that day.
 
-    - With var('logical_date') (Airflow, make run): the logical day minus
-      var('events_lookback_days'), so a day's late events (which the loader
-      relands within the same lookback) reach the marts.
-    - Without it (a hand-run dbt build): the latest day already in the model
-      (its `anchor_column`) minus the lookback, so a partial day is completed
-      and new days are added.
+    The window starts `lookback` days (var('events_lookback_days'), the
+    loader's EVENTS_LOOKBACK_DAYS, at least 1) before the earlier of:
+    - the day after the latest day the model holds (its `anchor_column`), so
+      days landed since the last successful build are never skipped (several
+      days landed at once, or a build that failed);
+    - var('logical_date') when it is set (make run; `make dbt ARGS="build
+      --vars '{logical_date: 2026-10-03}'"` to rebuild an older day).
+    The lookback completes the previous day (late events, which the loader
+    relands within the same window, and its last 15-minute slice).
 
     Computed once when the model runs and rendered as a literal, so the
     filter is served by the raw table's index (PostgreSQL) or prunes
@@ -25,34 +29,38 @@
     {%- if not execute or not is_incremental() -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set lookback = var('events_lookback_days') | int -%}
-    {%- if var('logical_date') -%}
-        {%- set last = modules.datetime.date.fromisoformat(var('logical_date') | string) -%}
-    {%- else -%}
-        {%- set found = run_query(
-            'select max(' ~ anchor_column ~ ') from ' ~ this
-        ).columns[0].values()[0] -%}
-        {%- if found is none -%}
-            {{ return(none) }}
-        {%- endif -%}
-        {%- set last = modules.datetime.date.fromisoformat(found | string) -%}
+    {%- set lookback = [var('events_lookback_days') | int, 1] | max -%}
+    {%- set found = run_query(
+        'select max(' ~ anchor_column ~ ') from ' ~ this
+    ).columns[0].values()[0] -%}
+    {%- if found is none or (found | string) == '1970-01-01' -%}
+        {# Empty (ClickHouse's max() of nothing is the epoch): read everything. #}
+        {{ return(none) }}
     {%- endif -%}
-    {{ return((last - modules.datetime.timedelta(days=lookback)).isoformat()) }}
+    {%- set datetime = modules.datetime -%}
+    {%- set first = datetime.date.fromisoformat(found | string) + datetime.timedelta(days=1) -%}
+    {%- if var('logical_date') -%}
+        {%- set logical = datetime.date.fromisoformat(var('logical_date') | string) -%}
+        {%- set first = [first, logical] | min -%}
+    {%- endif -%}
+    {{ return((first - datetime.timedelta(days=lookback)).isoformat()) }}
 {%- endmacro %}
 
 {#
     The filter of an incremental events model's reads: the rebuilt days
-    (see events_window_start), up to the logical day when one is given.
-    Renders a condition that is true on a full build.
+    (see events_window_start), up to the logical day when one is given and
+    `up_to_logical_date`. Renders a condition that is true on a full build.
 #}
-{% macro events_window(date_column='event_date', anchor_column='event_date') -%}
+{% macro events_window(
+    date_column='event_date', anchor_column='event_date', up_to_logical_date=true
+) -%}
     {%- set start = events_window_start(anchor_column) -%}
     {%- if start is none -%}
         1 = 1
     {%- else -%}
         {{ date_column }} >= {{ date_literal(start) }}
-        {%- if var('logical_date') %}
-        and {{ date_column }} <= {{ date_literal(var('logical_date')) }}
+        {%- if var('logical_date') and up_to_logical_date %}
+            and {{ date_column }} <= {{ date_literal(var('logical_date')) }}
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
@@ -96,15 +104,16 @@
 {%- endmacro %}
 
 {#
-    Whole seconds since 1970-01-01 00:00 UTC, as a bigint: slice arithmetic
-    (a slice is a multiple of 900 s) the same way on every adapter.
+    Whole seconds since 1970-01-01 00:00 UTC, as a bigint, fractions cut off
+    (as ClickHouse's toUnixTimestamp of a DateTime64): slice arithmetic (a
+    slice is a multiple of 900 s) the same way on every adapter.
 #}
 {% macro epoch_seconds(time_column) -%}
     {{ return(adapter.dispatch('epoch_seconds')(time_column)) }}
 {%- endmacro %}
 
 {% macro default__epoch_seconds(time_column) -%}
-    cast(extract(epoch from {{ time_column }}) as bigint)
+    cast(floor(extract(epoch from {{ time_column }})) as bigint)
 {%- endmacro %}
 
 {% macro clickhouse__epoch_seconds(time_column) -%}

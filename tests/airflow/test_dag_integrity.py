@@ -131,6 +131,11 @@ def test_events_load_both_tables_in_parallel_then_build_on_both_targets(dagbag) 
             a.uri for a in raw.values()
         }
         assert "feed_dimension_daily_model_build" in dag.task_ids
+    # The slices have one owner on ClickHouse: the 15-minute DAG.
+    assert "feed_anomalies_model_build" in dagbag.dags["dbt_transform_events"].task_ids
+    assert (
+        "feed_anomalies_model_build" not in dagbag.dags["dbt_transform_events_clickhouse"].task_ids
+    )
     on_clickhouse = dagbag.dags["dbt_transform_events_clickhouse"]
     assert "clickhouse" in on_clickhouse.tags
     assert [o.uri for o in on_clickhouse.get_task("built").outlets] == [

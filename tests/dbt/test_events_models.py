@@ -216,25 +216,30 @@ def test_hand_worked_values_are_identical_on_both_adapters(
     assert_adapters_agree(warehouse, ch, prefix)
 
 
-def test_incremental_days_and_a_reloaded_day_equal_a_full_refresh(
+def test_incremental_builds_equal_a_full_refresh_on_both_adapters(
     warehouse: str, ch: Client, prefix: str, local_dirs, dbt_target
 ) -> None:
-    """Day by day, then late events for day 1 (relanded by day 2's load): as a full refresh."""
+    """Day 1 built; then day 1's late events, days 2 and 3 landed before one build
+    without a logical date (as Airflow runs it); then an older day rebuilt while
+    later ones exist: every model equals a full refresh, on both adapters."""
     population = Population(seed=7, scale=0.05, start_date=DAY1)
+    day3 = DAY2 + dt.timedelta(days=1)
     events_writer.write_day(ch, population, DAY1, incidents=())
     load_day(DAY1)
-    build("warehouse", DAY1)
-    build("clickhouse", DAY1)
-    events_writer.write_day(ch, population, DAY2, incidents=())
+    for target in ("warehouse", "clickhouse"):
+        build(target, DAY1)
+    for d in (DAY2, day3):
+        events_writer.write_day(ch, population, d, incidents=())
     # Late events of day 1, written after it was landed and built.
     write(ch, [feed(1, 99, "view", at(DAY1, 23, 59, 59))], [message(2, 1, at(DAY1, 23, 50))])
-    results = load_day(DAY2)
+    results = load_day(DAY2) + load_day(day3)
     assert any("late" in note for r in results for note in r.notes), [r.notes for r in results]
-    incremental = {}
     for target in ("warehouse", "clickhouse"):
-        build(target, DAY2)
-    for model, schema in MODELS.items():
-        incremental[model] = table_rows(warehouse, prefix + schema, model)
+        build(target)  # no logical date: from the day before the latest built on
+        build(target, DAY2)  # an older day again, while day 3 exists
+    incremental = {
+        model: table_rows(warehouse, prefix + schema, model) for model, schema in MODELS.items()
+    }
     on_clickhouse = {
         model: clickhouse_rows(
             ch, prefix + schema, model, columns_of(warehouse, prefix + schema, model)
@@ -248,8 +253,9 @@ def test_incremental_days_and_a_reloaded_day_equal_a_full_refresh(
         columns = columns_of(warehouse, prefix + schema, model)
         assert clickhouse_rows(ch, prefix + schema, model, columns) == on_clickhouse[model], model
     assert_adapters_agree(warehouse, ch, prefix)
-    # The late view is in day 1's figures.
     with psycopg.connect(warehouse) as conn:
+        # The late view is in day 1's figures, and every day has its slices:
+        # all 96, but day 3 only those before the latest event's (not complete).
         views = conn.execute(
             f"select views from {prefix}marts.app_metrics_daily where event_date = %s", (DAY1,)
         ).fetchone()
@@ -258,7 +264,19 @@ def test_incremental_days_and_a_reloaded_day_equal_a_full_refresh(
             " and _event_date = %s",
             (DAY1,),
         ).fetchone()
+        latest = conn.execute(
+            "select max(t) from (select max(time) as t from raw_events.feed_actions"
+            " union all select max(time) from raw_events.message_actions) as latest"
+        ).fetchone()[0]
+        slices = dict(
+            conn.execute(
+                f"select event_date, count(distinct slice_no)"
+                f" from {prefix}intermediate.int_events_slice_metrics group by 1"
+            ).fetchall()
+        )
     assert views == raw
+    before_latest = int((latest - midnight(day3)).total_seconds()) // 900
+    assert slices == {DAY1: 96, DAY2: 96, day3: before_latest}
 
 
 def test_every_injected_incident_is_flagged_and_clean_days_flag_little(
@@ -276,7 +294,9 @@ def test_every_injected_incident_is_flagged_and_clean_days_flag_little(
             ch, population, d, incidents=[incidents[d]] if d in incidents else ()
         )
         load_day(d)
-    build("warehouse", day[-1])
+    for target in ("warehouse", "clickhouse"):
+        build(target, day[-1])
+    assert_adapters_agree(warehouse, ch, prefix)  # so ClickHouse flags the same slices
     affected = {
         "likes_drop": {"likes", "ctr"},
         "messages_spike": {"messages_sent", "users_messenger"},

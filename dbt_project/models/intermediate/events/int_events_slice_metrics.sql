@@ -2,10 +2,11 @@
 
 -- The app metrics per 15-minute slice (UTC), one row per slice and metric:
 -- users_feed, views, likes, ctr, users_messenger, messages_sent. Every slice
--- of a day is here, from 00:00 up to the last complete slice: a slice with
--- no events has zeros (an outage must show as a zero, not as a gap), and the
--- slice holding the latest event is left out until a later event shows it
--- is over. Slices are numbered from 1970-01-01 00:00 UTC (slice_no * 900 s).
+-- of a day with events is here, from 00:00 up to the last complete slice: a
+-- slice with no events has zeros (an outage must show as a zero, not as a
+-- gap; a day without a single event has no slices), and the slice holding
+-- the latest event is left out until a later event shows it is over.
+-- Slices are numbered from 1970-01-01 00:00 UTC (slice_no * 900 s).
 
 {% set slice_seconds = 900 %}
 
@@ -64,14 +65,21 @@ distinct_days as (
     group by event_date
 ),
 
-event_slices as (
-    select slice_no from feed
+-- The latest event in the source, also past the logical day: a rebuild of
+-- an older day keeps its last slice once later events exist.
+latest_events as (
+    select max(event_at) as latest_at
+    from {{ ref('stg_events__feed_actions') }}
+    where {{ events_window(up_to_logical_date=false) }}
     union all
-    select slice_no from messages
+    select max(sent_at) as latest_at
+    from {{ ref('stg_events__message_actions') }}
+    where {{ events_window(up_to_logical_date=false) }}
 ),
 
 last_event_slice as (
-    select max(slice_no) as slice_no from event_slices
+    select {{ int_div(epoch_seconds('max(latest_at)'), slice_seconds) }} as slice_no
+    from latest_events
 ),
 
 slices_of_a_day as (
