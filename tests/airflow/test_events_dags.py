@@ -80,3 +80,34 @@ def test_simulate_and_load_events_then_rerun_and_next_day(
     assert {k: v for k, v in second.items() if k[1] <= day} == {
         k: v for k, v in first.items() if k[1] <= day
     }
+
+
+@pytest.mark.slow
+def test_the_transforms_on_clickhouse_build_the_marts_there(
+    airflow_db, dagbag, clickhouse_db, warehouse: str, local_dirs, monkeypatch
+) -> None:
+    """Cosmos with the clickhouse profile target: the daily DAG (all but the
+    slices) and the 15-minute DAG (the slices) build the marts in ClickHouse."""
+    monkeypatch.setenv("DATAGEN_SCALE", "0.05")
+    monkeypatch.setenv("DATAGEN_HISTORY_DAYS", "1")
+    run(dagbag.dags["simulate_events"], logical_date=D)
+    run(dagbag.dags["extract_load_events"], logical_date=D)
+    run(dagbag.dags["dbt_transform_events_clickhouse"])
+    run(dagbag.dags["dbt_anomalies_clickhouse"])
+    client = events_writer.client(clickhouse_db)
+    try:
+        counts = {
+            table: client.command(f"SELECT count() FROM marts.{table}")
+            for table in ("feed_dimension_daily", "app_metrics_daily", "feed_anomalies")
+        }
+        days = client.query("SELECT event_date FROM marts.app_metrics_daily").result_rows
+    finally:
+        client.close()
+    assert days == [(D.date(),)]
+    assert counts["feed_dimension_daily"] > 3 and counts["feed_anomalies"] > 6 * 90
+    # The daily DAG left the slices to the 15-minute one; nothing went to the warehouse.
+    with psycopg.connect(warehouse) as conn:
+        built = conn.execute(
+            "select count(*) from information_schema.tables where table_schema = 'marts'"
+        ).fetchone()[0]
+    assert built == 0

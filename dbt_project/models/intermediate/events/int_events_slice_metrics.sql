@@ -19,7 +19,10 @@ feed as (
         user_id,
         action
     from {{ ref('stg_events__feed_actions') }}
-    where {{ events_window() }} and event_at is not null
+    where
+        {{ events_window() }}
+        and event_at is not null
+        and action in ('view', 'like')
 ),
 
 messages as (

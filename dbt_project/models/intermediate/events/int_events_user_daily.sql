@@ -13,7 +13,10 @@ feed as (
         user_id,
         action
     from {{ ref('stg_events__feed_actions') }}
-    where {{ events_window() }} and user_id is not null
+    where
+        {{ events_window() }}
+        and user_id is not null
+        and action in ('view', 'like')
 ),
 
 messages as (
