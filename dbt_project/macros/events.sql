@@ -65,6 +65,16 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#
+    The unique_key of the models rebuilt a day at a time: event_date, whose
+    rows delete+insert replaces on PostgreSQL. None on ClickHouse, where the
+    day is the table's partition and insert_overwrite swaps the rebuilt
+    partitions in (a strategy without a key).
+#}
+{% macro events_day_key() -%}
+    {{ return(none if target.type == 'clickhouse' else 'event_date') }}
+{%- endmacro %}
+
 {% macro date_literal(iso_date) -%}
     cast('{{ iso_date }}' as date)
 {%- endmacro %}

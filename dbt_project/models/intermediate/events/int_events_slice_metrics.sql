@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='event_date') }}
+{{ config(materialized='incremental', unique_key=events_day_key()) }}
 
 -- The app metrics per 15-minute slice (UTC), one row per slice and metric:
 -- users_feed, views, likes, ctr, users_messenger, messages_sent. Every slice

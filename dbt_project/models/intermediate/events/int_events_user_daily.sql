@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='event_date') }}
+{{ config(materialized='incremental', unique_key=events_day_key()) }}
 
 -- One row per user and day with any activity: what the user did in the feed
 -- (views, likes) and in the messenger (sent and received messages, and to

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='event_date') }}
+{{ config(materialized='incremental', unique_key=events_day_key()) }}
 
 -- Seed 003's app metrics per day: daily active users of the feed, of the
 -- messenger (users who sent a message) and of both, views, likes, CTR,

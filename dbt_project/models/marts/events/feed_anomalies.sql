@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='event_date') }}
+{{ config(materialized='incremental', unique_key=events_day_key()) }}
 
 -- Seed 003's alert rule, per 15-minute slice and metric: the bounds are
 -- Q25 - a * IQR and Q75 + a * IQR of the metric's previous n slices

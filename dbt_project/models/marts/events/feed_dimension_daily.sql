@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='event_date') }}
+{{ config(materialized='incremental', unique_key=events_day_key()) }}
 
 -- Seed 003's daily table: per day, per dimension (os, gender, age) and value,
 -- the sums over the day's users of what each did in the feed and the
