@@ -29,7 +29,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,9 +42,8 @@ from loaders.events.client import READ_SETTINGS, day_query
 from loaders.events.job import load_day, load_table_day
 from loaders.events.landing import STREAMS, TABLES, copy_columns, raw_table
 from loaders.raw_tables import ensure_all_raw_tables
-from stack.embedded_clickhouse import EmbeddedClickHouse
 from stack.embedded_postgres import EmbeddedPostgres, psql_path
-from tests.conftest import free_port
+from tests.bench.servers import warehouse_and_clickhouse
 
 SCALE = float(os.environ.get("BENCH_EVENTS_SCALE", "10"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
@@ -123,16 +121,8 @@ def time_loader(files: dict[str, tuple[Path, int]], both: bool) -> float:
     return elapsed
 
 
-def run(pg: EmbeddedPostgres, ch: EmbeddedClickHouse, folder: Path) -> int:
-    pg.ensure_database("bench")
+def run(pg: EmbeddedPostgres, folder: Path) -> int:
     warehouse = pg.conninfo("bench")
-    os.environ.update({
-        "WAREHOUSE_HOST": pg.host, "WAREHOUSE_PORT": str(pg.port),
-        "WAREHOUSE_USER": pg.superuser, "WAREHOUSE_PASSWORD": "", "WAREHOUSE_DB": "bench",
-        "CLICKHOUSE_HOST": ch.host, "CLICKHOUSE_PORT": str(ch.port), "CLICKHOUSE_USER": "default",
-        "CLICKHOUSE_PASSWORD": "", "CLICKHOUSE_DB": "events", "CLICKHOUSE_SECURE": "false",
-        "EMBEDDED_SERVICES": "none",
-    })  # fmt: skip
     settings = ClickHouseSettings.from_env()
     print(f"writing {DAY} at scale {SCALE:g} into ClickHouse ...", flush=True)
     client = events_writer.client(settings)
@@ -182,19 +172,8 @@ def run(pg: EmbeddedPostgres, ch: EmbeddedClickHouse, folder: Path) -> int:
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="bench-events-") as tmp:
-        os.chmod(tmp, 0o755)
-        pg = EmbeddedPostgres(pgdata=Path(tmp) / "pg" / "data", port=free_port())
-        ch = EmbeddedClickHouse(data_dir=Path(tmp) / "clickhouse" / "data", port=free_port())
-        pg.start()
-        try:
-            ch.start()
-            try:
-                return run(pg, ch, Path(tmp))
-            finally:
-                ch.stop()
-        finally:
-            pg.destroy()
+    with warehouse_and_clickhouse("bench-events-") as (pg, folder):
+        return run(pg, folder)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ import datetime as dt
 import os
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import psycopg
@@ -37,9 +36,8 @@ from config import DBT_PROJECT_DIR, PROFILES_DIR, ClickHouseSettings
 from datagen import events_writer
 from datagen.population import Population
 from loaders.events.job import load_day
-from stack.embedded_clickhouse import EmbeddedClickHouse
 from stack.embedded_postgres import EmbeddedPostgres
-from tests.conftest import free_port
+from tests.bench.servers import warehouse_and_clickhouse
 
 SCALE = float(os.environ.get("BENCH_EVENTS_SCALE", "10"))
 DAYS = int(os.environ.get("BENCH_EVENTS_DAYS", "30"))
@@ -80,7 +78,7 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def run(pg: EmbeddedPostgres, ch: EmbeddedClickHouse, logs: Path) -> int:
+def run(pg: EmbeddedPostgres, logs: Path) -> int:
     settings = ClickHouseSettings.from_env()
     vars_for = lambda day: ["--vars", f"{{logical_date: '{day}'}}"]  # noqa: E731
 
@@ -153,31 +151,11 @@ def run(pg: EmbeddedPostgres, ch: EmbeddedClickHouse, logs: Path) -> int:
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="bench-events-dbt-") as tmp:
-        os.chmod(tmp, 0o755)
-        pg = EmbeddedPostgres(pgdata=Path(tmp) / "pg" / "data", port=free_port())
-        ch = EmbeddedClickHouse(data_dir=Path(tmp) / "clickhouse" / "data", port=free_port())
-        pg.start()
-        try:
-            ch.start()
-            try:
-                pg.ensure_database("bench")
-                os.environ.update({
-                    "WAREHOUSE_HOST": pg.host, "WAREHOUSE_PORT": str(pg.port),
-                    "WAREHOUSE_USER": pg.superuser, "WAREHOUSE_PASSWORD": "",
-                    "WAREHOUSE_DB": "bench", "CLICKHOUSE_HOST": ch.host,
-                    "CLICKHOUSE_PORT": str(ch.port), "CLICKHOUSE_USER": "default",
-                    "CLICKHOUSE_PASSWORD": "", "CLICKHOUSE_DB": "events",
-                    "CLICKHOUSE_SECURE": "false", "EMBEDDED_SERVICES": "none",
-                    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-                })  # fmt: skip
-                logs = Path(tmp) / "dbt"
-                logs.mkdir()
-                return run(pg, ch, logs)
-            finally:
-                ch.stop()
-        finally:
-            pg.destroy()
+    with warehouse_and_clickhouse("bench-events-dbt-") as (pg, folder):
+        os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+        logs = folder / "dbt"
+        logs.mkdir()
+        return run(pg, logs)
 
 
 if __name__ == "__main__":
