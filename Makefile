@@ -70,7 +70,7 @@ dbt-changed: up ## build only models changed since the last good build (state:mo
 	@test -f "$(DBT_STATE_DIR)/manifest.json" || { echo "no saved manifest in $(DBT_STATE_DIR): run make run (or copy production's manifest.json there) first" >&2; exit 1; }
 	$(DBT) build --select state:modified+ --defer --state "$(abspath $(DBT_STATE_DIR))" $(DBT_ARGS)
 
-airflow: install ## Airflow 3 standalone on http://localhost:8080 (admin/admin), DAGs unpaused
+airflow: install ## Airflow 3 standalone on http://127.0.0.1:8080 (AIRFLOW_UI_PORT; login admin, password printed), DAGs unpaused
 	$(RUN) python -m stack.airflow
 
 DOCS_PORT ?= 8081

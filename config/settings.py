@@ -204,6 +204,41 @@ class ClickHouseSettings:
         return f"{self.url} (user {self.user}, database {self.database})"
 
 
+@dataclass(frozen=True)
+class AirflowSettings:
+    """`make airflow`: where its API server listens, its log servers' ports, its admin login.
+
+    Loopback by default: the UI is for this machine unless AIRFLOW_HOST says
+    otherwise (docker-compose sets 0.0.0.0 inside its container). An empty
+    AIRFLOW_ADMIN_PASSWORD means: generate one on the first start and keep it
+    in the Airflow home (see ``stack/airflow.py``).
+    """
+
+    host: str
+    ui_port: int
+    worker_log_port: int
+    triggerer_log_port: int
+    admin_user: str
+    admin_password: str
+
+    @classmethod
+    def from_env(cls) -> AirflowSettings:
+        return cls(
+            host=_env("AIRFLOW_HOST", "127.0.0.1"),
+            # Airflow's own variable, when a user sets it, is the default.
+            ui_port=_env_int("AIRFLOW_UI_PORT", _env_int("AIRFLOW__API__PORT", 8080)),
+            worker_log_port=_env_int("AIRFLOW_WORKER_LOG_PORT", 8793),
+            triggerer_log_port=_env_int("AIRFLOW_TRIGGERER_LOG_PORT", 8794),
+            admin_user=_env("AIRFLOW_ADMIN_USER", "admin"),
+            admin_password=_env("AIRFLOW_ADMIN_PASSWORD", ""),
+        )
+
+    @property
+    def ui_url(self) -> str:
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.ui_port}"
+
+
 def mask_uri_password(uri: str) -> str:
     """``scheme://user:***@host/...``: the URI without its password."""
     try:

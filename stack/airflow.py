@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -23,19 +24,20 @@ from config import (
     DBT_PROJECT_DIR,
     PROFILES_DIR,
     PROJECT_ROOT,
+    AirflowSettings,
     ConfigError,
     KafkaSettings,
     LocalSettings,
     MongoSettings,
     OltpSettings,
     WarehouseSettings,
+    redact,
 )
 from stack import services
 from stack.embedded_postgres import ServiceError, ensure_database
 
 AIRFLOW_DB = "airflow"
-UI_PORT = 8080
-ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
+PASSWORD_FILE = "admin-password"  # in AIRFLOW_HOME: the generated password, mode 0600
 
 
 def warehouse_uri(wh: WarehouseSettings, dbname: str, scheme: str = "postgres") -> str:
@@ -46,9 +48,13 @@ def warehouse_uri(wh: WarehouseSettings, dbname: str, scheme: str = "postgres") 
 
 
 def airflow_env(
-    local: LocalSettings, wh: WarehouseSettings, mongo: MongoSettings
+    local: LocalSettings,
+    wh: WarehouseSettings,
+    mongo: MongoSettings,
+    settings: AirflowSettings | None = None,
 ) -> dict[str, str]:
     """The environment of every Airflow process (on top of the project's own variables)."""
+    settings = settings or AirflowSettings.from_env()
     home = local.data_dir / "airflow"
     return {
         "AIRFLOW_HOME": str(home),
@@ -63,8 +69,15 @@ def airflow_env(
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
             warehouse_uri(wh, AIRFLOW_DB, "postgresql+psycopg2"),
         ),
-        "AIRFLOW__API__PORT": str(UI_PORT),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        # The UI and API on loopback unless AIRFLOW_HOST says otherwise, and
+        # every port a setting. (Airflow's worker and triggerer log servers
+        # always listen on every interface, with no setting to change it;
+        # they answer only requests signed with the instance's secret key.)
+        "AIRFLOW__API__HOST": settings.host,
+        "AIRFLOW__API__PORT": str(settings.ui_port),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(settings.worker_log_port),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(settings.triggerer_log_port),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{settings.admin_user}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         # The DAG processor re-reads the folder every 30 s, so edits show up quickly.
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
@@ -129,33 +142,60 @@ def dbt_parse(env: dict[str, str]) -> None:
         raise ServiceError(f"dbt parse failed: {(res.stdout + res.stderr).strip()[-500:]}")
 
 
-def prepare() -> dict[str, str]:
-    local, wh, mongo = (
+def admin_password(settings: AirflowSettings, home: Path) -> tuple[str, str]:
+    """(the admin password, how to tell the user about it).
+
+    AIRFLOW_ADMIN_PASSWORD when set. Otherwise one generated on the first
+    start, kept in AIRFLOW_HOME (readable by this user only) and printed
+    that once; later starts say where it is, never the password itself.
+    """
+    if settings.admin_password:
+        return settings.admin_password, "the password is AIRFLOW_ADMIN_PASSWORD"
+    path = home / PASSWORD_FILE
+    if path.exists():
+        return path.read_text().strip(), f"the password is in {path}"
+    password = secrets.token_urlsafe(12)
+    home.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(password + "\n")
+    return password, (
+        f"generated password (shown this once, kept in {path}; "
+        f"set AIRFLOW_ADMIN_PASSWORD to choose one): {password}"
+    )
+
+
+def prepare() -> tuple[dict[str, str], str]:
+    """The Airflow environment, ready to start; and the login line to print."""
+    local, wh, mongo, settings = (
         LocalSettings.from_env(),
         WarehouseSettings.from_env(),
         MongoSettings.from_env(),
+        AirflowSettings.from_env(),
     )
     for line in services.up():
         print(f"service  {line}")
     if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in os.environ:
         ensure_airflow_database(wh)
-    env = {**os.environ, **airflow_env(local, wh, mongo)}
+    env = {**os.environ, **airflow_env(local, wh, mongo, settings)}
     home = Path(env["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
-    (home / "passwords.json").write_text(json.dumps({ADMIN_USER: ADMIN_PASSWORD}))
+    password, told = admin_password(settings, home)
+    users = home / "passwords.json"
+    users.touch(mode=0o600)
+    users.write_text(json.dumps({settings.admin_user: password}))
     dbt_parse(env)
-    return env
+    return env, f"Airflow UI: {settings.ui_url}  (login {settings.admin_user}; {told})"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     try:
-        env = prepare()
+        env, login = prepare()
     except (ServiceError, ConfigError) as exc:
-        print(f"make airflow: {exc}", file=sys.stderr)
+        print(f"make airflow: {redact(str(exc))}", file=sys.stderr)
         return 1
     command = args or ["standalone"]
-    print(f"Airflow UI: http://localhost:{UI_PORT}  (login {ADMIN_USER} / {ADMIN_PASSWORD})")
+    print(login)
     print(f"AIRFLOW_HOME={env['AIRFLOW_HOME']}; stop with Ctrl-C")
     airflow = Path(sys.executable).parent / "airflow"
     os.execve(str(airflow), [str(airflow), *command], env)

@@ -1,0 +1,71 @@
+"""`make airflow`'s environment: loopback, ports from settings, an admin password from config."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from config import AirflowSettings, LocalSettings, MongoSettings, WarehouseSettings, redact
+from stack.airflow import admin_password, airflow_env
+
+
+def env_for(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **settings: str) -> dict[str, str]:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    return airflow_env(
+        LocalSettings.from_env(), WarehouseSettings.from_env(), MongoSettings.from_env()
+    )
+
+
+def test_the_api_server_listens_on_loopback_on_the_configured_ports(monkeypatch, tmp_path) -> None:
+    for name in ("AIRFLOW_HOST", "AIRFLOW_UI_PORT", "AIRFLOW__API__PORT"):
+        monkeypatch.delenv(name, raising=False)
+    env = env_for(monkeypatch, tmp_path)
+    assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
+    assert env["AIRFLOW__API__PORT"] == "8080"
+    assert env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] == "8793"
+    assert env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] == "8794"
+    assert env["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] == "False"
+
+    env = env_for(
+        monkeypatch, tmp_path, AIRFLOW_HOST="0.0.0.0", AIRFLOW_UI_PORT="18080",
+        AIRFLOW_WORKER_LOG_PORT="18793", AIRFLOW_TRIGGERER_LOG_PORT="18794",
+        AIRFLOW_ADMIN_USER="ops",
+    )  # fmt: skip
+    assert env["AIRFLOW__API__HOST"] == "0.0.0.0"
+    assert env["AIRFLOW__API__PORT"] == "18080"
+    assert env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] == "18793"
+    assert env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] == "18794"
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "ops:admin"
+
+
+def test_airflows_own_port_variable_is_honoured(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("AIRFLOW_UI_PORT", raising=False)
+    assert env_for(monkeypatch, tmp_path, AIRFLOW__API__PORT="9090")["AIRFLOW__API__PORT"] == "9090"
+
+
+def test_an_unset_password_is_generated_once_and_then_only_pointed_at(
+    monkeypatch, tmp_path
+) -> None:
+    monkeypatch.delenv("AIRFLOW_ADMIN_PASSWORD", raising=False)
+    settings = AirflowSettings.from_env()
+    password, told = admin_password(settings, tmp_path)
+    assert len(password) >= 16 and password != "admin"
+    assert password in told  # shown the first time
+    kept = tmp_path / "admin-password"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    again, told_again = admin_password(settings, tmp_path)
+    assert again == password
+    assert password not in told_again and str(kept) in told_again
+
+
+def test_a_configured_password_is_used_and_never_printed(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("AIRFLOW_ADMIN_PASSWORD", "s3cret-Pa55")
+    password, told = admin_password(AirflowSettings.from_env(), tmp_path)
+    assert password == "s3cret-Pa55"
+    assert "s3cret-Pa55" not in told
+    assert not (tmp_path / "admin-password").exists()
+    assert "s3cret-Pa55" not in redact("login failed for s3cret-Pa55")
