@@ -31,7 +31,7 @@ from config import (
     WarehouseSettings,
     redact,
 )
-from loaders.core.warehouse import LoaderError, connect, first_line
+from loaders.core.warehouse import LoaderError, connect
 from pipelines import SOURCES, run_source
 from stack import services
 from stack.embedded_postgres import ServiceError
@@ -290,26 +290,19 @@ def _target_tables(target: str, dbt: DbtSummary) -> list[str]:
     """Rows in the marts a build on another target made (only ClickHouse so far)."""
     if target != "clickhouse" or not dbt.layers.get("marts"):
         return []
-    import clickhouse_connect
-    from clickhouse_connect.driver.exceptions import ClickHouseError
+    from loaders.events.client import open_source
 
-    settings = ClickHouseSettings.from_env()
     lines = [f"{'marts tables on ' + target:<46}{'rows':>9}   built this run"]
+    marts = sorted(dbt.layers["marts"], key=lambda m: (m[1], m[2]))
     try:
-        ch = clickhouse_connect.get_client(
-            host=settings.host, port=settings.port, username=settings.user,
-            password=settings.password, secure=settings.secure,
-        )  # fmt: skip
-        try:
-            for name, schema, table in sorted(dbt.layers["marts"], key=lambda m: (m[1], m[2])):
-                n = ch.command(f"SELECT count() FROM `{schema}`.`{table}`")
+        with open_source(ClickHouseSettings.from_env()) as ch, ch.errors("counting the marts"):
+            for name, schema, table in marts:
+                n = ch.client.command(f"SELECT count() FROM `{schema}`.`{table}`")
                 # dbt-clickhouse reports no row counts for incremental runs.
                 kind = "incremental" if name in dbt.incremental else "table"
                 lines.append(f"  {schema + '.' + table:<44}{int(n):>9,}   {kind}")
-        finally:
-            ch.close()
-    except ClickHouseError as exc:
-        lines.append(redact(f"  (cannot count its tables: {first_line(exc)})"))
+    except LoaderError as exc:  # one line, secrets masked
+        lines.append(f"  (cannot count its tables: {exc})")
     return lines
 
 
