@@ -239,6 +239,113 @@ class AirflowSettings:
         return f"http://{host}:{self.ui_port}"
 
 
+@dataclass(frozen=True)
+class SupersetSettings:
+    """`make dashboards`: Superset in its own virtualenv, on loopback, dashboards from files.
+
+    ``public_url`` is how people reach it (the report's dashboard link); it
+    defaults to the local address. An empty SUPERSET_ADMIN_PASSWORD means:
+    generate one on the first start and keep it in Superset's home folder.
+    """
+
+    host: str
+    port: int
+    admin_user: str
+    admin_password: str
+    public_url: str
+
+    APP_DASHBOARD_SLUG = "app-metrics"
+    SALES_DASHBOARD_SLUG = "sales-retention"
+
+    @classmethod
+    def from_env(cls) -> SupersetSettings:
+        host = _env("SUPERSET_HOST", "127.0.0.1")
+        port = _env_int("SUPERSET_PORT", 8088)
+        local = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+        return cls(
+            host=host,
+            port=port,
+            admin_user=_env("SUPERSET_ADMIN_USER", "admin"),
+            admin_password=_env("SUPERSET_ADMIN_PASSWORD", ""),
+            public_url=_env("SUPERSET_PUBLIC_URL", f"http://{local}:{port}").rstrip("/"),
+        )
+
+    def dashboard_url(self, slug: str) -> str:
+        return f"{self.public_url}/superset/dashboard/{slug}/"
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """Seed 003's daily report and anomaly alerts, and the Telegram chat they go to.
+
+    Without TELEGRAM_BOT_TOKEN (or TELEGRAM_CHAT_ID) nothing is sent: the
+    report and alerts are written under ``output_dir`` instead.
+    """
+
+    timezone: str  # the report goes out at report_time in this zone (the seeds' "local time")
+    report_time: str  # HH:MM
+    output_dir: Path  # one dated folder per report; alerts beside them
+    bot_token: str
+    chat_id: str
+    api_url: str  # the Bot API's base URL (a local recorder in tests, a proxy in some networks)
+    timeout_seconds: float  # per request
+    attempts: int  # per request, on 5xx, 429 and timeouts
+    backoff_seconds: float  # the first wait when no Retry-After is given; it doubles
+    alert_chart_hours: int  # how much history an alert's chart shows
+    alert_max_age_hours: int  # flags older than this (before the latest slice) are not alerted
+    alerts_target: str  # the dbt target whose feed_anomalies the alerts read
+
+    @classmethod
+    def from_env(cls) -> ReportSettings:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        timezone = _env("REPORT_TIMEZONE", "Europe/Moscow")
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"REPORT_TIMEZONE={timezone!r} is not a time zone; use an IANA name "
+                "such as Europe/Moscow or UTC"
+            ) from None
+        report_time = _env("REPORT_TIME", "11:00")
+        hour, _, minute = report_time.partition(":")
+        if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+            raise ConfigError(f"REPORT_TIME={report_time!r} is not a time of day like 11:00")
+        attempts = _env_int("TELEGRAM_ATTEMPTS", 5)
+        if attempts < 1:
+            raise ConfigError(f"TELEGRAM_ATTEMPTS={attempts} must be at least 1")
+        chart_hours = _env_int("ALERT_CHART_HOURS", 6)
+        if chart_hours < 1:
+            raise ConfigError(f"ALERT_CHART_HOURS={chart_hours} must be at least 1")
+        max_age = _env_int("ALERT_MAX_AGE_HOURS", 24)
+        if max_age < 1:
+            raise ConfigError(f"ALERT_MAX_AGE_HOURS={max_age} must be at least 1")
+        alerts_target = _env("ALERTS_DBT_TARGET", "clickhouse")
+        if alerts_target not in ("clickhouse", "warehouse"):
+            raise ConfigError(
+                f"ALERTS_DBT_TARGET={alerts_target!r} must be clickhouse or warehouse"
+            )
+        return cls(
+            timezone=timezone,
+            report_time=f"{int(hour):02d}:{int(minute):02d}",
+            output_dir=_env_path("REPORT_DIR", LocalSettings.from_env().data_dir / "reports"),
+            bot_token=_env("TELEGRAM_BOT_TOKEN", ""),
+            chat_id=_env("TELEGRAM_CHAT_ID", ""),
+            api_url=_env("TELEGRAM_API_URL", "https://api.telegram.org").rstrip("/"),
+            timeout_seconds=_env_float("TELEGRAM_TIMEOUT_SECONDS", 30.0),
+            attempts=attempts,
+            backoff_seconds=_env_float("TELEGRAM_BACKOFF_SECONDS", 1.0),
+            alert_chart_hours=chart_hours,
+            alert_max_age_hours=max_age,
+            alerts_target=alerts_target,
+        )
+
+    @property
+    def sends(self) -> bool:
+        """True when a bot and a chat are configured; otherwise reports go to disk."""
+        return bool(self.bot_token and self.chat_id)
+
+
 def mask_uri_password(uri: str) -> str:
     """``scheme://user:***@host/...``: the URI without its password."""
     try:
@@ -401,6 +508,7 @@ class DbtSettings:
     target_path: Path  # dbt's target/ (DBT_TARGET_PATH, relative to the project as dbt has it)
     state_dir: Path  # the last good build's manifest, for `make dbt-changed`
     manifest_path: Path  # the manifest Airflow's Cosmos DAGs render from
+    schema_prefix: str = ""  # DBT_SCHEMA_PREFIX: put before every schema (staging, marts, ...)
 
     @classmethod
     def from_env(cls) -> DbtSettings:
@@ -411,4 +519,10 @@ class DbtSettings:
             target_path=target_path,
             state_dir=_env_path("DBT_STATE_DIR", local.data_dir / "dbt-state"),
             manifest_path=_env_path("DBT_MANIFEST_PATH", target_path / "manifest.json"),
+            schema_prefix=os.environ.get("DBT_SCHEMA_PREFIX", ""),
         )
+
+    @property
+    def marts_schema(self) -> str:
+        """Where the marts are (a schema on the warehouse, a database on ClickHouse)."""
+        return f"{self.schema_prefix}marts"

@@ -11,7 +11,6 @@ travels in a header, and LoaderError masks it anyway).
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,9 +25,8 @@ from tenacity import (
 )
 
 from config import SalesApiSettings, advice, mask_uri_password
+from loaders.core.http import RETRY_AFTER_MAX_SECONDS, one_line, retry_after_seconds
 from loaders.core.warehouse import LoaderError
-
-RETRY_AFTER_MAX_SECONDS = 60.0  # the longest wait a Retry-After header gets
 
 
 class _ServerError(Exception):
@@ -44,35 +42,8 @@ class _RateLimited(Exception):
         self.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
 
 
-def retry_after_seconds(header: str | None, now: dt.datetime | None = None) -> float | None:
-    """The wait a ``Retry-After`` header asks for, capped; None when absent or unreadable.
-
-    Both forms of RFC 9110 are read: delay-seconds (``120``) and an HTTP date.
-    """
-    if header is None:
-        return None
-    header = header.strip()
-    if header.isascii() and header.isdigit():
-        seconds = float(header)
-    else:
-        try:
-            when = email.utils.parsedate_to_datetime(header)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        seconds = (when - (now or dt.datetime.now(dt.UTC))).total_seconds()
-    return min(max(seconds, 0.0), RETRY_AFTER_MAX_SECONDS)
-
-
 def _transient(exc: BaseException) -> bool:
     return isinstance(exc, _ServerError | _RateLimited | httpx.TransportError)
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    """A server's answer or a driver's message as one short line."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class SalesApiClient:
@@ -143,7 +114,7 @@ class SalesApiClient:
             asked = exc.response.headers.get("Retry-After")
             raise LoaderError(
                 f"the sales API at {url} rate-limited the loader (HTTP 429) {s.attempts} "
-                f"time(s) in a row (Retry-After: {_one_line(asked or 'not given', 40)}, "
+                f"time(s) in a row (Retry-After: {one_line(asked or 'not given', 40)}, "
                 f"waits capped at {RETRY_AFTER_MAX_SECONDS:g}s); try again later"
             ) from None
         except httpx.TimeoutException:
@@ -152,7 +123,7 @@ class SalesApiClient:
                 f"{s.attempts} time(s) (SALES_API_TIMEOUT_SECONDS)"
             ) from None
         except httpx.TransportError as exc:
-            reason = _one_line(str(exc)) or type(exc).__name__
+            reason = one_line(str(exc)) or type(exc).__name__
             raise LoaderError(
                 f"cannot reach the sales API at {url}: {reason} "
                 f"({advice('sales_api', 'SALES_API_URL')})"
@@ -162,7 +133,7 @@ class SalesApiClient:
         if response.status_code >= 400:
             raise LoaderError(
                 f"the sales API at {url} answered HTTP {response.status_code}: "
-                f"{_one_line(response.text)}"
+                f"{one_line(response.text)}"
             )
         return response
 
@@ -175,13 +146,13 @@ class SalesApiClient:
         except ValueError:
             raise LoaderError(
                 f"the sales API at {url} answered something that is not JSON: "
-                f"{_one_line(response.text, 100)!r}"
+                f"{one_line(response.text, 100)!r}"
             ) from None
         missing = [k for k in keys if not isinstance(body, dict) or k not in body]
         if missing:
             raise LoaderError(
                 f"the sales API at {url} answered without {', '.join(missing)}: "
-                f"{_one_line(response.text, 100)!r}"
+                f"{one_line(response.text, 100)!r}"
             )
         return body
 

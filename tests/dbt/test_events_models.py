@@ -210,9 +210,11 @@ def test_hand_worked_values_are_identical_on_both_adapters(
     daily = warehouse_rows(
         warehouse, dim, "app_metrics_daily",
         ["event_date", "dau_feed", "dau_messenger", "dau_both", "views", "likes", "ctr",
-         "messages_sent", "senders", "receivers"],
+         "messages_sent", "senders", "receivers", "sent_received_ratio"],
     )  # fmt: skip
-    assert daily == sorted([(d1, 2, 3, 2, 5, 3, 0.6, 5, 3, 3), (d2, 1, 1, 0, 1, 0, 0.0, 1, 1, 1)])
+    assert daily == sorted(
+        [(d1, 2, 3, 2, 5, 3, 0.6, 5, 3, 3, 1.0), (d2, 1, 1, 0, 1, 0, 0.0, 1, 1, 1, 1.0)]
+    )
     assert_adapters_agree(warehouse, ch, prefix)
 
 

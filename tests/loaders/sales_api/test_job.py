@@ -22,10 +22,11 @@ import pytest
 
 from config import SalesApiSettings
 from loaders.__main__ import main as cli
+from loaders.core.http import retry_after_seconds
 from loaders.core.warehouse import LoaderError
 from loaders.sales_api import checks
 from loaders.sales_api.checks import FILES, MANIFEST, check_increment
-from loaders.sales_api.client import SalesApiClient, retry_after_seconds
+from loaders.sales_api.client import SalesApiClient
 from loaders.sales_api.files import increment_dir
 from loaders.sales_api.job import check_folder, fetch_day, land_folder, load_day
 from pipelines import sources

@@ -2,8 +2,8 @@
 
 -- Seed 003's app metrics per day: daily active users of the feed, of the
 -- messenger (users who sent a message) and of both, views, likes, CTR,
--- messages sent, distinct senders and distinct receivers. What the daily
--- report reads.
+-- messages sent, distinct senders and distinct receivers, and seed 003's
+-- "sent/received" ratio. What the daily report and the app dashboard read.
 
 with
 
@@ -38,5 +38,7 @@ select
     cast(likes as double precision) / nullif(cast(views as double precision), 0) as ctr,
     cast(messages_sent as {{ dbt.type_bigint() }}) as messages_sent,
     cast(senders as {{ dbt.type_bigint() }}) as senders,
-    cast(receivers as {{ dbt.type_bigint() }}) as receivers
+    cast(receivers as {{ dbt.type_bigint() }}) as receivers,
+    cast(senders as double precision)
+    / nullif(cast(receivers as double precision), 0) as sent_received_ratio
 from daily

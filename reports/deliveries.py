@@ -1,0 +1,110 @@
+"""What has been delivered, recorded in the warehouse so that nothing goes out twice.
+
+``reporting.daily_reports`` has a row per report day and channel,
+``reporting.anomaly_alerts`` one per slice, metric and channel. A delivery
+*claims* its rows first (``insert ... on conflict do nothing``) and commits
+them only after the channel accepted the message: a failed send leaves no
+row (the next run tries again), and a second run at the same time waits on
+the first one's rows and then finds them taken. A crash between the send
+and the commit can repeat a message (at least once, never lost).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import psycopg
+
+DDL = """
+create schema if not exists reporting;
+create table if not exists reporting.daily_reports (
+    report_date date not null,
+    channel text not null,
+    delivered_to text not null,
+    delivered_at timestamptz not null default now(),
+    message text not null,
+    primary key (report_date, channel)
+);
+comment on table reporting.daily_reports is
+    'The daily app report, one row per day and channel it was delivered to (python -m reports).';
+create table if not exists reporting.anomaly_alerts (
+    slice_start timestamp not null,
+    metric text not null,
+    channel text not null,
+    value double precision,
+    lower_bound double precision,
+    upper_bound double precision,
+    delivered_to text not null,
+    delivered_at timestamptz not null default now(),
+    primary key (slice_start, metric, channel)
+);
+comment on table reporting.anomaly_alerts is
+    'Anomaly alerts sent, one row per flagged 15-minute slice (UTC), metric and channel.';
+"""
+
+
+def ensure_tables(conn: psycopg.Connection) -> None:
+    # An advisory lock: two first runs at once must not race on CREATE.
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('reporting.ddl'))")
+        conn.execute(DDL)
+
+
+def claim_report(
+    conn: psycopg.Connection, day: dt.date, channel: str, message: str, force: bool
+) -> bool:
+    """Claim ``day``'s report for ``channel`` in the open transaction; False if already sent."""
+    conflict = (
+        "do update set delivered_at = now(), message = excluded.message" if force else "do nothing"
+    )
+    row = conn.execute(
+        "insert into reporting.daily_reports (report_date, channel, delivered_to, message)"
+        f" values (%s, %s, '', %s) on conflict (report_date, channel) {conflict}"
+        " returning report_date",
+        (day, channel, message),
+    ).fetchone()
+    return row is not None
+
+
+def report_delivered(conn: psycopg.Connection, day: dt.date, channel: str) -> tuple | None:
+    """(delivered_to, delivered_at) of ``day``'s report on ``channel``, or None."""
+    return conn.execute(
+        "select delivered_to, delivered_at from reporting.daily_reports"
+        " where report_date = %s and channel = %s",
+        (day, channel),
+    ).fetchone()
+
+
+def mark_report(conn: psycopg.Connection, day: dt.date, channel: str, where: str) -> None:
+    conn.execute(
+        "update reporting.daily_reports set delivered_to = %s"
+        " where report_date = %s and channel = %s",
+        (where, day, channel),
+    )
+
+
+def claim_alerts(conn: psycopg.Connection, channel: str, flags: Sequence) -> set[str]:
+    """Claim one slice's flagged metrics for ``channel``; returns the metrics not sent before."""
+    claimed: set[str] = set()
+    for flag in flags:
+        row = conn.execute(
+            "insert into reporting.anomaly_alerts"
+            " (slice_start, metric, channel, value, lower_bound, upper_bound, delivered_to)"
+            " values (%s, %s, %s, %s, %s, %s, '')"
+            " on conflict (slice_start, metric, channel) do nothing returning metric",
+            (flag.slice_start, flag.metric, channel, flag.value, flag.lower, flag.upper),
+        ).fetchone()
+        if row:
+            claimed.add(row[0])
+    return claimed
+
+
+def mark_alerts(
+    conn: psycopg.Connection, slice_start: dt.datetime, metrics: set[str], channel: str, where: str
+) -> None:
+    conn.execute(
+        "update reporting.anomaly_alerts set delivered_to = %s"
+        " where slice_start = %s and metric = any(%s) and channel = %s",
+        (where, slice_start, sorted(metrics), channel),
+    )
