@@ -58,9 +58,7 @@ def daily_figure(day: dt.date, days: dict[dt.date, dict[str, float | None]]) -> 
             axes.plot(ticks, [float("nan") if v is None else v for v in values], "o-", color=color)
             title = {"feed": "Feed", "messenger": "Messenger", "app": "Feed + messenger"}[part]
             axes.set_title(f"{title}: {label}", fontsize=11)
-            axes.yaxis.set_major_formatter(
-                FuncFormatter(_percent if column == "ctr" else _number)
-            )
+            axes.yaxis.set_major_formatter(FuncFormatter(_percent if column == "ctr" else _number))
             axes.grid(alpha=0.3)
             # Always the whole week, one tick a day, whatever days have data.
             axes.set_xticks(ticks)

@@ -34,6 +34,7 @@ class Delivery:
     delivered_to: str
     sent: bool  # False: it had been delivered before, nothing was sent now
     text: str
+    channel: str  # "disk" or "telegram:<chat id>"
 
 
 def report_day(now: dt.datetime, timezone: str) -> dt.date:
@@ -112,9 +113,15 @@ def send(day: dt.date, force: bool = False) -> Delivery:
             with conn.transaction():
                 if not deliveries.claim_report(conn, day, channel.name, report.text, force):
                     where, when = deliveries.report_delivered(conn, day, channel.name)
-                    return Delivery(day, f"{where} at {when:%Y-%m-%d %H:%M %Z}", False, report.text)
+                    return Delivery(
+                        day,
+                        f"{where} at {when:%Y-%m-%d %H:%M %Z}",
+                        False,
+                        report.text,
+                        channel.name,
+                    )
                 where = channel.deliver(report.text, report.png, report.caption, f"{day}")
                 deliveries.mark_report(conn, day, channel.name, where)
         finally:
             channel.close()
-    return Delivery(day, where, True, report.text)
+    return Delivery(day, where, True, report.text, channel.name)

@@ -249,6 +249,7 @@ def run() -> int:
             say(redact(f"  FAILED {failure}"))
         for line in _target_tables(target, summary):
             say(line)
+    report_failure = _daily_report(days[-1], say)
     say(f"rejected records so far: {total_rejects:,} (in loader.rejects; see them with")
     say('  make sql Q="select stream, record_id, reason from loader.rejects"')
     say(f"data: {local.data_dir}   logs: {local.logs_dir}   warehouse: {wh.describe()}")
@@ -265,7 +266,34 @@ def run() -> int:
         raise DbtFailed(
             "; ".join(f"{what} failed: " + "; ".join(d.failures[:5]) for what, d in failed)
         )
+    if report_failure:
+        raise report_failure
     return 0
+
+
+def _daily_report(day: dt.date, say) -> LoaderError | None:
+    """The logical day's report (seed 003), delivered where REPORT_*/TELEGRAM_* say.
+
+    A day the marts do not have (events not built) is a note; a delivery that
+    fails (Telegram refusing) fails the run after the summary.
+    """
+    from reports import daily
+    from reports.marts import MartMissing
+
+    try:
+        result = daily.send(day)
+    except MartMissing as exc:
+        say(f"report   {day}: not made ({exc})")
+        return None
+    except LoaderError as exc:
+        say(f"report   {day}: FAILED {exc}")
+        return exc
+    done = "written to" if result.channel == "disk" else "sent to"
+    if not result.sent:
+        say(f"report   {day}: already delivered to {result.delivered_to}")
+    else:
+        say(f"report   {day}: {done} {result.delivered_to}")
+    return None
 
 
 def _counts_line(dbt: DbtSummary) -> str:

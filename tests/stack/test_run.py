@@ -69,6 +69,18 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
         assert f"marts.{mart} " in marts_part, mart
     assert "stg_mongo__event_logs" in summary.split("staging tables")[1].split("marts tables")[0]
 
+    # Seed 003's daily report for the logical day, on disk (no Telegram configured),
+    # with the mart's numbers.
+    folder = local_dirs / "reports" / "2026-10-03"
+    assert f"report   2026-10-03: written to {folder}" in second
+    with psycopg.connect(warehouse) as conn:
+        views, likes = conn.execute(
+            "select views, likes from marts.app_metrics_daily where event_date = '2026-10-03'"
+        ).fetchone()
+    text = (folder / "message.txt").read_text()
+    assert f"  Views: {views:,}  (d/d " in text and f"  Likes: {likes:,}  (d/d " in text
+    assert (folder / "chart.png").read_bytes()[:4] == b"\x89PNG"
+
 
 def test_dbt_test_failure_fails_the_run_naming_the_test(
     mongo_db,
