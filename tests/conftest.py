@@ -28,6 +28,9 @@ from stack.embedded_mongo import EmbeddedMongo
 from stack.embedded_postgres import EmbeddedPostgres
 from stack.embedded_sales_api import EmbeddedSalesApi
 
+# The recording Telegram Bot API and hand-made report marts (reports and Airflow tests).
+pytest_plugins = ["tests.reports.fixtures"]
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -26,6 +26,8 @@ EXPECTED_DAGS = {
     "dbt_transform_events",
     "dbt_transform_events_clickhouse",
     "dbt_anomalies_clickhouse",
+    "daily_report",
+    "anomaly_alerts",
 }
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from config import PROJECT_ROOT
 from reports import alerts
-from tests.reports.conftest import CHAT, TOKEN
+from tests.reports.fixtures import CHAT, TOKEN
 from tests.reports.test_daily import png_size
 
 T0 = dt.datetime(2026, 10, 8, 12, 0)

@@ -14,7 +14,7 @@ import pytest
 from config import PROJECT_ROOT
 from reports import charts, daily
 from reports.marts import METRICS
-from tests.reports.conftest import CHAT, DAY, TOKEN
+from tests.reports.fixtures import CHAT, DAY, TOKEN
 
 COLUMN_INDEX = {c: i + 1 for i, c in enumerate(
     ["dau_feed", "dau_messenger", "dau_both", "views", "likes", "ctr", "messages_sent",
