@@ -15,7 +15,7 @@ PSQL = "$$($(RUN) python -c 'from stack.embedded_postgres import psql_path; prin
 PSQL_CONN = "host=$${WAREHOUSE_HOST:-127.0.0.1} port=$${WAREHOUSE_PORT:-54329} user=$${WAREHOUSE_USER:-postgres} dbname=$${WAREHOUSE_DB:-warehouse} sslmode=$${WAREHOUSE_SSLMODE:-prefer}"
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status run datagen load loaders dbt dbt-build dbt-changed airflow docs \
+.PHONY: help install up down status run datagen load loaders dbt dbt-build dbt-changed airflow docs report \
 	test lint format bench psql sql clean
 
 # Only this file: once .env is included, MAKEFILE_LIST names it too.
@@ -98,6 +98,9 @@ bench: install ## loaders as ratios to psql \copy / a bare Kafka consumer; sales
 	$(RUN) python -m tests.bench.kafka_bench
 	$(RUN) python -m tests.bench.events_bench
 	$(RUN) python -m tests.bench.events_dbt_bench
+
+report: up ## the daily report of the latest day in the marts, to Telegram or .local/reports (ARGS="daily --date D --force" or "alerts")
+	$(RUN) python -m reports $(or $(ARGS),daily --latest)
 
 psql: up ## an interactive psql on the warehouse
 	PGPASSWORD="$${WAREHOUSE_PASSWORD:-}" $(PSQL) $(PSQL_CONN)
