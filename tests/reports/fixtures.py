@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -52,6 +52,27 @@ class Request:
         from urllib.parse import parse_qs
 
         return {k: v[0] for k, v in parse_qs(self.body.decode()).items()}
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture) -> Callable[..., CliResult]:
+    """``python -m reports ARGS`` in this process (one real subprocess run is in test_daily)."""
+    from reports.__main__ import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
 
 
 @dataclass

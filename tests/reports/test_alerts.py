@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 
 import clickhouse_connect
 import psycopg
 import pytest
 
-from config import PROJECT_ROOT
 from reports import alerts
 from tests.reports.fixtures import CHAT, TOKEN
 from tests.reports.test_daily import png_size
@@ -28,13 +25,6 @@ def slices(n: int, flagged: dict[tuple[int, str], float]) -> list[tuple]:
             value = flagged.get((k, metric), 100.0)
             rows.append((start.date(), start, metric, value, 80.0, 120.0, not 80 <= value <= 120))
     return rows
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "reports", *args],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120,
-    )  # fmt: skip
 
 
 @pytest.fixture
@@ -58,7 +48,7 @@ def pg_anomalies(warehouse: str, local_dirs, monkeypatch):
 
 
 def test_each_flagged_slice_is_one_message_and_one_chart_and_never_sent_twice(
-    pg_anomalies, bot_api, warehouse
+    cli, pg_anomalies, bot_api, warehouse
 ) -> None:
     # Slice 20: likes and ctr below the band; slice 30: messages above it.
     pg_anomalies(slices(32, {(20, "likes"): 40.0, (20, "ctr"): 60.0, (30, "messages_sent"): 150.0}))
@@ -106,7 +96,9 @@ def test_each_flagged_slice_is_one_message_and_one_chart_and_never_sent_twice(
     assert all(TOKEN not in r.path.replace(f"/bot{TOKEN}/", "/") for r in bot_api.requests)
 
 
-def test_a_failed_send_records_nothing_and_the_next_run_sends_it(pg_anomalies, bot_api) -> None:
+def test_a_failed_send_records_nothing_and_the_next_run_sends_it(
+    cli, pg_anomalies, bot_api
+) -> None:
     pg_anomalies(slices(4, {(2, "views"): 300.0}))
     bot_api.answer_next(403, {"ok": False, "description": "Forbidden: bot was kicked"})
     failed = cli("alerts")
@@ -118,7 +110,9 @@ def test_a_failed_send_records_nothing_and_the_next_run_sends_it(pg_anomalies, b
     assert [r.method for r in bot_api.requests] == ["sendMessage", "sendMessage", "sendPhoto"]
 
 
-def test_flags_older_than_the_max_age_are_not_alerted(pg_anomalies, bot_api, monkeypatch) -> None:
+def test_flags_older_than_the_max_age_are_not_alerted(
+    cli, pg_anomalies, bot_api, monkeypatch
+) -> None:
     monkeypatch.setenv("ALERT_MAX_AGE_HOURS", "2")
     # 20 slices = 5 hours; slice 1 is 4h45 before the latest, slice 15 is 1h15 before.
     pg_anomalies(slices(20, {(1, "views"): 300.0, (15, "likes"): 0.0}))
@@ -128,7 +122,9 @@ def test_flags_older_than_the_max_age_are_not_alerted(pg_anomalies, bot_api, mon
     ]
 
 
-def test_without_a_token_alerts_are_written_to_disk(pg_anomalies, monkeypatch, local_dirs) -> None:
+def test_without_a_token_alerts_are_written_to_disk(
+    cli, pg_anomalies, monkeypatch, local_dirs
+) -> None:
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
     pg_anomalies(slices(4, {(3, "users_feed"): 10.0}))
     result = cli("alerts")
@@ -138,7 +134,9 @@ def test_without_a_token_alerts_are_written_to_disk(pg_anomalies, monkeypatch, l
     assert png_size((folder / "chart.png").read_bytes()) == (1000, 320)
 
 
-def test_alerts_read_the_clickhouse_marts(clickhouse_db, warehouse, bot_api, local_dirs) -> None:
+def test_alerts_read_the_clickhouse_marts(
+    cli, clickhouse_db, warehouse, bot_api, local_dirs
+) -> None:
     admin = clickhouse_connect.get_client(host=clickhouse_db.host, port=clickhouse_db.port)
     # The events database (the loader's) exists on a real server; the marts beside it.
     admin.command(f"CREATE DATABASE IF NOT EXISTS `{clickhouse_db.database}`")

@@ -28,16 +28,6 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "reports", *args],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        timeout=120,
-    )
-
-
 def expected_line(label: str, column: str, rows: dict) -> str:
     def pct(a: float, b: float) -> str:
         return f"{(a - b) / b:+.1%}"
@@ -55,7 +45,9 @@ def expected_line(label: str, column: str, rows: dict) -> str:
     return f"  {label}: {shown}  (d/d {pct(value, before)}, w/w {pct(value, week)})"
 
 
-def test_the_report_is_one_message_and_one_png_with_the_marts_numbers(app_metrics, bot_api) -> None:
+def test_the_report_is_one_message_and_one_png_with_the_marts_numbers(
+    cli, app_metrics, bot_api
+) -> None:
     result = cli("daily", "--date", str(DAY))
     assert result.returncode == 0, result.stderr
     assert f"report {DAY}: delivered to Telegram chat {CHAT}" in result.stdout
@@ -98,7 +90,7 @@ def test_the_chart_has_one_panel_per_metric_over_seven_days(app_metrics, warehou
     assert png_size(report.png) == (1200, 1200)
 
 
-def test_a_rerun_does_not_send_twice_unless_forced(app_metrics, bot_api, warehouse) -> None:
+def test_a_rerun_does_not_send_twice_unless_forced(cli, app_metrics, bot_api, warehouse) -> None:
     assert cli("daily", "--date", str(DAY)).returncode == 0
     again = cli("daily", "--date", str(DAY))
     assert again.returncode == 0
@@ -114,7 +106,7 @@ def test_a_rerun_does_not_send_twice_unless_forced(app_metrics, bot_api, warehou
     assert rows == [(DAY, f"telegram:{CHAT}", f"Telegram chat {CHAT}")]
 
 
-def test_server_errors_and_rate_limits_are_retried(app_metrics, bot_api) -> None:
+def test_server_errors_and_rate_limits_are_retried(cli, app_metrics, bot_api) -> None:
     bot_api.answer_next(502, {"ok": False, "description": "Bad Gateway"})
     bot_api.answer_next(
         429,
@@ -147,7 +139,7 @@ def test_the_wait_a_429_asks_for_is_honoured(bot_api) -> None:
     ],
 )
 def test_a_4xx_is_one_line_not_retried_and_not_recorded(
-    app_metrics, bot_api, warehouse, status, description, hint
+    cli, app_metrics, bot_api, warehouse, status, description, hint
 ) -> None:
     bot_api.answer_next(status, {"ok": False, "error_code": status, "description": description})
     result = cli("daily", "--date", str(DAY))
@@ -167,8 +159,12 @@ def test_a_4xx_is_one_line_not_retried_and_not_recorded(
 def test_an_unreachable_api_is_one_line_without_the_token(
     app_metrics, bot_api, monkeypatch
 ) -> None:
+    """As a real process: one line on stderr, exit 1, no traceback, no token."""
     monkeypatch.setenv("TELEGRAM_API_URL", "http://127.0.0.1:9")  # nothing listens on port 9
-    result = cli("daily", "--date", str(DAY))
+    result = subprocess.run(
+        [sys.executable, "-m", "reports", "daily", "--date", str(DAY)],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120,
+    )  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.startswith("reports daily: cannot reach the Telegram Bot API")
     assert len(result.stderr.strip().splitlines()) == 1
@@ -176,7 +172,7 @@ def test_an_unreachable_api_is_one_line_without_the_token(
 
 
 def test_without_a_token_the_report_is_written_to_a_dated_folder(
-    app_metrics, monkeypatch, local_dirs
+    cli, app_metrics, monkeypatch, local_dirs
 ) -> None:
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
     result = cli("daily", "--date", str(DAY))
@@ -188,7 +184,7 @@ def test_without_a_token_the_report_is_written_to_a_dated_folder(
     assert png_size((folder / "chart.png").read_bytes()) == (1200, 1200)
 
 
-def test_a_day_without_data_is_a_clear_message_and_sends_nothing(app_metrics, bot_api) -> None:
+def test_a_day_without_data_is_a_clear_message_and_sends_nothing(cli, app_metrics, bot_api) -> None:
     result = cli("daily", "--date", "2026-10-20")
     assert result.returncode == 1
     assert result.stderr.strip() == (
