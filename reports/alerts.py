@@ -96,7 +96,7 @@ def send() -> list[SentAlert]:
                     )
                     text = compose(slice_start, new, settings.timezone, link)
                     caption = (
-                        f"{', '.join(ANOMALY_METRICS[m] for m in metrics)} at "
+                        f"{', '.join(ANOMALY_METRICS.get(m, m) for m in metrics)} at "
                         f"{slice_start:%Y-%m-%d %H:%M} UTC"
                     )
                     where = channel.deliver(

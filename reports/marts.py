@@ -119,7 +119,7 @@ class AnomalyMart:
             Flag(
                 utc_naive(r[0]),
                 str(r[1]),
-                *(None if v is None else float(v) for v in r[2:5]),
+                *(_number(v) for v in r[2:5]),
                 bool(r[5]),
             )
             for r in self._fetch(sql)
@@ -139,16 +139,22 @@ class AnomalyMart:
 
     def history(self, metrics: list[str], start: dt.datetime, end: dt.datetime) -> list[Flag]:
         """Every slice of ``metrics`` in ``[start, end]``, for the alert's chart."""
-        unknown = set(metrics) - set(ANOMALY_METRICS)
-        if unknown:  # names go into SQL: only the mart's own
-            raise ValueError(f"unknown metrics {sorted(unknown)}")
-        names = ", ".join(f"'{m}'" for m in metrics)
+        # Names go into SQL: only the mart's own (a new metric gets no chart until named here).
+        names = ", ".join(f"'{m}'" for m in metrics if m in ANOMALY_METRICS) or "''"
         return self._rows(
             "select slice_start, metric, value, lower_bound, upper_bound, is_anomaly"
             f" from {self.table} where metric in ({names})"
             f" and slice_start >= {_ts(start)} and slice_start <= {_ts(end)}"
             " order by metric, slice_start"
         )
+
+
+def _number(value: object) -> float | None:
+    """A mart value as a float; NULL and NaN (no value, no band) as None."""
+    if value is None:
+        return None
+    number = float(value)
+    return None if number != number else number
 
 
 def _ts(value: dt.datetime) -> str:

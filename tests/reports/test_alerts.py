@@ -173,3 +173,26 @@ def test_deviation_against_the_crossed_bound() -> None:
     assert alerts.deviation(below) == "below the band by 50, -50.0%"
     assert alerts.deviation(above) == "above the band by 60, +30.0%"
     assert alerts.deviation(Flag(T0, "views", 5.0, None, None, False)) == "no band"
+
+
+def test_odd_rows_in_the_mart_still_alert_without_breaking_the_others(
+    cli, pg_anomalies, bot_api
+) -> None:
+    """A metric this code does not know, a null value, NaN bounds: each slice still goes out."""
+    pg_anomalies(slices(4, {(1, "views"): 300.0}))
+    start = T0 + dt.timedelta(minutes=30)
+    pg_anomalies([
+        (start.date(), start, "shares", 7.0, 1.0, 2.0, True),
+        (start.date(), start, "likes", None, 80.0, 120.0, True),
+        (start.date(), start, "ctr", 0.5, float("nan"), float("nan"), True),
+    ])  # fmt: skip
+    result = cli("alerts")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"alert 2026-10-08 12:15 UTC: views -> Telegram chat {CHAT}",
+        f"alert 2026-10-08 12:30 UTC: ctr, likes, shares -> Telegram chat {CHAT}",
+    ]
+    text = bot_api.requests[2].fields()["text"]
+    assert "- shares: 7, expected 1 .. 2 (above the band by 5, +250.0%)" in text
+    assert "- likes: n/a, expected 80 .. 120 (no band)" in text
+    assert "- CTR: 50.00%, expected n/a .. n/a (no band)" in text
