@@ -16,7 +16,7 @@ PSQL_CONN = "host=$${WAREHOUSE_HOST:-127.0.0.1} port=$${WAREHOUSE_PORT:-54329} u
 
 .DEFAULT_GOAL := help
 .PHONY: help install up down status run datagen load loaders dbt dbt-build dbt-changed airflow docs report \
-	test lint format bench psql sql clean
+	dashboards dashboards-down browser test lint format bench psql sql clean
 
 # Only this file: once .env is included, MAKEFILE_LIST names it too.
 help: ## list the targets
@@ -78,7 +78,28 @@ docs: up ## dbt docs site (lineage) on http://127.0.0.1:DOCS_PORT (default 8081)
 	$(DBT) docs generate $(DBT_ARGS)
 	$(DBT) docs serve $(DBT_ARGS) --port $(DOCS_PORT) --host 127.0.0.1 --no-browser
 
-test: install ## the test suite, on ephemeral servers it starts and removes itself
+# Superset in its own virtualenv (DATA_DIR/superset), the dashboards imported from dashboards/assets.
+dashboards: up ## Superset on http://127.0.0.1:8088 (SUPERSET_PORT) with the dashboards imported from dashboards/ (login admin, password printed)
+	$(RUN) python -m stack.superset up
+
+dashboards-down: ## stop Superset (make down stops it too)
+	-$(RUN) python -m stack.superset down
+
+# Debian's chromium and its chromedriver, for the dashboards test (headless).
+browser: ## install headless Chromium for the dashboards test if missing (apt-get, as root)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium and chromium-driver (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "the dashboards test needs chromium and chromedriver: run" \
+	      "'sudo apt-get install --no-install-recommends chromium chromium-driver'" \
+	      "(Debian/Ubuntu), or put both on PATH" >&2; \
+	    exit 1; \
+	  fi; }
+
+test: install browser ## the test suite, on ephemeral servers it starts and removes itself
 	$(RUN) pytest
 
 lint: install ## ruff and sqlfluff (the locked versions; .ci/run runs this)

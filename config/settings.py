@@ -253,6 +253,7 @@ class SupersetSettings:
     admin_user: str
     admin_password: str
     public_url: str
+    secret_key: str  # signs sessions and encrypts the stored warehouse password; empty: generated
 
     APP_DASHBOARD_SLUG = "app-metrics"
     SALES_DASHBOARD_SLUG = "sales-retention"
@@ -268,6 +269,7 @@ class SupersetSettings:
             admin_user=_env("SUPERSET_ADMIN_USER", "admin"),
             admin_password=_env("SUPERSET_ADMIN_PASSWORD", ""),
             public_url=_env("SUPERSET_PUBLIC_URL", f"http://{local}:{port}").rstrip("/"),
+            secret_key=_env("SUPERSET_SECRET_KEY", ""),
         )
 
     def dashboard_url(self, slug: str) -> str:

@@ -31,6 +31,8 @@ from stack.embedded_kafka import EmbeddedKafka
 from stack.embedded_mongo import EmbeddedMongo
 from stack.embedded_postgres import EmbeddedPostgres, ServiceError
 from stack.embedded_sales_api import EmbeddedSalesApi
+from stack.superset import Superset
+from stack.superset import stop as stop_superset
 
 
 def embedded_postgres(local: LocalSettings, wh: WarehouseSettings) -> EmbeddedPostgres:
@@ -126,6 +128,8 @@ def down() -> list[str]:
         MongoSettings.from_env(),
     )
     lines = []
+    if stop_superset(Superset.from_env()):  # `make dashboards`, if it is running
+        lines.append("superset  stopped")
     if "postgres" in local.embedded:
         embedded_postgres(local, wh).stop()
         lines.append("postgres  stopped")
