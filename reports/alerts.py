@@ -100,7 +100,12 @@ def send() -> list[SentAlert]:
                         f"{slice_start:%Y-%m-%d %H:%M} UTC"
                     )
                     where = channel.deliver(
-                        text, png, caption, f"alerts/{slice_start:%Y-%m-%dT%H%M}"
+                        # The metrics in the name: a later flag in the same slice is
+                        # a folder of its own, not an overwrite.
+                        text,
+                        png,
+                        caption,
+                        f"alerts/{slice_start:%Y-%m-%dT%H%M}-{'-'.join(metrics)}",
                     )
                     deliveries.mark_alerts(conn, slice_start, set(claimed), channel.name, where)
                 sent.append(SentAlert(slice_start, tuple(metrics), where))

@@ -106,6 +106,8 @@ def send(day: dt.date, force: bool = False) -> Delivery:
     with connect(WarehouseSettings.from_env()) as conn:
         # Reads outside transactions; each delivery is one transaction of its own.
         conn.autocommit = True
+        # slice_start is timestamptz there: UTC literals must mean UTC.
+        conn.execute("set time zone 'UTC'")
         deliveries.ensure_tables(conn)
         report = build(conn, day)
         channel = open_channel(settings)

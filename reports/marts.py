@@ -167,6 +167,10 @@ def open_anomalies(target: str, conn: psycopg.Connection) -> Iterator[AnomalyMar
     """``feed_anomalies`` on ``target``: ``warehouse`` uses ``conn``, ``clickhouse`` its own."""
     if target == "warehouse":
         where = "the warehouse"
+        # dbt builds slice_start as timestamptz there: the UTC literals must mean UTC.
+        conn.execute("set time zone 'UTC'")
+        if not conn.autocommit:
+            conn.commit()
 
         def fetch(sql: str) -> list[tuple]:
             try:

@@ -95,7 +95,16 @@ class TelegramClient:
         return self._backoff(state)
 
     def call(self, method: str, **kwargs: Any) -> dict:
-        """One Bot API method; returns its ``result``."""
+        """One Bot API method; returns its ``result``. Every error is one line without the token."""
+        try:
+            return self._call(method, **kwargs)
+        except TelegramError as exc:
+            raise TelegramError(str(exc).replace(self.settings.bot_token, "***")) from None
+        except httpx.InvalidURL as exc:  # TELEGRAM_API_URL (or the token) makes no URL
+            reason = str(exc).replace(self.settings.bot_token, "***")
+            raise TelegramError(f"{self.where} is not a usable URL: {reason}") from None
+
+    def _call(self, method: str, **kwargs: Any) -> dict:
         s = self.settings
         url = f"{s.api_url}/bot{s.bot_token}/{method}"
         retrying = Retrying(

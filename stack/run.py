@@ -249,7 +249,11 @@ def run() -> int:
             say(redact(f"  FAILED {failure}"))
         for line in _target_tables(target, summary):
             say(line)
-    report_failure = _daily_report(days[-1], say)
+    if dbt.success:
+        report_failure = _daily_report(days[-1], say)
+    else:  # never a report of marts whose tests failed (it would count as delivered)
+        report_failure = None
+        say(f"report   {days[-1]}: not made, dbt build failed")
     say(f"rejected records so far: {total_rejects:,} (in loader.rejects; see them with")
     say('  make sql Q="select stream, record_id, reason from loader.rejects"')
     say(f"data: {local.data_dir}   logs: {local.logs_dir}   warehouse: {wh.describe()}")
@@ -285,9 +289,9 @@ def _daily_report(day: dt.date, say) -> LoaderError | None:
     except MartMissing as exc:
         say(f"report   {day}: not made ({exc})")
         return None
-    except LoaderError as exc:
-        say(f"report   {day}: FAILED {exc}")
-        return exc
+    except (LoaderError, ConfigError, OSError) as exc:
+        say(redact(f"report   {day}: FAILED {exc}"))
+        return exc if isinstance(exc, LoaderError) else LoaderError(f"the report failed: {exc}")
     done = "written to" if result.channel == "disk" else "sent to"
     if not result.sent:
         say(f"report   {day}: already delivered to {result.delivered_to}")

@@ -369,6 +369,20 @@ class Api:
 
     def __init__(self, superset: Superset, password: str) -> None:
         self.client = httpx.Client(base_url=superset.url, timeout=120)
+        try:
+            self._login(superset, password)
+        except PermissionError:
+            self.client.close()
+            raise
+        except (ServiceError, httpx.HTTPError, KeyError, ValueError) as exc:
+            self.client.close()
+            if isinstance(exc, ServiceError):
+                raise
+            raise ServiceError(
+                f"Superset at {superset.url} did not log in: {type(exc).__name__} {exc}"[:300]
+            ) from None
+
+    def _login(self, superset: Superset, password: str) -> None:
         response = self.client.post(
             "/api/v1/security/login",
             json={
@@ -379,7 +393,6 @@ class Api:
             },
         )
         if response.status_code == 401:
-            self.client.close()
             raise PermissionError("login refused")
         self._check(response, "logging in")
         self.client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"

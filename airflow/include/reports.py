@@ -34,7 +34,8 @@ def _report_day() -> dt.date:
     from reports.daily import report_day
 
     context = get_current_context()
-    when = context.get("logical_date") or context["data_interval_end"]
+    # A manual run may have no logical date: then the time it was asked to run.
+    when = context.get("logical_date") or context["dag_run"].run_after
     return report_day(when, ReportSettings.from_env().timezone)
 
 
@@ -68,11 +69,17 @@ def daily_report_dag() -> DAG:
 
             from config import WarehouseSettings
             from loaders.core.warehouse import connect
-            from reports.marts import app_metrics
+            from reports.marts import MartMissing, app_metrics
 
-            day = _report_day()
-            with connect(WarehouseSettings.from_env()) as conn:
-                found = one_line(lambda: day in app_metrics(conn, day, day))
+            def has_day() -> bool:
+                with connect(WarehouseSettings.from_env()) as conn:
+                    try:
+                        return day in app_metrics(conn, day, day)
+                    except MartMissing:  # not built yet on a fresh deployment: wait
+                        return False
+
+            day = one_line(_report_day)
+            found = one_line(has_day)
             print(f"app_metrics_daily {'has' if found else 'does not have yet'} {day}")
             return PokeReturnValue(is_done=found, xcom_value=str(day))
 

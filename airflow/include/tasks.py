@@ -21,6 +21,9 @@ def logical_day() -> dt.date:
     from airflow.sdk import get_current_context
 
     context = get_current_context()
+    # A manual run may have no logical date (nor interval): the day before it was asked to run.
+    if context.get("logical_date") is None and context.get("data_interval_start") is None:
+        return (context["dag_run"].run_after - dt.timedelta(days=1)).date()
     return (context.get("logical_date") or context["data_interval_start"]).date()
 
 

@@ -128,7 +128,7 @@ def test_without_a_token_alerts_are_written_to_disk(
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
     pg_anomalies(slices(4, {(3, "users_feed"): 10.0}))
     result = cli("alerts")
-    folder = local_dirs / "reports" / "alerts" / "2026-10-08T1245"
+    folder = local_dirs / "reports" / "alerts" / "2026-10-08T1245-users_feed"
     assert result.stdout.strip() == f"alert 2026-10-08 12:45 UTC: users_feed -> {folder}"
     assert "feed users: 10, expected 80 .. 120" in (folder / "message.txt").read_text()
     assert png_size((folder / "chart.png").read_bytes()) == (1000, 320)
@@ -196,3 +196,35 @@ def test_odd_rows_in_the_mart_still_alert_without_breaking_the_others(
     assert "- shares: 7, expected 1 .. 2 (above the band by 5, +250.0%)" in text
     assert "- likes: n/a, expected 80 .. 120 (no band)" in text
     assert "- CTR: 50.00%, expected n/a .. n/a (no band)" in text
+
+
+def test_a_warehouse_session_in_another_time_zone_reads_the_same_utc_slices(
+    cli, warehouse, bot_api, local_dirs, monkeypatch
+) -> None:
+    """dbt builds slice_start as timestamptz on PostgreSQL: UTC either way."""
+    monkeypatch.setenv("ALERTS_DBT_TARGET", "warehouse")
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        name = conn.info.dbname
+        conn.execute(f"alter database \"{name}\" set timezone = 'Asia/Tokyo'")
+    with psycopg.connect(warehouse) as conn, conn.cursor() as cur:
+        cur.execute(
+            "create schema marts; create table marts.feed_anomalies (event_date date,"
+            " slice_start timestamptz, metric text, value double precision,"
+            " lower_bound double precision, upper_bound double precision, is_anomaly boolean)"
+        )
+        cur.executemany(
+            "insert into marts.feed_anomalies values (%s, %s, %s, %s, %s, %s, %s)",
+            [
+                (d, t.replace(tzinfo=dt.UTC), *rest)
+                for d, t, *rest in slices(40, {(39, "views"): 9.0})
+            ],
+        )
+    result = cli("alerts")
+    assert result.stdout.strip() == f"alert 2026-10-08 21:45 UTC: views -> Telegram chat {CHAT}"
+    # The chart shows the 6 hours up to and including the flagged slice: 25 slices.
+    from reports.marts import open_anomalies
+
+    with psycopg.connect(warehouse) as conn, open_anomalies("warehouse", conn) as mart:
+        end = T0 + dt.timedelta(minutes=15 * 39)
+        history = mart.history(["views"], end - dt.timedelta(hours=6), end)
+    assert history[-1].slice_start == end and len(history) == 25

@@ -206,3 +206,18 @@ def test_the_report_day_is_yesterday_in_the_report_time_zone() -> None:
     late = dt.datetime(2026, 10, 7, 23, 30, tzinfo=dt.UTC)
     assert daily.report_day(late, "Europe/Moscow") == dt.date(2026, 10, 7)
     assert daily.report_day(late, "UTC") == dt.date(2026, 10, 6)
+
+
+def test_a_token_echoed_by_a_wrong_server_is_masked(cli, app_metrics, bot_api) -> None:
+    bot_api.answer_next(404, {"ok": False, "description": f"Cannot POST /bot{TOKEN}/sendMessage"})
+    result = cli("daily", "--date", str(DAY))
+    assert result.returncode == 1
+    assert "Cannot POST /bot***/sendMessage" in result.stderr and TOKEN not in result.stderr
+
+
+def test_an_unusable_api_url_is_one_line(cli, app_metrics, bot_api, monkeypatch) -> None:
+    monkeypatch.setenv("TELEGRAM_API_URL", "http://127.0.0.1:notaport")
+    result = cli("daily", "--date", str(DAY))
+    assert result.returncode == 1
+    assert result.stderr.startswith("reports daily: the Telegram Bot API at ")
+    assert "is not a usable URL" in result.stderr and TOKEN not in result.stderr
