@@ -475,6 +475,10 @@ class LoaderSettings:
     # Every load of an events day D re-checks the days D-k .. D-1 against
     # ClickHouse and reloads those whose row counts changed (late events).
     events_lookback_days: int = 1
+    # Checks whose cost grows with history (MongoDB: documents whose write time
+    # no watermark can reach) run when the last one is older than this, not on
+    # every load; 0 = every load.
+    full_check_hours: float = 168.0
 
     @classmethod
     def from_env(cls) -> LoaderSettings:
@@ -490,11 +494,15 @@ class LoaderSettings:
         events_lookback = _env_int("EVENTS_LOOKBACK_DAYS", 1)
         if events_lookback < 0:
             raise ConfigError(f"EVENTS_LOOKBACK_DAYS={events_lookback} must be at least 0")
+        full_check = _env_float("LOADER_FULL_CHECK_HOURS", 168.0)
+        if full_check < 0:
+            raise ConfigError(f"LOADER_FULL_CHECK_HOURS={full_check:g} must be >= 0")
         return cls(
             batch_size=size,
             lookback_seconds=lookback,
             future_tolerance_seconds=future,
             events_lookback_days=events_lookback,
+            full_check_hours=full_check,
         )
 
 

@@ -3,6 +3,7 @@
 python -m loaders mongo                      # every collection, incrementally
 python -m loaders mongo -c support_tickets   # one collection
 python -m loaders mongo --reset event_logs   # forget the watermark and raw rows, reload
+python -m loaders mongo --full-check         # and scan for documents no watermark reaches
 python -m loaders sales --date 2026-10-05    # one day of the partner sales API
 python -m loaders sales --date 2026-10-01 --days 7   # a backfill: reloads replace
 python -m loaders oltp                       # the order system's tables, incrementally
@@ -53,10 +54,17 @@ def _load_mongo(args: argparse.Namespace) -> int:
             f'staging with make dbt ARGS="build --full-refresh -s stg_mongo__{args.reset}+"'
         )
         return 0
-    for r in load_all(args.collection, batch_size=batch_size, progress=print_progress):
+    results = load_all(
+        args.collection,
+        batch_size=batch_size,
+        progress=print_progress,
+        full_check=True if args.full_check else None,
+    )
+    for r in results:
         print(
             f"mongo.{r.collection:<22} landed {r.landed:>8,}  rejected {r.rejected:>5,}  "
             f"batches {r.batches:>3}  {r.seconds:6.2f}s"
+            + ("  (full check)" if r.full_check else "")
         )
         for note in r.notes:
             print(f"  warning: {note}", file=sys.stderr)
@@ -137,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only this collection (repeatable; default: all)",
     )
     mongo.add_argument("--batch-size", type=int, help="documents per committed batch")
+    mongo.add_argument(
+        "--full-check",
+        action="store_true",
+        help="also scan every collection for documents whose write time is missing or not a "
+        "date (otherwise every LOADER_FULL_CHECK_HOURS, default weekly)",
+    )
     mongo.add_argument(
         "--reset",
         metavar="COLLECTION",

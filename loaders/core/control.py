@@ -3,7 +3,9 @@
 - ``watermarks``: how far each (source, stream) has been landed;
 - ``batches``: one row per committed batch (rows landed and rejected);
 - ``rejects``: records that could not be landed, with the reason and the
-  payload as text, so nothing is dropped silently.
+  payload as text, so nothing is dropped silently;
+- ``full_checks``: when each stream's history-wide check last ran (checks
+  whose cost grows with history run on a schedule, not on every load).
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ create table if not exists loader.rejects (
     rejected_at     timestamptz not null default now(),
     unique (source, stream, record_id, record_version, reason)
 );
+create table if not exists loader.full_checks (
+    source      text not null,
+    stream      text not null,
+    checked_at  timestamptz not null,
+    primary key (source, stream)
+);
 """
 DDL_LOCK = "select pg_advisory_xact_lock(hashtext('loader.ddl'))"
 
@@ -80,6 +88,26 @@ def read_watermark(conn: psycopg.Connection, source: str, stream: str) -> dict |
     ).fetchone()
     conn.commit()
     return row[0] if row else None
+
+
+def full_check_due(conn: psycopg.Connection, source: str, stream: str, every_hours: float) -> bool:
+    """Whether the stream's history-wide check is due: never run, or older than ``every_hours``."""
+    row = conn.execute(
+        "select checked_at < now() - make_interval(secs => %s) from loader.full_checks"
+        " where source = %s and stream = %s",
+        (every_hours * 3600, source, stream),
+    ).fetchone()
+    conn.commit()
+    return row is None or bool(row[0])
+
+
+def mark_full_check(conn: psycopg.Connection, source: str, stream: str) -> None:
+    with conn.transaction():
+        conn.execute(
+            "insert into loader.full_checks (source, stream, checked_at) values (%s, %s, now())"
+            " on conflict (source, stream) do update set checked_at = excluded.checked_at",
+            (source, stream),
+        )
 
 
 def open_batch(conn: psycopg.Connection, source: str, stream: str) -> int:

@@ -16,6 +16,8 @@ from config import LoaderSettings, MongoSettings, WarehouseSettings, advice
 from loaders.core.control import (
     Reject,
     ensure_control_tables,
+    full_check_due,
+    mark_full_check,
     read_watermark,
     stream_lock,
     write_rejects,
@@ -79,7 +81,12 @@ def _not_landed_yet(
 def _reject_unreachable(
     db: Database, conn: psycopg.Connection, spec: CollectionSpec, result: LoadResult
 ) -> None:
-    """Every document no watermark can reach goes to loader.rejects (once per version)."""
+    """Every document no watermark can reach goes to loader.rejects (once per version).
+
+    A scan of the whole collection (a null or wrong-type write time is not a
+    range of the write-time index on every server): the caller runs it on
+    the LOADER_FULL_CHECK_HOURS schedule, not on every load.
+    """
     rejects: list[Reject] = []
     for raw in unreachable(db, spec):
         item = decode_document(raw)
@@ -107,6 +114,7 @@ def load_collection(
     progress: Callable[[LoadResult], None] | None = None,
     max_batches: int | None = None,
     create_tables: bool = True,
+    full_check: bool | None = None,
 ) -> LoadResult:
     """Land every document version written since the watermark; returns what was landed.
 
@@ -115,6 +123,8 @@ def load_collection(
     in raw are skipped. Write times further ahead of ``now`` than the tolerance
     are rejected and never move the watermark. ``max_batches`` stops after that
     many committed batches (tests use it to simulate an interrupted load).
+    ``full_check``: scan for documents no watermark can reach now (True), never
+    (False), or when LOADER_FULL_CHECK_HOURS have passed since the last scan (None).
     """
     started = time.monotonic()
     settings = settings or LoaderSettings.from_env()
@@ -145,7 +155,12 @@ def load_collection(
                 max_batches=max_batches,
             )
             loaded.skipped = result.skipped
-            _reject_unreachable(db, conn, spec, loaded)
+            if full_check is None:
+                full_check = full_check_due(conn, SOURCE, spec.name, settings.full_check_hours)
+            if full_check:
+                _reject_unreachable(db, conn, spec, loaded)
+                mark_full_check(conn, SOURCE, spec.name)
+                loaded.full_check = True
         except PyMongoError as exc:
             raise LoaderError(
                 f"MongoDB failed while reading {spec.name}: {first_line(exc)[:200]} "
@@ -160,6 +175,7 @@ def load_all(
     *,
     batch_size: int | None = None,
     progress: Callable[[LoadResult], None] | None = None,
+    full_check: bool | None = None,
 ) -> list[LoadResult]:
     """Load the named collections (default: all) from the configured servers."""
     names = list(collections or COLLECTIONS)
@@ -176,6 +192,7 @@ def load_all(
                     batch_size=size,
                     progress=progress,
                     create_tables=False,
+                    full_check=full_check,
                 )
                 for n in names
             ]

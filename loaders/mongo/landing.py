@@ -66,6 +66,7 @@ class LoadResult:
     watermark: dict | None = None
     skipped: int = 0  # re-read in the lookback window, already landed
     unreachable: int = 0  # documents no watermark can reach (write time missing or not a date)
+    full_check: bool = False  # whether this load ran the history-wide scan for them
     notes: list[str] = field(default_factory=list)
 
 

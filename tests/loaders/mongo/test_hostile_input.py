@@ -101,9 +101,10 @@ def test_a_late_write_behind_the_watermark_is_read_within_the_lookback(
     assert dupes == 0
 
 
-def test_documents_no_watermark_reaches_are_rejected_on_every_later_load(
-    mongo_db, warehouse
+def test_documents_no_watermark_reaches_are_rejected_by_every_full_check(
+    mongo_db, warehouse, monkeypatch
 ) -> None:
+    monkeypatch.setenv("LOADER_FULL_CHECK_HOURS", "0")  # the scan on every load
     mongo_db.search_queries.insert_one(doc(1, T0))
     load(mongo_db, warehouse)  # the watermark exists: later loads are incremental
     bad = [doc(2, "yesterday"), doc(3, None), doc(4, 1696150000), {"_id": ObjectId()}]
@@ -118,6 +119,28 @@ def test_documents_no_watermark_reaches_are_rejected_on_every_later_load(
         assert "missing or not a date" in reasons[str(d["_id"])], d
     again = load(mongo_db, warehouse)
     assert again.rejected == 0 and again.unreachable == 4  # recorded once, still reported
+
+
+def test_the_scan_for_unreachable_documents_runs_on_its_schedule_not_every_load(
+    mongo_db, warehouse
+) -> None:
+    """Its cost grows with the collection: weekly by default (LOADER_FULL_CHECK_HOURS)."""
+    mongo_db.search_queries.insert_one(doc(1, T0))
+    first = load(mongo_db, warehouse)
+    assert first.full_check  # never checked before: due
+    no_time = doc(2, None)
+    mongo_db.search_queries.insert_one(no_time)
+    mongo_db.search_queries.insert_one(doc(3, T0 + dt.timedelta(minutes=1)))
+    daily = load(mongo_db, warehouse)
+    assert (daily.landed, daily.full_check, daily.unreachable) == (1, False, 0)
+    assert rejects(warehouse) == {}
+    # A week later (the last check's time moved back), the next load scans again.
+    with psycopg.connect(warehouse) as conn:
+        conn.execute("update loader.full_checks set checked_at = now() - interval '169 hours'")
+    weekly = load(mongo_db, warehouse)
+    assert (weekly.full_check, weekly.unreachable, weekly.rejected) == (True, 1, 1)
+    assert "missing or not a date" in rejects(warehouse)[str(no_time["_id"])]
+    assert load(mongo_db, warehouse).full_check is False  # and not again until next week
 
 
 def test_a_nul_in_a_string_id_is_rejected_and_blocks_nothing(mongo_db, warehouse) -> None:
