@@ -32,14 +32,7 @@ def _daily(args: argparse.Namespace) -> int:
     else:
         now = dt.datetime.now(dt.UTC)
         day = args.date or daily.report_day(now, ReportSettings.from_env().timezone)
-    result = daily.send(day, force=args.force)
-    if result.sent:
-        print(f"report {day}: delivered to {result.delivered_to}")
-    else:
-        print(
-            f"report {day}: already delivered to {result.delivered_to}; "
-            "nothing sent (--force to send it again)"
-        )
+    print(daily.send(day, force=args.force).line())
     return 0
 
 
@@ -48,10 +41,7 @@ def _alerts() -> int:
 
     sent = alerts.send()
     for alert in sent:
-        print(
-            f"alert {alert.slice_start:%Y-%m-%d %H:%M} UTC: {', '.join(alert.metrics)}"
-            f" -> {alert.delivered_to}"
-        )
+        print(alert.line())
     if not sent:
         print("alerts: no new flagged slice")
     return 0

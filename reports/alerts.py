@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from zoneinfo import ZoneInfo
 
-from config import ReportSettings, SupersetSettings, WarehouseSettings
-from loaders.core.warehouse import connect
+from config import ReportSettings, SupersetSettings
 from reports import charts, deliveries
 from reports.channel import open_channel
 from reports.marts import ANOMALY_METRICS, Flag, open_anomalies
@@ -26,6 +25,12 @@ class SentAlert:
     slice_start: dt.datetime
     metrics: tuple[str, ...]
     delivered_to: str
+
+    def line(self) -> str:
+        return (
+            f"alert {self.slice_start:%Y-%m-%d %H:%M} UTC: {', '.join(self.metrics)}"
+            f" -> {self.delivered_to}"
+        )
 
 
 def _fmt(metric: str, value: float | None) -> str:
@@ -69,12 +74,9 @@ def send() -> list[SentAlert]:
     link = SupersetSettings.from_env().dashboard_url(SupersetSettings.APP_DASHBOARD_SLUG)
     sent: list[SentAlert] = []
     with (
-        connect(WarehouseSettings.from_env()) as conn,
+        deliveries.warehouse() as conn,
         open_anomalies(settings.alerts_target, conn) as mart,
     ):
-        # Reads outside transactions; each delivery is one transaction of its own.
-        conn.autocommit = True
-        deliveries.ensure_tables(conn)
         latest = mart.latest_slice()
         if latest is None:
             return []

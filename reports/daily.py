@@ -11,8 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from config import ReportSettings, SupersetSettings, WarehouseSettings
-from loaders.core.warehouse import connect
+from config import ReportSettings, SupersetSettings
 from reports import charts, deliveries
 from reports.channel import open_channel
 from reports.marts import METRICS, MartMissing, app_metrics, latest_metrics_day
@@ -35,6 +34,14 @@ class Delivery:
     sent: bool  # False: it had been delivered before, nothing was sent now
     text: str
     channel: str  # "disk" or "telegram:<chat id>"
+
+    def line(self) -> str:
+        if self.sent:
+            return f"report {self.day}: delivered to {self.delivered_to}"
+        return (
+            f"report {self.day}: already delivered to {self.delivered_to}; "
+            "nothing sent (--force to send it again)"
+        )
 
 
 def report_day(now: dt.datetime, timezone: str) -> dt.date:
@@ -103,12 +110,7 @@ def build(conn, day: dt.date) -> Report:
 def send(day: dt.date, force: bool = False) -> Delivery:
     """Build ``day``'s report and deliver it once to the configured channel."""
     settings = ReportSettings.from_env()
-    with connect(WarehouseSettings.from_env()) as conn:
-        # Reads outside transactions; each delivery is one transaction of its own.
-        conn.autocommit = True
-        # slice_start is timestamptz there: UTC literals must mean UTC.
-        conn.execute("set time zone 'UTC'")
-        deliveries.ensure_tables(conn)
+    with deliveries.warehouse() as conn:
         report = build(conn, day)
         channel = open_channel(settings)
         try:

@@ -12,9 +12,13 @@ and the commit can repeat a message (at least once, never lost).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import psycopg
+
+from config import WarehouseSettings
+from loaders.core.warehouse import connect
 
 DDL = """
 create schema if not exists reporting;
@@ -42,6 +46,15 @@ create table if not exists reporting.anomaly_alerts (
 comment on table reporting.anomaly_alerts is
     'Anomaly alerts sent, one row per flagged 15-minute slice (UTC), metric and channel.';
 """
+
+
+@contextmanager
+def warehouse() -> Iterator[psycopg.Connection]:
+    """The warehouse for a delivery run: reads outside transactions, each delivery its own."""
+    with connect(WarehouseSettings.from_env()) as conn:
+        conn.autocommit = True
+        ensure_tables(conn)
+        yield conn
 
 
 def ensure_tables(conn: psycopg.Connection) -> None:

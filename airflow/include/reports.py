@@ -88,8 +88,7 @@ def daily_report_dag() -> DAG:
             from reports import daily
 
             result = one_line(lambda: daily.send(dt.date.fromisoformat(day)))
-            state = "delivered to" if result.sent else "already delivered to"
-            print(f"report {day}: {state} {result.delivered_to}")
+            print(result.line())
             return result.delivered_to
 
         send_report(marts_have_the_day())
@@ -116,10 +115,7 @@ def anomaly_alerts_dag() -> DAG:
 
             sent = one_line(alerts.send)
             for alert in sent:
-                print(
-                    f"alert {alert.slice_start:%Y-%m-%d %H:%M} UTC: {', '.join(alert.metrics)}"
-                    f" -> {alert.delivered_to}"
-                )
+                print(alert.line())
             print(f"{len(sent)} alert(s) sent")
             return len(sent)
 
