@@ -19,6 +19,8 @@ from reports import charts, deliveries
 from reports.channel import open_channel
 from reports.marts import ANOMALY_METRICS, Flag, open_anomalies
 
+FUTURE_TOLERANCE = dt.timedelta(days=1)
+
 
 @dataclass(frozen=True)
 class SentAlert:
@@ -77,7 +79,9 @@ def send() -> list[SentAlert]:
         deliveries.warehouse() as conn,
         open_anomalies(settings.alerts_target, conn) as mart,
     ):
-        latest = mart.latest_slice()
+        # Slices more than a day ahead of this clock come from a bad clock, not from now:
+        # anchoring on one would put every real flag out of the max age.
+        latest = mart.latest_slice(dt.datetime.now(dt.UTC) + FUTURE_TOLERANCE)
         if latest is None:
             return []
         since = latest - dt.timedelta(hours=settings.alert_max_age_hours)

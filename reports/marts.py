@@ -125,8 +125,12 @@ class AnomalyMart:
             for r in self._fetch(sql)
         ]
 
-    def latest_slice(self) -> dt.datetime | None:
-        rows = self._fetch(f"select max(slice_start), count(*) from {self.table}")
+    def latest_slice(self, not_after: dt.datetime) -> dt.datetime | None:
+        """The latest slice up to ``not_after`` (a bad clock's year-2100 event is not "now")."""
+        rows = self._fetch(
+            f"select max(slice_start), count(*) from {self.table}"
+            f" where slice_start <= {_ts(not_after)}"
+        )
         return utc_naive(rows[0][0]) if rows and rows[0][1] else None
 
     def flags_since(self, since: dt.datetime) -> list[Flag]:

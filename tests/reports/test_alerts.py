@@ -228,3 +228,12 @@ def test_a_warehouse_session_in_another_time_zone_reads_the_same_utc_slices(
         end = T0 + dt.timedelta(minutes=15 * 39)
         history = mart.history(["views"], end - dt.timedelta(hours=6), end)
     assert history[-1].slice_start == end and len(history) == 25
+
+
+def test_a_far_future_slice_does_not_hide_the_real_flags(cli, pg_anomalies, bot_api) -> None:
+    """An event with a bad clock (year 2100) makes a slice; the latest real slice is still 'now'."""
+    pg_anomalies(slices(8, {(6, "likes"): 1.0}))
+    future = dt.datetime(2100, 1, 1)
+    pg_anomalies([(future.date(), future, "views", 100.0, None, None, False)])
+    result = cli("alerts")
+    assert result.stdout.strip() == f"alert 2026-10-08 13:30 UTC: likes -> Telegram chat {CHAT}"
