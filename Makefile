@@ -112,7 +112,11 @@ format: install ## apply ruff and sqlfluff fixes
 	$(RUN) ruff format .
 	$(RUN) sqlfluff fix dbt_project
 
-bench: install ## loaders as ratios to psql \copy / a bare Kafka consumer; sales API per day; events models ClickHouse vs PostgreSQL, incremental vs full
+# The scaling bench builds two throwaway stacks (7 and 70 days of history by
+# default, about 15 minutes): make bench SCALING="--days 14 --scale 10".
+SCALING ?=
+bench: install ## loaders vs psql \copy / a bare Kafka consumer; sales API per day; events models; one day at 10x vs 1x history (SCALING="--days N --scale K")
+	$(RUN) python -m tests.bench.scaling_bench $(SCALING)
 	$(RUN) python -m tests.bench.loader_bench
 	$(RUN) python -m tests.bench.sales_bench
 	$(RUN) python -m tests.bench.oltp_bench

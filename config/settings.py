@@ -519,12 +519,19 @@ class DbtSettings:
     state_dir: Path  # the last good build's manifest, for `make dbt-changed`
     manifest_path: Path  # the manifest Airflow's Cosmos DAGs render from
     schema_prefix: str = ""  # DBT_SCHEMA_PREFIX: put before every schema (staging, marts, ...)
+    # DBT_FULL_CHECK_HOURS: how often make run's build tests every row and runs
+    # the unit tests (the daily builds test the new rows only); 0: every run.
+    full_check_hours: float = 168.0
 
     @classmethod
     def from_env(cls) -> DbtSettings:
         local = LocalSettings.from_env()
         target_path = _env_path("DBT_TARGET_PATH", Path("target"), relative_to=DBT_PROJECT_DIR)
+        full_check = _env_float("DBT_FULL_CHECK_HOURS", 168.0)
+        if full_check < 0:
+            raise ConfigError(f"DBT_FULL_CHECK_HOURS={full_check:g} must be >= 0")
         return cls(
+            full_check_hours=full_check,
             target=_env("DBT_TARGET", "warehouse"),
             target_path=target_path,
             state_dir=_env_path("DBT_STATE_DIR", local.data_dir / "dbt-state"),

@@ -10,9 +10,12 @@ and processes only what is new. Airflow runs the same steps as tasks.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +34,7 @@ from config import (
     WarehouseSettings,
     redact,
 )
+from loaders.core.control import ensure_control_tables, full_check_due, mark_full_check
 from loaders.core.warehouse import LoaderError, connect
 from pipelines import SOURCES, run_source
 from stack import services
@@ -175,6 +179,8 @@ def run() -> int:
         say(f"service  {line}")
     first = _first_run(wh)
     days = next_days()
+    steps: dict[str, float] = {}  # step -> seconds, for the summary and make bench
+    t_step = time.monotonic()
 
     # 1. Each simulated source system writes the logical day(s).
     for day in days:
@@ -182,6 +188,7 @@ def run() -> int:
             if source.simulate is not None:
                 counts = source.simulate(day) or {}
                 say(f"datagen  {day}: {sum(counts.values()):,} records written ({source.name})")
+    steps["datagen"], t_step = time.monotonic() - t_step, time.monotonic()
 
     # 2. Land what is new: day-by-day sources every day not landed yet (a day that
     # failed last time is not skipped), watermark-based ones once.
@@ -190,24 +197,31 @@ def run() -> int:
         for day in _days_to_land(wh, source.name, days) if source.daily else days[-1:]:
             print(f"  {source.name} {day} ...", file=sys.stderr, flush=True)
             landed += run_source(source, day)
+    steps["load"] = time.monotonic() - t_step
 
     # 3. Transform: every model on the warehouse, then the models some sources
     # also build elsewhere (seed 003's events on ClickHouse, from the events in
     # place), each target with its own dbt target dir so the warehouse's
     # manifest stays the one Airflow and `make dbt-changed` read.
     dbt_settings = DbtSettings.from_env()
-    dbt_vars = ["--vars", f"{{logical_date: '{days[-1]}'}}"]
-    dbt = run_dbt(["build", *dbt_vars], local.logs_dir / "dbt")
-    if dbt.success:
-        _save_state()
-    other_targets = sorted({t for s in SOURCES for t in s.dbt_targets} - {dbt_settings.target})
-    elsewhere: dict[str, DbtSummary] = {}
-    for target in other_targets:
-        target_path = dbt_settings.target_path / target
-        elsewhere[target] = run_dbt(
-            ["build", "--target", target, "--target-path", str(target_path), *dbt_vars],
-            local.logs_dir / f"dbt-{target}",
-        )
+    full_check = _dbt_full_check_due(wh, dbt_settings)
+    with _dbt_scope(days[-1], full_check):
+        dbt = run_dbt(["build", *_scope_args(full_check)], local.logs_dir / "dbt")
+        steps["dbt"] = dbt.seconds
+        if dbt.success:
+            _save_state()
+        other_targets = sorted({t for s in SOURCES for t in s.dbt_targets} - {dbt_settings.target})
+        elsewhere: dict[str, DbtSummary] = {}
+        for target in other_targets:
+            target_path = dbt_settings.target_path / target
+            elsewhere[target] = run_dbt(
+                ["build", "--target", target, "--target-path", str(target_path),
+                 *_scope_args(full_check)],
+                local.logs_dir / f"dbt-{target}",
+            )  # fmt: skip
+            steps[f"dbt {target}"] = elsewhere[target].seconds
+    if full_check and dbt.success and all(d.success for d in elsewhere.values()):
+        _mark_dbt_full_check(wh)
 
     say()
     kind = "first run (full build)" if first else "incremental run"
@@ -228,6 +242,11 @@ def run() -> int:
     for note in [n for r in landed for n in r["notes"]]:
         say(f"  note: {note}")
     say(f"dbt build ({dbt.seconds:.1f}s): " + _counts_line(dbt))
+    say(
+        "  tests checked every row, unit tests ran (the full check, every DBT_FULL_CHECK_HOURS)"
+        if full_check
+        else "  tests checked the rows this build wrote (every row at the next full check)"
+    )
     for failure in dbt.failures:
         say(redact(f"  FAILED {failure}"))
     with connect(wh) as conn:
@@ -249,11 +268,14 @@ def run() -> int:
             say(redact(f"  FAILED {failure}"))
         for line in _target_tables(target, summary):
             say(line)
+    t_step = time.monotonic()
     if dbt.success:
         report_failure = _daily_report(days[-1], say)
     else:  # never a report of marts whose tests failed (it would count as delivered)
         report_failure = None
         say(f"report   {days[-1]}: not made, dbt build failed")
+    steps["report"] = time.monotonic() - t_step
+    say("steps    " + " · ".join(f"{name} {seconds:.1f}s" for name, seconds in steps.items()))
     say(f"rejected records so far: {total_rejects:,} (in loader.rejects; see them with")
     say('  make sql Q="select stream, record_id, reason from loader.rejects"')
     say(f"data: {local.data_dir}   logs: {local.logs_dir}   warehouse: {wh.describe()}")
@@ -298,6 +320,43 @@ def _daily_report(day: dt.date, say) -> LoaderError | None:
     else:
         say(f"report   {day}: {done} {result.delivered_to}")
     return None
+
+
+def _dbt_full_check_due(wh: WarehouseSettings, settings: DbtSettings) -> bool:
+    """Whether this run's builds test every row and run the unit tests (weekly by default)."""
+    with connect(wh) as conn:
+        ensure_control_tables(conn)
+        return full_check_due(conn, "dbt", "build", settings.full_check_hours)
+
+
+def _mark_dbt_full_check(wh: WarehouseSettings) -> None:
+    with connect(wh) as conn:
+        mark_full_check(conn, "dbt", "build")
+
+
+def _scope_args(full_check: bool) -> list[str]:
+    """Unit tests test the SQL, which a new day does not change: CI and the full check run them."""
+    return [] if full_check else ["--exclude-resource-type", "unit_test"]
+
+
+@contextmanager
+def _dbt_scope(day: dt.date, full_check: bool) -> Iterator[None]:
+    """The logical day and test scope for the in-process dbt builds (macros/run_scope.sql).
+
+    Environment, not --vars: a var that changes every run makes dbt re-parse
+    the whole project (about 3 s); these are read only when the build runs.
+    """
+    scope = {"DBT_LOGICAL_DATE": day.isoformat(), "DBT_TEST_SCOPE": "all" if full_check else "new"}
+    saved = {name: os.environ.get(name) for name in scope}
+    os.environ.update(scope)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _counts_line(dbt: DbtSummary) -> str:

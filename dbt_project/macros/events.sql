@@ -39,8 +39,8 @@
     {%- endif -%}
     {%- set datetime = modules.datetime -%}
     {%- set first = datetime.date.fromisoformat(found | string) + datetime.timedelta(days=1) -%}
-    {%- if var('logical_date') -%}
-        {%- set logical = datetime.date.fromisoformat(var('logical_date') | string) -%}
+    {%- if run_logical_date() -%}
+        {%- set logical = datetime.date.fromisoformat(run_logical_date()) -%}
         {%- set first = [first, logical] | min -%}
     {%- endif -%}
     {{ return((first - datetime.timedelta(days=lookback)).isoformat()) }}
@@ -59,8 +59,8 @@
         1 = 1
     {%- else -%}
         {{ date_column }} >= {{ date_literal(start) }}
-        {%- if var('logical_date') and up_to_logical_date %}
-            and {{ date_column }} <= {{ date_literal(var('logical_date')) }}
+        {%- if run_logical_date() and up_to_logical_date %}
+            and {{ date_column }} <= {{ date_literal(run_logical_date()) }}
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}

@@ -60,3 +60,17 @@ def test_events_dbt_bench_runs() -> None:
          "BENCH_EVENTS_HISTORY_SCALE": "0.05", "BENCH_REPEATS": "1"},
     )  # fmt: skip
     assert "ratio PostgreSQL/ClickHouse" in out and "ratio full/incremental" in out
+
+
+def test_scaling_bench_runs() -> None:
+    """Two tiny stacks (1 and 2 days of history), one more day in each, a full refresh."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.bench.scaling_bench", "--days", "1", "--scale", "2",
+         "--datagen-scale", "0.02"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "ratio make run 2x/1x" in out and "load step" in out
+    assert "warehouse dbt build at 2 days: full refresh" in out
+    assert "ratio full/incremental" in out

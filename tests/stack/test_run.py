@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import psycopg
@@ -42,6 +43,9 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
     second = capsys.readouterr().out
     assert "incremental run for logical day 2026-10-03" in second
     assert "stg_mongo__event_logs" in second  # incremental models report merged rows
+    # Each step's time, one line (make bench's scaling figures read it).
+    assert re.search(r"^steps    datagen [\d.]+s · load [\d.]+s · dbt [\d.]+s · "
+                     r"dbt clickhouse [\d.]+s · report [\d.]+s$", second, re.M)  # fmt: skip
 
     with psycopg.connect(warehouse) as conn:
         for mart in (

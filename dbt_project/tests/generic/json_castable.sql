@@ -23,7 +23,7 @@ select
     {%- endfor %}
     '{{ column }}' as column_name,
     {{ json_text(document, path) }} as landed_value
-from {{ model }} as model
+from (select * from {{ model }}) as model
 inner join {{ source_relation }} as landed
     on
     {%- for model_column, landed_column in lineage.items() %}

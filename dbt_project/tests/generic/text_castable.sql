@@ -15,7 +15,7 @@ select
     model.batch_id,
     '{{ column }}' as column_name,
     landed.{{ landed_column }} as landed_value
-from {{ model }} as model
+from (select * from {{ model }}) as model
 inner join {{ source_relation }} as landed
     on
         model.batch_id = landed._batch_id

@@ -12,7 +12,7 @@
 -- only on the stream have no id yet, so no activity to measure: they appear
 -- once replicated.
 
-{%- set logical_date = var('logical_date') %}
+{%- set logical_date = run_logical_date() %}
 
 with
 

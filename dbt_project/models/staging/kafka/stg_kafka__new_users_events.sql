@@ -1,4 +1,5 @@
-{{ config(materialized='incremental', unique_key='email') }}
+{{ config(materialized='incremental', unique_key='email',
+          meta={'new_rows': {'column': 'loaded_at', 'unit': 'hour'}}) }}
 
 -- One row per registered email: the first registration event (by message
 -- time, then partition and offset). A re-delivered message lands again under

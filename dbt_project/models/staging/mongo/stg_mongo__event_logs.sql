@@ -1,4 +1,5 @@
-{{ config(materialized='incremental', unique_key='event_id') }}
+{{ config(materialized='incremental', unique_key='event_id',
+          meta={'new_rows': {'column': 'loaded_at', 'unit': 'hour'}}) }}
 
 -- One row per app event. Retrying clients re-send events under a new _id:
 -- the first copy written wins (by write time, then _id), also when a copy

@@ -1,4 +1,5 @@
-{{ config(materialized='incremental', unique_key='query_id') }}
+{{ config(materialized='incremental', unique_key='query_id',
+          meta={'new_rows': {'column': 'loaded_at', 'unit': 'hour'}}) }}
 
 -- One row per site search: its latest landed version, also when a later batch
 -- brings an older one (see stg_mongo__user_sessions).

@@ -1,4 +1,5 @@
-{{ config(materialized='incremental', unique_key='session_id') }}
+{{ config(materialized='incremental', unique_key='session_id',
+          meta={'new_rows': {'column': 'loaded_at', 'unit': 'hour'}}) }}
 
 -- One row per session: its latest landed version. Offline clients sync late,
 -- and the loader re-reads a lookback window, so a batch can bring a version

@@ -1,4 +1,5 @@
-{{ config(materialized='incremental', unique_key='order_detail_id') }}
+{{ config(materialized='incremental', unique_key='order_detail_id',
+          meta={'new_rows': {'column': 'loaded_at', 'unit': 'hour'}}) }}
 
 -- One row per order line: its latest replicated version (see stg_oltp__orders).
 

@@ -1,4 +1,5 @@
-{{ config(materialized='incremental', unique_key='order_id') }}
+{{ config(materialized='incremental', unique_key='order_id',
+          meta={'new_rows': {'column': 'loaded_at', 'unit': 'hour'}}) }}
 
 -- One row per order: its latest replicated version (a status change lands as
 -- a new version with a later updated_at). Incremental on loader batches:

@@ -1,4 +1,5 @@
-{{ config(materialized='incremental', unique_key='user_id') }}
+{{ config(materialized='incremental', unique_key='user_id',
+          meta={'new_rows': {'column': 'loaded_at', 'unit': 'hour'}}) }}
 
 -- One row per user: the latest replicated version (a loyalty change lands as
 -- a new version). Incremental on loader batches (see stg_oltp__orders).

@@ -1,0 +1,197 @@
+"""Does an incremental day stay incremental as history grows? (issue 12)
+
+``python -m tests.bench.scaling_bench [--days 7] [--scale 10]`` builds two
+throwaway copies of the whole local stack (every embedded server on free
+ports, in a temporary DATA_DIR): one with ``--days`` days of simulated
+history (1x) and one with ``--days * --scale`` days (10x). In each, the first
+``python -m stack.run`` writes and builds the history; the next one is the
+measured incremental day: the same kind of one new day in both, so its cost
+should not depend on how much history lies behind it.
+
+Printed figures (both sizes measured in this run, so the ratios hold on a
+busy machine):
+
+- **make run, one new day at 10x / at 1x**, end to end (target <= 1.3);
+- **the load step alone** (every loader, one day), 10x / 1x (target <= 1.3);
+- the warehouse's **dbt build**, 10x / 1x;
+- at 10x: **a full refresh / the incremental day** of ``dbt build`` on the
+  warehouse (target >= 5), and the same for the ClickHouse target.
+
+Each ``stack.run`` prints its steps' times (``steps    datagen ...``); the
+bench reads that line. ``--datagen-scale`` shrinks the simulated volume
+(``DATAGEN_SCALE``) for a quick run; ``--keep`` leaves the folders and
+servers up for a look (``DATA_DIR=... make status``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from config import PROJECT_ROOT
+from tests.conftest import free_port
+
+STEP = re.compile(r"([a-z][a-z ]*?) ([\d.]+)s")
+
+
+@dataclass
+class Stack:
+    """One throwaway local stack: its environment and what it measured."""
+
+    days: int
+    folder: Path
+    env: dict[str, str] = field(default_factory=dict)
+    history_seconds: float = 0.0
+    day_seconds: float = 0.0
+    steps: dict[str, float] = field(default_factory=dict)
+    full_refresh: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, days: int, datagen_scale: float) -> Stack:
+        folder = Path(tempfile.mkdtemp(prefix=f"bench-scaling-{days}d-"))
+        os.chmod(folder, 0o755)  # the embedded PostgreSQL runs as its own user
+        # The measured day is yesterday: the loaders hold back write times
+        # beyond LOADER_FUTURE_TOLERANCE_SECONDS of the clock.
+        start = dt.date.today() - dt.timedelta(days=days + 1)
+        env = {
+            "DATA_DIR": str(folder / "data"),
+            "DATAGEN_START_DATE": start.isoformat(),
+            "DBT_TARGET_PATH": str(folder / "target"),
+            "DATAGEN_HISTORY_DAYS": str(days),
+            "DATAGEN_SCALE": str(datagen_scale),
+            "WAREHOUSE_PORT": str(free_port()),
+            "MONGO_URI": f"mongodb://127.0.0.1:{free_port()}",
+            "SALES_API_URL": f"http://127.0.0.1:{free_port()}",
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+            "CLICKHOUSE_PORT": str(free_port()),
+            # No Telegram from a bench; the report goes to the throwaway folder.
+            "TELEGRAM_BOT_TOKEN": "",
+            "TELEGRAM_CHAT_ID": "",
+            "REPORT_DIR": str(folder / "reports"),
+        }
+        for name in ("WAREHOUSE_HOST", "OLTP_HOST", "OLTP_PORT", "EMBEDDED_SERVICES"):
+            env[name] = ""  # the embedded defaults, whatever the caller's .env says
+        return cls(days=days, folder=folder, env=env)
+
+    def python(self, *args: str) -> tuple[float, str]:
+        env = {k: v for k, v in {**os.environ, **self.env}.items() if v != ""}
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
+        )
+        seconds = time.monotonic() - started
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-5:]
+            raise SystemExit(f"{' '.join(args)} failed at {self.days} days:\n" + "\n".join(tail))
+        return seconds, proc.stdout
+
+    def make_run(self) -> tuple[float, dict[str, float], str]:
+        seconds, out = self.python("-m", "stack.run")
+        line = next((ln for ln in out.splitlines() if ln.startswith("steps    ")), None)
+        if line is None:
+            raise SystemExit("stack.run printed no 'steps' line")
+        steps = {name: float(s) for name, s in STEP.findall(line.removeprefix("steps    "))}
+        return seconds, steps, out
+
+    def target_path(self, target: str) -> Path:
+        """Where stack.run keeps this target's dbt state: partial parsing carries over."""
+        base = self.folder / "target"
+        return base if target == "warehouse" else base / target
+
+    def full_refresh_seconds(self, target: str, logical_day: str) -> float:
+        """``dbt build --full-refresh``, invoked and timed as stack.run's daily build is.
+
+        The same logical day (DBT_LOGICAL_DATE) and no unit tests, like the daily
+        build; a full refresh tests every row.
+        """
+        code = (
+            "import sys; from pathlib import Path; from stack.run import run_dbt; "
+            f"s = run_dbt(['build', '--full-refresh', '--exclude-resource-type', 'unit_test', "
+            f"'--target', {target!r}, '--target-path', {str(self.target_path(target))!r}],"
+            f" Path({str(self.folder / 'logs')!r})); "
+            "print(f'{s.seconds:.3f}') if s.success else sys.exit('; '.join(s.failures[:3]))"
+        )
+        self.env["DBT_LOGICAL_DATE"] = logical_day
+        try:
+            _, out = self.python("-c", code)
+        finally:
+            del self.env["DBT_LOGICAL_DATE"]
+        return float(out.strip().splitlines()[-1])
+
+    def down(self, keep: bool) -> None:
+        if keep:
+            print(f"kept: DATA_DIR={self.env['DATA_DIR']} (servers still up)")
+            return
+        self.python("-m", "stack", "down")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def measure(days: int, datagen_scale: float, full_refresh: bool, keep: bool) -> Stack:
+    stack = Stack.create(days, datagen_scale)
+    try:
+        print(f"{days} days: writing and building the history ...", flush=True)
+        stack.history_seconds, _, _ = stack.make_run()
+        print(f"{days} days: history in {stack.history_seconds:.0f}s; one more day ...", flush=True)
+        stack.day_seconds, stack.steps, out = stack.make_run()
+        print(f"{days} days: {next(ln for ln in out.splitlines() if ln.startswith('steps'))}")
+        if full_refresh:
+            day = re.search(r"for logical day (\d{4}-\d\d-\d\d)", out)
+            assert day, "stack.run printed no logical day"
+            for target in ("warehouse", "clickhouse"):
+                stack.full_refresh[target] = stack.full_refresh_seconds(target, day.group(1))
+                print(f"{days} days: dbt full refresh on {target} "
+                      f"{stack.full_refresh[target]:.1f}s", flush=True)  # fmt: skip
+    finally:
+        stack.down(keep)
+    return stack
+
+
+def report(small: Stack, large: Stack) -> None:
+    ratio = lambda a, b: a / b if b else float("nan")  # noqa: E731
+    scale = large.days / small.days
+    print()
+    print(f"== scaling bench: one incremental day at {large.days} days of history "
+          f"({scale:g}x) vs {small.days} days (1x) ==")  # fmt: skip
+    rows = [("make run (end to end)", large.day_seconds, small.day_seconds)]
+    rows += [(f"  {name}", large.steps.get(name, 0.0), small.steps.get(name, 0.0))
+             for name in small.steps]  # fmt: skip
+    for name, big, base in rows:
+        print(f"{name:<26}{base:>8.1f}s at 1x {big:>8.1f}s at {scale:g}x   "
+              f"ratio {ratio(big, base):.2f}")  # fmt: skip
+    print(f"ratio make run {scale:g}x/1x {ratio(large.day_seconds, small.day_seconds):.2f} "
+          f"(target <= 1.3); load step {ratio(large.steps['load'], small.steps['load']):.2f} "
+          "(target <= 1.3)")  # fmt: skip
+    for target, key in (("warehouse", "dbt"), ("clickhouse", "dbt clickhouse")):
+        full, day = large.full_refresh.get(target), large.steps.get(key)
+        if full and day:
+            print(f"{target} dbt build at {large.days} days: full refresh {full:.1f}s, "
+                  f"incremental day {day:.1f}s: ratio full/incremental {full / day:.1f}"
+                  + (" (target >= 5)" if target == "warehouse" else ""))  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scaling_bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=7, help="days of history at 1x (7)")
+    parser.add_argument("--scale", type=float, default=10, help="history multiple measured (10)")
+    parser.add_argument("--datagen-scale", type=float, default=1.0, help="DATAGEN_SCALE (1.0)")
+    parser.add_argument("--keep", action="store_true", help="leave the stacks and servers up")
+    args = parser.parse_args(argv)
+    if args.days < 1 or args.scale <= 1:
+        parser.error("--days must be at least 1 and --scale more than 1")
+    small = measure(args.days, args.datagen_scale, full_refresh=False, keep=args.keep)
+    large = measure(round(args.days * args.scale), args.datagen_scale, True, args.keep)
+    report(small, large)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
