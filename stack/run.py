@@ -205,8 +205,8 @@ def run() -> int:
     # manifest stays the one Airflow and `make dbt-changed` read.
     dbt_settings = DbtSettings.from_env()
     full_check = _dbt_full_check_due(wh, dbt_settings)
-    with _dbt_scope(days[-1], full_check):
-        dbt = run_dbt(["build", *_scope_args(full_check)], local.logs_dir / "dbt")
+    with dbt_scope(days[-1], full_check):
+        dbt = run_dbt(["build", *dbt_scope_args(full_check)], local.logs_dir / "dbt")
         steps["dbt"] = dbt.seconds
         if dbt.success:
             _save_state()
@@ -216,7 +216,7 @@ def run() -> int:
             target_path = dbt_settings.target_path / target
             elsewhere[target] = run_dbt(
                 ["build", "--target", target, "--target-path", str(target_path),
-                 *_scope_args(full_check)],
+                 *dbt_scope_args(full_check)],
                 local.logs_dir / f"dbt-{target}",
             )  # fmt: skip
             steps[f"dbt {target}"] = elsewhere[target].seconds
@@ -334,13 +334,13 @@ def _mark_dbt_full_check(wh: WarehouseSettings) -> None:
         mark_full_check(conn, "dbt", "build")
 
 
-def _scope_args(full_check: bool) -> list[str]:
+def dbt_scope_args(full_check: bool) -> list[str]:
     """Unit tests test the SQL, which a new day does not change: CI and the full check run them."""
     return [] if full_check else ["--exclude-resource-type", "unit_test"]
 
 
 @contextmanager
-def _dbt_scope(day: dt.date, full_check: bool) -> Iterator[None]:
+def dbt_scope(day: dt.date, full_check: bool) -> Iterator[None]:
     """The logical day and test scope for the in-process dbt builds (macros/run_scope.sql).
 
     Environment, not --vars: a var that changes every run makes dbt re-parse

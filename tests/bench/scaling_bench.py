@@ -15,7 +15,10 @@ busy machine):
 - **the load step alone** (every loader, one day), 10x / 1x (target <= 1.3);
 - the warehouse's **dbt build**, 10x / 1x;
 - at 10x: **a full refresh / the incremental day** of ``dbt build`` on the
-  warehouse (target >= 5), and the same for the ClickHouse target.
+  warehouse (target >= 5), and the same for the ClickHouse target; with the
+  full refresh at 1x too, the history size where that ratio would reach 5
+  and 10 (a straight line through both full refreshes, the day's cost
+  taken as constant).
 
 Each ``stack.run`` prints its steps' times (``steps    datagen ...``); the
 bench reads that line. ``--datagen-scale`` shrinks the simulated volume
@@ -135,7 +138,7 @@ class Stack:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def measure(days: int, datagen_scale: float, full_refresh: bool, keep: bool) -> Stack:
+def measure(days: int, datagen_scale: float, keep: bool) -> Stack:
     stack = Stack.create(days, datagen_scale)
     try:
         print(f"{days} days: writing and building the history ...", flush=True)
@@ -143,13 +146,12 @@ def measure(days: int, datagen_scale: float, full_refresh: bool, keep: bool) -> 
         print(f"{days} days: history in {stack.history_seconds:.0f}s; one more day ...", flush=True)
         stack.day_seconds, stack.steps, out = stack.make_run()
         print(f"{days} days: {next(ln for ln in out.splitlines() if ln.startswith('steps'))}")
-        if full_refresh:
-            day = re.search(r"for logical day (\d{4}-\d\d-\d\d)", out)
-            assert day, "stack.run printed no logical day"
-            for target in ("warehouse", "clickhouse"):
-                stack.full_refresh[target] = stack.full_refresh_seconds(target, day.group(1))
-                print(f"{days} days: dbt full refresh on {target} "
-                      f"{stack.full_refresh[target]:.1f}s", flush=True)  # fmt: skip
+        day = re.search(r"for logical day (\d{4}-\d\d-\d\d)", out)
+        assert day, "stack.run printed no logical day"
+        for target in ("warehouse", "clickhouse"):
+            stack.full_refresh[target] = stack.full_refresh_seconds(target, day.group(1))
+            print(f"{days} days: dbt full refresh on {target} "
+                  f"{stack.full_refresh[target]:.1f}s", flush=True)  # fmt: skip
     finally:
         stack.down(keep)
     return stack
@@ -171,11 +173,19 @@ def report(small: Stack, large: Stack) -> None:
           f"(target <= 1.3); load step {ratio(large.steps['load'], small.steps['load']):.2f} "
           "(target <= 1.3)")  # fmt: skip
     for target, key in (("warehouse", "dbt"), ("clickhouse", "dbt clickhouse")):
-        full, day = large.full_refresh.get(target), large.steps.get(key)
-        if full and day:
-            print(f"{target} dbt build at {large.days} days: full refresh {full:.1f}s, "
-                  f"incremental day {day:.1f}s: ratio full/incremental {full / day:.1f}"
-                  + (" (target >= 5)" if target == "warehouse" else ""))  # fmt: skip
+        full, day = large.full_refresh[target], large.steps[key]
+        print(f"{target} dbt build at {large.days} days: full refresh {full:.1f}s, "
+              f"incremental day {day:.1f}s: ratio full/incremental {full / day:.1f}"
+              + (" (target >= 5)" if target == "warehouse" else ""))  # fmt: skip
+        # A full refresh grows with history, an incremental day does not: where
+        # the line through both sizes' full refreshes reaches 5x and 10x the day.
+        slope = (full - small.full_refresh[target]) / (large.days - small.days)
+        if slope > 0:
+            crossing = {k: large.days + (k * day - full) / slope for k in (5, 10)}
+            print(f"  full refresh {small.full_refresh[target]:.1f}s at {small.days} days, "
+                  f"{slope:.2f}s per day of history: ratio 5 at about "
+                  f"{max(crossing[5], large.days):.0f} days, 10 at about "
+                  f"{max(crossing[10], large.days):.0f} days")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.days < 1 or args.scale <= 1:
         parser.error("--days must be at least 1 and --scale more than 1")
-    small = measure(args.days, args.datagen_scale, full_refresh=False, keep=args.keep)
-    large = measure(round(args.days * args.scale), args.datagen_scale, True, args.keep)
+    small = measure(args.days, args.datagen_scale, args.keep)
+    large = measure(round(args.days * args.scale), args.datagen_scale, args.keep)
     report(small, large)
     return 0
 

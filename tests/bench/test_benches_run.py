@@ -73,4 +73,5 @@ def test_scaling_bench_runs() -> None:
     out = proc.stdout
     assert "ratio make run 2x/1x" in out and "load step" in out
     assert "warehouse dbt build at 2 days: full refresh" in out
+    assert "1 days: dbt full refresh on warehouse" in out  # both sizes: the crossing estimate
     assert "ratio full/incremental" in out

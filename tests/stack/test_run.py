@@ -1,15 +1,118 @@
-"""`make run`'s job end to end: two simulated days on the ephemeral servers."""
+"""`make run`'s job end to end on the ephemeral servers: days after days, and what fails it.
+
+The main test runs two days of history then two more days; a day landed again
+afterwards must leave every table equal to a `--full-refresh` (issue 12), and
+the daily builds' tests check only the rows they wrote (the weekly full check
+every row).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from pathlib import Path
 
+import clickhouse_connect
 import psycopg
 import pytest
 
+from pipelines import SOURCES, run_source
 from stack import run as run_module
+from stack.run import dbt_scope, dbt_scope_args, run_dbt
+from tests.dbt.conftest import table_rows
+
+# Columns holding the time of the build that wrote the row, by design (the
+# ETL validity of the snapshot-backed marts, review_mart's "measures last
+# changed"): they differ between any two builds of the same data.
+RUN_TIME_COLUMNS = {"last_updated", "etl_valid_from", "etl_valid_to"}
+
+
+def built_tables(target: Path) -> dict[str, tuple[str, str]]:
+    """The tables (not views) of the warehouse build: name -> (schema, table)."""
+    manifest = json.loads((target / "manifest.json").read_text())
+    return {
+        node["name"]: (node["schema"], node["alias"])
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+        and node["config"]["materialized"] in ("incremental", "table")
+    }
+
+
+def views_of(conninfo: str, day: dt.date) -> int:
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(
+            "select views from marts.app_metrics_daily where event_date = %s", (day,)
+        ).fetchone()
+    assert row is not None, day
+    return int(row[0])
+
+
+def reloaded_day_equals_a_full_refresh_and_tests_check_new_rows(
+    warehouse: str, clickhouse_db, target: Path, logs: Path
+) -> None:
+    """Issue 12: day 1 lands again with late events, built with its logical day (the
+    documented way); every table then equals a `--full-refresh` of the same data. The
+    daily builds test only the rows they wrote: a bad row outside the window passes them
+    and fails the full check, and inside the window fails them."""
+    # Day 1 lands again with late events: 40 more views in ClickHouse.
+    first_day = dt.date(2026, 10, 1)
+    before = views_of(warehouse, first_day)
+    ch = clickhouse_connect.get_client(
+        host=clickhouse_db.host, port=clickhouse_db.port, database=clickhouse_db.database
+    )
+    ch.command(
+        "INSERT INTO feed_actions SELECT * FROM feed_actions"
+        f" WHERE toDate(time) = '{first_day}' AND action = 'view' LIMIT 40"
+    )
+    ch.close()
+    for source in SOURCES:
+        if source.daily:
+            run_source(source, first_day)
+    with dbt_scope(first_day, full_check=False):
+        rebuilt = run_dbt(["build", *dbt_scope_args(False)], logs)
+    assert rebuilt.success, rebuilt.failures
+    assert views_of(warehouse, first_day) == before + 40
+
+    tables = built_tables(target)
+    assert {"stg_mongo__event_logs", "stg_oltp__orders", "int_events_user_daily",
+            "app_metrics_daily", "feed_anomalies", "f_sales", "review_mart",
+            "support_efficiency", "user_activity", "d_customer"} <= set(tables)  # fmt: skip
+    incremental = {
+        name: table_rows(warehouse, schema, table, RUN_TIME_COLUMNS)
+        for name, (schema, table) in tables.items()
+    }
+    with dbt_scope(first_day, full_check=False):
+        refreshed = run_dbt(["run", "--full-refresh"], logs)
+    assert refreshed.success, refreshed.failures
+    for name, (schema, table) in tables.items():
+        assert table_rows(warehouse, schema, table, RUN_TIME_COLUMNS) == incremental[name], name
+
+    # A bad row outside the daily window: the daily tests pass, the full check fails.
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        conn.execute(
+            "insert into staging.stg_mongo__event_logs (event_id, document_id, updated_at,"
+            " loaded_at, batch_id) select null, 'bad-row', now(), max(loaded_at) - interval"
+            " '5 days', 0 from staging.stg_mongo__event_logs"
+        )
+    select = ["test", "--select", "stg_mongo__event_logs"]
+    with dbt_scope(first_day, full_check=False):
+        daily = run_dbt(select, logs)
+    assert daily.success, daily.failures
+    with dbt_scope(first_day, full_check=True):
+        full = run_dbt(select, logs)
+    assert not full.success
+    assert any("not_null_stg_mongo__event_logs_event_id" in f for f in full.failures)
+
+    # The same row written by the latest build: the daily tests fail on it.
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        conn.execute(
+            "update staging.stg_mongo__event_logs set loaded_at = (select max(loaded_at)"
+            " from staging.stg_mongo__event_logs) where document_id = 'bad-row'"
+        )
+    with dbt_scope(first_day, full_check=False):
+        daily = run_dbt(select, logs)
+    assert any("not_null_stg_mongo__event_logs_event_id" in f for f in daily.failures)
 
 
 @pytest.mark.slow
@@ -84,6 +187,17 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
     text = (folder / "message.txt").read_text()
     assert f"  Views: {views:,}  (d/d " in text and f"  Likes: {likes:,}  (d/d " in text
     assert (folder / "chart.png").read_bytes()[:4] == b"\x89PNG"
+
+    # The first build was the full check (every row, unit tests); the next ones are daily.
+    assert "tests checked every row, unit tests ran" in first and "unit_tests" in first
+    assert run_module.main() == 0
+    third = capsys.readouterr().out
+    for out in (second, third):
+        assert "tests checked the rows this build wrote" in out
+        assert "unit_tests" not in out and " not ok" not in out
+    reloaded_day_equals_a_full_refresh_and_tests_check_new_rows(
+        warehouse, clickhouse_db, tmp_path / "target", tmp_path / "dbt-logs"
+    )
 
 
 def test_dbt_test_failure_fails_the_run_naming_the_test(
