@@ -34,7 +34,13 @@ from config import (
     WarehouseSettings,
     redact,
 )
-from loaders.core.control import ensure_control_tables, full_check_due, mark_full_check
+from loaders.core.control import (
+    ensure_control_tables,
+    full_check_due,
+    mark_full_check,
+    read_watermark,
+    write_watermark,
+)
 from loaders.core.warehouse import LoaderError, connect
 from pipelines import SOURCES, run_source
 from stack import services
@@ -175,8 +181,10 @@ def run() -> int:
         print(line, flush=True)
         lines.append(line)
 
+    dbt_settings = DbtSettings.from_env()  # a bad DBT_* setting stops the run before any work
     for line in services.up():
         say(f"service  {line}")
+    started_at = _warehouse_now(wh)  # what loads after this, the next passing build has tested
     first = _first_run(wh)
     days = next_days()
     steps: dict[str, float] = {}  # step -> seconds, for the summary and make bench
@@ -203,9 +211,9 @@ def run() -> int:
     # also build elsewhere (seed 003's events on ClickHouse, from the events in
     # place), each target with its own dbt target dir so the warehouse's
     # manifest stays the one Airflow and `make dbt-changed` read.
-    dbt_settings = DbtSettings.from_env()
-    full_check = _dbt_full_check_due(wh, dbt_settings)
-    with dbt_scope(days[-1], full_check):
+    tested = last_passed_build(wh, dbt_settings)  # None: the full check (every row, unit tests)
+    full_check = tested is None
+    with dbt_scope(days[-1], tested):
         dbt = run_dbt(["build", *dbt_scope_args(full_check)], local.logs_dir / "dbt")
         steps["dbt"] = dbt.seconds
         if dbt.success:
@@ -220,8 +228,8 @@ def run() -> int:
                 local.logs_dir / f"dbt-{target}",
             )  # fmt: skip
             steps[f"dbt {target}"] = elsewhere[target].seconds
-    if full_check and dbt.success and all(d.success for d in elsewhere.values()):
-        _mark_dbt_full_check(wh)
+    if dbt.success and all(d.success for d in elsewhere.values()):
+        _dbt_passed(wh, dbt_settings, Tested(started_at, days[-1]), full_check)
 
     say()
     kind = "first run (full build)" if first else "incremental run"
@@ -243,9 +251,9 @@ def run() -> int:
         say(f"  note: {note}")
     say(f"dbt build ({dbt.seconds:.1f}s): " + _counts_line(dbt))
     say(
-        "  tests checked every row, unit tests ran (the full check, every DBT_FULL_CHECK_HOURS)"
+        "  the full check: tests over every row, and the unit tests (every DBT_FULL_CHECK_HOURS)"
         if full_check
-        else "  tests checked the rows this build wrote (every row at the next full check)"
+        else f"  tests checked what is new since the last build that passed (run of {tested.day})"
     )
     for failure in dbt.failures:
         say(redact(f"  FAILED {failure}"))
@@ -322,16 +330,54 @@ def _daily_report(day: dt.date, say) -> LoaderError | None:
     return None
 
 
-def _dbt_full_check_due(wh: WarehouseSettings, settings: DbtSettings) -> bool:
-    """Whether this run's builds test every row and run the unit tests (weekly by default)."""
+@dataclass(frozen=True)
+class Tested:
+    """What the last build whose every test passed covered: the daily builds test what is newer.
+
+    ``before``: the start of its run, on the warehouse's clock; every row loaded
+    earlier was in that build. ``day``: its logical day; the events models'
+    days up to it were rebuilt and tested.
+    """
+
+    before: dt.datetime
+    day: dt.date
+
+
+def _warehouse_now(wh: WarehouseSettings) -> dt.datetime:
+    with connect(wh) as conn:
+        row = conn.execute("select now()").fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _dbt_stream(settings: DbtSettings) -> str:
+    """One record per set of schemas: two prefixes on one warehouse are two projects."""
+    return f"{settings.schema_prefix}build"
+
+
+def last_passed_build(wh: WarehouseSettings, settings: DbtSettings) -> Tested | None:
+    """The last passing build, or None when this build must be the full check.
+
+    The full check is due every DBT_FULL_CHECK_HOURS, and whenever no build has
+    passed yet. A failed build records nothing, so the next daily build tests
+    everything since the last one that passed, however many days ago.
+    """
     with connect(wh) as conn:
         ensure_control_tables(conn)
-        return full_check_due(conn, "dbt", "build", settings.full_check_hours)
+        if full_check_due(conn, "dbt", _dbt_stream(settings), settings.full_check_hours):
+            return None
+        last = read_watermark(conn, "dbt", _dbt_stream(settings))
+    if not last:
+        return None
+    return Tested(dt.datetime.fromisoformat(last["before"]), dt.date.fromisoformat(last["day"]))
 
 
-def _mark_dbt_full_check(wh: WarehouseSettings) -> None:
+def _dbt_passed(wh: WarehouseSettings, settings: DbtSettings, tested: Tested, full: bool) -> None:
     with connect(wh) as conn:
-        mark_full_check(conn, "dbt", "build")
+        value = {"before": tested.before.isoformat(), "day": tested.day.isoformat()}
+        write_watermark(conn, "dbt", _dbt_stream(settings), value)
+        if full:
+            mark_full_check(conn, "dbt", _dbt_stream(settings))
 
 
 def dbt_scope_args(full_check: bool) -> list[str]:
@@ -340,16 +386,25 @@ def dbt_scope_args(full_check: bool) -> list[str]:
 
 
 @contextmanager
-def dbt_scope(day: dt.date, full_check: bool) -> Iterator[None]:
-    """The logical day and test scope for the in-process dbt builds (macros/run_scope.sql).
+def dbt_scope(day: dt.date, tested: Tested | None) -> Iterator[None]:
+    """The logical day, and what the last passing build tested, for in-process dbt builds.
 
-    Environment, not --vars: a var that changes every run makes dbt re-parse
-    the whole project (about 3 s); these are read only when the build runs.
+    See dbt_project/macros/run_scope.sql. Without ``tested`` every test checks
+    every row. Environment, not --vars: a var that changes every run makes dbt
+    re-parse the whole project (about 3 s); these are read only when the build runs.
     """
-    scope = {"DBT_LOGICAL_DATE": day.isoformat(), "DBT_TEST_SCOPE": "all" if full_check else "new"}
+    scope = {
+        "DBT_LOGICAL_DATE": day.isoformat(),
+        "DBT_TESTED_BEFORE": tested.before.isoformat() if tested else None,
+        "DBT_TESTED_DAY": tested.day.isoformat() if tested else None,
+    }
     saved = {name: os.environ.get(name) for name in scope}
-    os.environ.update(scope)
     try:
+        for name, value in scope.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         yield
     finally:
         for name, value in saved.items():

@@ -1,6 +1,9 @@
+-- noqa: disable=LT02
+{# sqlfluff, linting the whole project, renders variants of these macros' bodies and
+   flags the Jinja's indentation (LT02); the SQL they produce is linted where it is used. #}
 {#
-    What a build covers: its logical day, and whether tests check every row
-    or only the rows the latest builds wrote. Both are read when the build
+    What a build covers: its logical day, and whether its tests check every
+    row or only what is new since the last build that passed. All are read when the build
     runs (`execute`), never at parse time, so a new day every run does not
     cost a re-parse of the project: dbt re-parses everything when --vars
     change (about 3 s at 300 nodes), and every file that reads an env_var at
@@ -22,29 +25,36 @@
 {%- endmacro %}
 
 {#
-    'all' (the default): every test checks every row, as a hand-run `dbt
-    build` or `dbt test` should. 'new': the tests of a model that declares
-    its new rows (meta.new_rows, see new_rows_filter) check only those rows;
-    make run's daily builds set it (DBT_TEST_SCOPE=new, or `--vars
-    '{test_scope: new}'`), and its weekly full check sets 'all'. A full
-    refresh always checks every row.
+    What the last build whose every test passed covered, as make run records
+    it (or none: every test checks every row, the default for dbt run by
+    hand, and make run's weekly full check):
+    - tested_before(): the start of its run (an ISO timestamp with offset);
+      every row loaded before it was in that build;
+    - tested_day(): its logical day (ISO date); the events models' days up
+      to it were rebuilt and tested.
+    var('tested_before') / var('tested_day') win; else DBT_TESTED_BEFORE /
+    DBT_TESTED_DAY. A failed build records nothing, so the next one tests
+    everything since the last that passed.
 #}
-{% macro test_scope() -%}
-    {%- set scope = var('test_scope', none) -%}
-    {%- if not scope and execute -%}
-        {%- set scope = env_var('DBT_TEST_SCOPE', '') -%}
+{% macro tested_before() -%}
+    {%- set given = var('tested_before', none) -%}
+    {%- if not given and execute -%}
+        {%- set given = env_var('DBT_TESTED_BEFORE', '') -%}
     {%- endif -%}
-    {%- set scope = scope or 'all' -%}
-    {%- if scope not in ('new', 'all') -%}
-        {{ exceptions.raise_compiler_error(
-            "test scope must be 'new' or 'all', not '" ~ scope ~ "'") }}
+    {{ return((given | string) if given else none) }}
+{%- endmacro %}
+
+{% macro tested_day() -%}
+    {%- set given = var('tested_day', none) -%}
+    {%- if not given and execute -%}
+        {%- set given = env_var('DBT_TESTED_DAY', '') -%}
     {%- endif -%}
-    {{ return(scope) }}
+    {{ return((given | string) if given else none) }}
 {%- endmacro %}
 
 {#
     dbt's hook for every generic test's `model`: the test's own `where`
-    config, and (test scope 'new') the tested model's new rows. Overrides
+    config, and the tested model's new rows (new_rows_filter). Overrides
     dbt's default__get_where_subquery, which applies `where` alone.
 #}
 {% macro get_where_subquery(relation) -%}
@@ -66,25 +76,26 @@
 {%- endmacro %}
 
 {#
-    The rows the latest builds wrote into the model a test is attached to,
-    as a condition, or none (test every row). A model declares them in its
+    The rows of the tested model written since the last build that passed
+    (tested_before, tested_day), as a condition; none (test every row)
+    without that record, on a full refresh, while parsing, or for a model
+    that does not declare its new rows. A model declares them in its
     config: `meta: {new_rows: {column: C, unit: U}}`:
 
-    - unit `day` (the events models, rebuilt a day at a time): C from the
-      run's logical day (else the latest C in the model) minus
-      events_lookback_days: the days the incremental build rebuilt;
     - unit `hour` (the staging models merging loader batches, C their
-      loaded_at): C within var('test_window_hours') (48) of the latest C in
-      the model: every batch of the last two daily runs, so a day that
-      failed and was landed again the next day is still checked.
+      loaded_at): C at or after tested_before;
+    - unit `day` (the events models, rebuilt a day at a time, C their
+      event_date): C from events_lookback_days before the earlier of the day
+      after tested_day and the run's logical day: every day a build rebuilt
+      since (several days landed at once, a build that failed, an older
+      logical day given to rebuild it).
 
-    The bound is rendered as a literal (one small query when the test
-    compiles), so the filter can use the model's index on C. Rows outside
-    the window were checked when they were new; the scheduled full check
-    (test scope 'all') checks them all again.
+    Sound for the tests these models carry: old rows were tested when they
+    were new, and a delete+insert on keys whose new rows are unique keeps
+    the table unique. The weekly full check tests every row again.
 #}
 {% macro new_rows_filter(relation) -%}
-    {%- if not execute or flags.FULL_REFRESH or test_scope() == 'all' -%}
+    {%- if not execute or flags.FULL_REFRESH -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set node = graph.nodes.get(model.attached_node) if model.attached_node else none -%}
@@ -92,28 +103,26 @@
     {%- if not spec -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set column, unit = spec['column'], spec.get('unit', 'hour') -%}
-    {%- set datetime = modules.datetime -%}
-    {%- set latest = none -%}
-    {%- if unit == 'day' and run_logical_date() -%}
-        {%- set latest = datetime.date.fromisoformat(run_logical_date()) -%}
-    {%- else -%}
-        {%- set query = 'select max(' ~ column ~ ') from ' ~ relation -%}
-        {%- set found = run_query(query).columns[0].values()[0] -%}
-        {%- if found is none or (found | string)[:10] == '1970-01-01' -%}
-            {{ return(none) }}  {# empty (ClickHouse's max of nothing is the epoch) #}
-        {%- endif -%}
-        {%- set latest = found -%}
-    {%- endif -%}
-    {%- if unit == 'day' -%}
-        {%- set lookback = [var('events_lookback_days') | int, 1] | max -%}
-        {%- set first = (latest if latest is not string else datetime.date.fromisoformat(latest[:10])) -%}
-        {{ return(column ~ ' >= ' ~ date_literal((first - datetime.timedelta(days=lookback)).isoformat())) }}
-    {%- elif unit == 'hour' -%}
-        {%- set since = latest - datetime.timedelta(hours=var('test_window_hours') | int) -%}
-        {{ return(column ~ " >= '" ~ since.isoformat() ~ "'") }}
-    {%- else -%}
+    {%- set column, unit = spec['column'], spec.get('unit') -%}
+    {%- if unit not in ('hour', 'day') -%}
         {{ exceptions.raise_compiler_error(
-            node.name ~ ": meta.new_rows.unit must be 'day' or 'hour', not '" ~ unit ~ "'") }}
+            node.name ~ ": meta.new_rows.unit must be 'hour' or 'day', not '" ~ unit ~ "'") }}
+    {%- elif unit == 'hour' -%}
+        {%- if not tested_before() -%}
+            {{ return(none) }}
+        {%- endif -%}
+        {{ return(column ~ " >= '" ~ tested_before() ~ "'") }}
+    {%- else -%}
+        {%- if not tested_day() -%}
+            {{ return(none) }}
+        {%- endif -%}
+        {%- set datetime = modules.datetime -%}
+        {%- set first = datetime.date.fromisoformat(tested_day()) + datetime.timedelta(days=1) -%}
+        {%- if run_logical_date() -%}
+            {%- set first = [first, datetime.date.fromisoformat(run_logical_date())] | min -%}
+        {%- endif -%}
+        {%- set lookback = [var('events_lookback_days') | int, 1] | max -%}
+        {%- set start = (first - datetime.timedelta(days=lookback)).isoformat() -%}
+        {{ return(column ~ ' >= ' ~ date_literal(start)) }}
     {%- endif -%}
 {%- endmacro %}

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from loaders.core.warehouse import LoaderError
 
@@ -88,6 +89,17 @@ def read_watermark(conn: psycopg.Connection, source: str, stream: str) -> dict |
     ).fetchone()
     conn.commit()
     return row[0] if row else None
+
+
+def write_watermark(conn: psycopg.Connection, source: str, stream: str, value: dict) -> None:
+    """Set a stream's watermark outside a batch (dbt's: the last build whose tests passed)."""
+    with conn.transaction():
+        conn.execute(
+            "insert into loader.watermarks (source, stream, value) values (%s, %s, %s)"
+            " on conflict (source, stream) do update"
+            " set value = excluded.value, updated_at = now()",
+            (source, stream, Jsonb(value)),
+        )
 
 
 def full_check_due(conn: psycopg.Connection, source: str, stream: str, every_hours: float) -> bool:

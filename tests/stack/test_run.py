@@ -17,9 +17,10 @@ import clickhouse_connect
 import psycopg
 import pytest
 
+from config import DbtSettings, WarehouseSettings
 from pipelines import SOURCES, run_source
 from stack import run as run_module
-from stack.run import dbt_scope, dbt_scope_args, run_dbt
+from stack.run import dbt_scope, dbt_scope_args, last_passed_build, run_dbt
 from tests.dbt.conftest import table_rows
 
 # Columns holding the time of the build that wrote the row, by design (the
@@ -49,13 +50,17 @@ def views_of(conninfo: str, day: dt.date) -> int:
 
 
 def reloaded_day_equals_a_full_refresh_and_tests_check_new_rows(
-    warehouse: str, clickhouse_db, target: Path, logs: Path
+    warehouse: str, clickhouse_db, target: Path, logs: Path, capsys
 ) -> None:
     """Issue 12: day 1 lands again with late events, built with its logical day (the
     documented way); every table then equals a `--full-refresh` of the same data. The
-    daily builds test only the rows they wrote: a bad row outside the window passes them
-    and fails the full check, and inside the window fails them."""
-    # Day 1 lands again with late events: 40 more views in ClickHouse.
+    daily builds test only what is new since the last build that passed: a bad row
+    older than that passes them and fails the full check; a new one fails make run,
+    which then records nothing, so the next run tests it again."""
+    wh, settings = WarehouseSettings.from_env(), DbtSettings.from_env()
+    tested = last_passed_build(wh, settings)
+    assert tested is not None and tested.day == dt.date(2026, 10, 4)
+
     first_day = dt.date(2026, 10, 1)
     before = views_of(warehouse, first_day)
     ch = clickhouse_connect.get_client(
@@ -69,7 +74,7 @@ def reloaded_day_equals_a_full_refresh_and_tests_check_new_rows(
     for source in SOURCES:
         if source.daily:
             run_source(source, first_day)
-    with dbt_scope(first_day, full_check=False):
+    with dbt_scope(first_day, tested):
         rebuilt = run_dbt(["build", *dbt_scope_args(False)], logs)
     assert rebuilt.success, rebuilt.failures
     assert views_of(warehouse, first_day) == before + 40
@@ -82,37 +87,37 @@ def reloaded_day_equals_a_full_refresh_and_tests_check_new_rows(
         name: table_rows(warehouse, schema, table, RUN_TIME_COLUMNS)
         for name, (schema, table) in tables.items()
     }
-    with dbt_scope(first_day, full_check=False):
+    with dbt_scope(first_day, None):
         refreshed = run_dbt(["run", "--full-refresh"], logs)
     assert refreshed.success, refreshed.failures
     for name, (schema, table) in tables.items():
         assert table_rows(warehouse, schema, table, RUN_TIME_COLUMNS) == incremental[name], name
 
-    # A bad row outside the daily window: the daily tests pass, the full check fails.
+    # A bad row loaded before the last passing build: the daily tests pass, the full check fails.
     with psycopg.connect(warehouse, autocommit=True) as conn:
         conn.execute(
             "insert into staging.stg_mongo__event_logs (event_id, document_id, updated_at,"
-            " loaded_at, batch_id) select null, 'bad-row', now(), max(loaded_at) - interval"
-            " '5 days', 0 from staging.stg_mongo__event_logs"
+            " loaded_at, batch_id) values (null, 'bad-row', now(), %s, 0)",
+            (tested.before - dt.timedelta(hours=1),),
         )
     select = ["test", "--select", "stg_mongo__event_logs"]
-    with dbt_scope(first_day, full_check=False):
+    with dbt_scope(first_day, tested):
         daily = run_dbt(select, logs)
     assert daily.success, daily.failures
-    with dbt_scope(first_day, full_check=True):
+    with dbt_scope(first_day, None):
         full = run_dbt(select, logs)
-    assert not full.success
     assert any("not_null_stg_mongo__event_logs_event_id" in f for f in full.failures)
 
-    # The same row written by the latest build: the daily tests fail on it.
+    # Loaded since: make run's daily build fails naming the test, and records no pass.
     with psycopg.connect(warehouse, autocommit=True) as conn:
         conn.execute(
-            "update staging.stg_mongo__event_logs set loaded_at = (select max(loaded_at)"
-            " from staging.stg_mongo__event_logs) where document_id = 'bad-row'"
+            "update staging.stg_mongo__event_logs set loaded_at = now()"
+            " where document_id = 'bad-row'"
         )
-    with dbt_scope(first_day, full_check=False):
-        daily = run_dbt(select, logs)
-    assert any("not_null_stg_mongo__event_logs_event_id" in f for f in daily.failures)
+    capsys.readouterr()
+    assert run_module.main() == 1
+    assert "FAILED test not_null_stg_mongo__event_logs_event_id" in capsys.readouterr().out
+    assert last_passed_build(wh, settings) == tested
 
 
 @pytest.mark.slow
@@ -189,14 +194,15 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
     assert (folder / "chart.png").read_bytes()[:4] == b"\x89PNG"
 
     # The first build was the full check (every row, unit tests); the next ones are daily.
-    assert "tests checked every row, unit tests ran" in first and "unit_tests" in first
+    assert "the full check: tests over every row, and the unit tests" in first
+    assert "unit_tests" in first
     assert run_module.main() == 0
     third = capsys.readouterr().out
     for out in (second, third):
-        assert "tests checked the rows this build wrote" in out
+        assert "tests checked what is new since the last build that passed" in out
         assert "unit_tests" not in out and " not ok" not in out
     reloaded_day_equals_a_full_refresh_and_tests_check_new_rows(
-        warehouse, clickhouse_db, tmp_path / "target", tmp_path / "dbt-logs"
+        warehouse, clickhouse_db, tmp_path / "target", tmp_path / "dbt-logs", capsys
     )
 
 

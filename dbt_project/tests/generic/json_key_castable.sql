@@ -19,5 +19,7 @@ select
     {%- endfor %}
     {{ json_text(document, key_path) }} as landed_key
 from {{ source_relation }} as landed
-where {{ json_value(document, key_path, key_type) }} is null
+where
+    {{ json_value(document, key_path, key_type) }} is null
+    {{ landed_since_tested('landed') }}
 {% endtest %}

@@ -17,8 +17,11 @@ select
     {%- endif %}
 from {{ source_relation }} as landed
 where
-    {{ cast_or_null('landed.' ~ key_column, key_type) }} is null
-    {%- if version_column %}
-    or {{ cast_or_null('landed.' ~ version_column, 'timestamptz') }} is null
-    {%- endif %}
+    (
+        {{ cast_or_null('landed.' ~ key_column, key_type) }} is null
+        {%- if version_column %}
+        or {{ cast_or_null('landed.' ~ version_column, 'timestamptz') }} is null
+        {%- endif %}
+    )
+    {{ landed_since_tested('landed') }}
 {% endtest %}
