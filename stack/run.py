@@ -184,7 +184,6 @@ def run() -> int:
     dbt_settings = DbtSettings.from_env()  # a bad DBT_* setting stops the run before any work
     for line in services.up():
         say(f"service  {line}")
-    started_at = _warehouse_now(wh)  # what loads after this, the next passing build has tested
     first = _first_run(wh)
     days = next_days()
     steps: dict[str, float] = {}  # step -> seconds, for the summary and make bench
@@ -212,6 +211,7 @@ def run() -> int:
     # place), each target with its own dbt target dir so the warehouse's
     # manifest stays the one Airflow and `make dbt-changed` read.
     tested = last_passed_build(wh, dbt_settings)  # None: the full check (every row, unit tests)
+    build_started = _warehouse_now(wh)  # rows loaded before this are in this build
     full_check = tested is None
     with dbt_scope(days[-1], tested):
         dbt = run_dbt(["build", *dbt_scope_args(full_check)], local.logs_dir / "dbt")
@@ -229,7 +229,7 @@ def run() -> int:
             )  # fmt: skip
             steps[f"dbt {target}"] = elsewhere[target].seconds
     if dbt.success and all(d.success for d in elsewhere.values()):
-        _dbt_passed(wh, dbt_settings, Tested(started_at, days[-1]), full_check)
+        _dbt_passed(wh, dbt_settings, Tested(build_started, days[-1]), full_check)
 
     say()
     kind = "first run (full build)" if first else "incremental run"
@@ -334,8 +334,8 @@ def _daily_report(day: dt.date, say) -> LoaderError | None:
 class Tested:
     """What the last build whose every test passed covered: the daily builds test what is newer.
 
-    ``before``: the start of its run, on the warehouse's clock; every row loaded
-    earlier was in that build. ``day``: its logical day; the events models'
+    ``before``: when it started, on the warehouse's clock (the loaders stamp
+    rows with it too); every row loaded earlier was in that build. ``day``: its logical day; the events models'
     days up to it were rebuilt and tested.
     """
 

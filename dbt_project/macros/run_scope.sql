@@ -28,8 +28,9 @@
     What the last build whose every test passed covered, as make run records
     it (or none: every test checks every row, the default for dbt run by
     hand, and make run's weekly full check):
-    - tested_before(): the start of its run (an ISO timestamp with offset);
-      every row loaded before it was in that build;
+    - tested_before(): when that build started (an ISO timestamp with
+      offset); every row loaded before it was in that build (make run loads
+      before it builds);
     - tested_day(): its logical day (ISO date); the events models' days up
       to it were rebuilt and tested.
     var('tested_before') / var('tested_day') win; else DBT_TESTED_BEFORE /

@@ -11,6 +11,7 @@ short gets SIGINT, so it still stops its servers.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -68,8 +69,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _run is None:
         return
     (process, log), _run = _run, None
-    if process.poll() is None:  # cut short: let it stop its servers
-        process.send_signal(signal.SIGINT)
+    if process.poll() is None:  # cut short: let it (and the make run it waits on) stop its servers
+        os.killpg(process.pid, signal.SIGINT)
         try:
             process.wait(timeout=120)
         except subprocess.TimeoutExpired:
