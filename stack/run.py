@@ -335,8 +335,8 @@ class Tested:
     """What the last build whose every test passed covered: the daily builds test what is newer.
 
     ``before``: when it started, on the warehouse's clock (the loaders stamp
-    rows with it too); every row loaded earlier was in that build. ``day``: its logical day; the events models'
-    days up to it were rebuilt and tested.
+    rows with it too); every row loaded earlier was in that build. ``day``: its
+    logical day; the events models' days up to it were rebuilt and tested.
     """
 
     before: dt.datetime
