@@ -400,18 +400,19 @@ def dbt_scope(day: dt.date, tested: Tested | None) -> Iterator[None]:
     }
     saved = {name: os.environ.get(name) for name in scope}
     try:
-        for name, value in scope.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set_environ(scope)
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set_environ(saved)
+
+
+def _set_environ(values: dict[str, str | None]) -> None:
+    """Set each variable, or remove it where the value is None."""
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _counts_line(dbt: DbtSummary) -> str:

@@ -17,9 +17,17 @@
     make run sets.
 #}
 {% macro run_logical_date() -%}
-    {%- set given = var('logical_date', none) -%}
+    {{ return(var_or_env('logical_date', 'DBT_LOGICAL_DATE')) }}
+{%- endmacro %}
+
+{#
+    var(name) when given, else the environment variable `env` (read only
+    when the build runs, never at parse time), as a string; none if neither.
+#}
+{% macro var_or_env(name, env) -%}
+    {%- set given = var(name, none) -%}
     {%- if not given and execute -%}
-        {%- set given = env_var('DBT_LOGICAL_DATE', '') -%}
+        {%- set given = env_var(env, '') -%}
     {%- endif -%}
     {{ return((given | string) if given else none) }}
 {%- endmacro %}
@@ -38,19 +46,11 @@
     everything since the last that passed.
 #}
 {% macro tested_before() -%}
-    {%- set given = var('tested_before', none) -%}
-    {%- if not given and execute -%}
-        {%- set given = env_var('DBT_TESTED_BEFORE', '') -%}
-    {%- endif -%}
-    {{ return((given | string) if given else none) }}
+    {{ return(var_or_env('tested_before', 'DBT_TESTED_BEFORE')) }}
 {%- endmacro %}
 
 {% macro tested_day() -%}
-    {%- set given = var('tested_day', none) -%}
-    {%- if not given and execute -%}
-        {%- set given = env_var('DBT_TESTED_DAY', '') -%}
-    {%- endif -%}
-    {{ return((given | string) if given else none) }}
+    {{ return(var_or_env('tested_day', 'DBT_TESTED_DAY')) }}
 {%- endmacro %}
 
 {#
