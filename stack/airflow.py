@@ -15,6 +15,9 @@ import os
 import secrets
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -187,6 +190,67 @@ def prepare() -> tuple[dict[str, str], str]:
     return env, f"Airflow UI: {settings.ui_url}  (login {settings.admin_user}; {told})"
 
 
+# The components `airflow standalone` starts, as its health endpoint names them.
+COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
+START_TIMEOUT_SECONDS = 300.0
+
+
+def unhealthy(health_url: str) -> list[str]:
+    """The components not (yet) healthy; every one of them while the API does not answer."""
+    try:
+        with urllib.request.urlopen(health_url, timeout=5) as response:
+            health = json.load(response)
+    except (OSError, ValueError):
+        return list(COMPONENTS)
+    return [c for c in COMPONENTS if (health.get(c) or {}).get("status") != "healthy"]
+
+
+def last_lines(path: Path, count: int = 15) -> str:
+    lines = path.read_text(errors="replace").splitlines()[-count:]
+    return "\n".join(redact(line) for line in lines)
+
+
+def run_logged(
+    argv: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    health_url: str,
+    say: Callable[[str], None] = print,
+    timeout: float = START_TIMEOUT_SECONDS,
+) -> int:
+    """Run Airflow with its output in ``log_path``; say when it is up, or why it stopped.
+
+    `airflow standalone` writes every component's log lines to its console
+    (about 10,000 lines in 13 minutes): they go to the file, and the console
+    keeps what a user acts on.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    say(f"starting; its log: {log_path}")
+    try:
+        deadline, waiting = time.monotonic() + timeout, list(COMPONENTS)
+        while waiting and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(1)
+            waiting = unhealthy(health_url)
+        if proc.poll() is not None:
+            say(f"Airflow stopped (exit {proc.returncode}); the end of {log_path}:")
+            say(last_lines(log_path))
+            return proc.returncode or 1
+        if waiting:
+            say(f"not healthy after {timeout:.0f}s: {', '.join(waiting)}; see {log_path}")
+        else:
+            say("Airflow is up; stop with Ctrl-C")
+        return proc.wait()
+    except KeyboardInterrupt:  # the terminal sent SIGINT to Airflow too: let it stop cleanly
+        say("stopping Airflow (Ctrl-C again to kill it) ...")
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.kill()
+            return proc.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     try:
@@ -194,12 +258,16 @@ def main(argv: list[str] | None = None) -> int:
     except (ServiceError, ConfigError) as exc:
         print(f"make airflow: {redact(str(exc))}", file=sys.stderr)
         return 1
-    command = args or ["standalone"]
-    print(login)
-    print(f"AIRFLOW_HOME={env['AIRFLOW_HOME']}; stop with Ctrl-C")
     airflow = Path(sys.executable).parent / "airflow"
-    os.execve(str(airflow), [str(airflow), *command], env)
-    return 0  # not reached
+    if args:  # any other airflow command (`python -m stack.airflow dags list`): its own output
+        os.execve(str(airflow), [str(airflow), *args], env)
+    print(login)
+    print(f"AIRFLOW_HOME={env['AIRFLOW_HOME']}")
+    settings = AirflowSettings.from_env()
+    log_path = LocalSettings.from_env().logs_dir / "airflow.log"
+    return run_logged(
+        [str(airflow), "standalone"], env, log_path, f"{settings.ui_url}/api/v2/monitor/health"
+    )
 
 
 if __name__ == "__main__":

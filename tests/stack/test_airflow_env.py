@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,54 @@ def test_a_configured_password_is_used_and_never_printed(monkeypatch, tmp_path) 
     assert "s3cret-Pa55" not in told
     assert not (tmp_path / "admin-password").exists()
     assert "s3cret-Pa55" not in redact("login failed for s3cret-Pa55")
+
+
+def test_airflow_output_goes_to_its_log_and_a_failed_start_says_why(tmp_path) -> None:
+    from stack.airflow import run_logged
+
+    # A real child process standing in for `airflow standalone`, which fails at start.
+    noisy = (
+        "import sys\nfor i in range(5000): print('INFO line', i)\n"
+        "print('ERROR port in use')\nsys.exit(3)"
+    )
+    said: list[str] = []
+    log = tmp_path / "logs" / "airflow.log"
+    code = run_logged(
+        [sys.executable, "-c", noisy], {}, log, "http://127.0.0.1:9/health", said.append, 60
+    )
+    assert code == 3
+    assert log.read_text().count("INFO line") == 5000  # every line kept, in the file
+    console = "\n".join(said)
+    assert "INFO line 100\n" not in console and len(console.splitlines()) < 25
+    assert "Airflow stopped (exit 3)" in console and "ERROR port in use" in console
+
+
+def test_the_console_says_when_every_component_is_healthy(tmp_path) -> None:
+    from stack.airflow import COMPONENTS, run_logged
+    from tests.conftest import free_port
+
+    port = free_port()
+    health = json.dumps({c: {"status": "healthy"} for c in COMPONENTS})
+    starting = json.dumps({"scheduler": {"status": "unhealthy"}})
+    # Answers the health endpoint (unhealthy twice first), then stops like a Ctrl-C'd Airflow.
+    server = f"""
+import http.server, json
+calls = []
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        calls.append(1)
+        body = {health!r} if len(calls) > 2 else {starting!r}
+        self.send_response(200); self.end_headers(); self.wfile.write(body.encode())
+    def log_message(self, *a): print("request", *a, flush=True)
+s = http.server.HTTPServer(("127.0.0.1", {port}), H)
+while len(calls) < 3: s.handle_request()
+"""
+    said: list[str] = []
+    log = tmp_path / "airflow.log"
+    code = run_logged(
+        [sys.executable, "-c", server], {}, log,
+        f"http://127.0.0.1:{port}/api/v2/monitor/health", said.append, 60,
+    )  # fmt: skip
+    assert code == 0
+    assert said[-1] == "Airflow is up; stop with Ctrl-C"
+    assert log.read_text().count("request") == 3
