@@ -47,6 +47,15 @@ def _env_float(name: str, default: float) -> float:
         ) from None
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name, "true" if default else "false").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not true or false; fix it in .env or the environment")
+
+
 @dataclass(frozen=True)
 class WarehouseSettings:
     """The PostgreSQL warehouse that raw data lands in and dbt builds on."""
@@ -220,6 +229,11 @@ class AirflowSettings:
     triggerer_log_port: int
     admin_user: str
     admin_password: str
+    # The simulated source systems play one day per run of the simulate_day
+    # DAG, on this cron (UTC); False: real systems, every DAG runs on the wall
+    # clock's days (see airflow/include/clock.py).
+    simulate: bool = True
+    simulate_cron: str = "0 0 * * *"
 
     @classmethod
     def from_env(cls) -> AirflowSettings:
@@ -231,12 +245,20 @@ class AirflowSettings:
             triggerer_log_port=_env_int("AIRFLOW_TRIGGERER_LOG_PORT", 8794),
             admin_user=_env("AIRFLOW_ADMIN_USER", "admin"),
             admin_password=_env("AIRFLOW_ADMIN_PASSWORD", ""),
+            simulate=_env_bool("AIRFLOW_SIMULATE", True),
+            simulate_cron=_env("AIRFLOW_SIMULATE_CRON", "0 0 * * *"),
         )
 
     @property
     def ui_url(self) -> str:
         host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::") else self.host
         return f"http://{host}:{self.ui_port}"
+
+    @property
+    def execution_api_url(self) -> str:
+        """Where task processes reach the API server (Airflow assumes port 8080 otherwise)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.ui_port}/execution/"
 
 
 @dataclass(frozen=True)

@@ -60,9 +60,6 @@ class Source:
     # The dbt tag its transform selects; sources whose models are one whole
     # (the order system's database and its registration stream) share one.
     transform: str = ""
-    # A message queue whose arrivals trigger a load ("kafka"), besides the
-    # schedule: Airflow watches it and runs the extract-load on new messages.
-    queue: str | None = None
     # The dbt targets (profiles/profiles.yml) its models are built on: the
     # warehouse, and for seed 003's events also ClickHouse, where the same
     # models read the events in place.

@@ -179,7 +179,6 @@ KAFKA = Source(
     steps=(Step("load", load_kafka_topic),),
     daily=False,
     transform="orders",
-    queue="kafka",
 )
 
 

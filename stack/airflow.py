@@ -1,11 +1,12 @@
-"""``python -m stack.airflow``: Airflow 3 standalone against the project's servers.
+"""``python -m stack.airflow``: Airflow 3 on this machine, against the project's servers.
 
 Everything Airflow needs comes from the project's configuration, with no
 step in the UI: its metadata database is a database on the warehouse server,
-its connections (AIRFLOW_CONN_*) are built from WAREHOUSE_*, OLTP_*, MONGO_* and
-KAFKA_* (the Kafka one also serves the triggerer's queue watcher), the
-DAGs are unpaused at creation, and the dbt manifest Cosmos renders from is
-produced first by `dbt parse`.
+its connections (AIRFLOW_CONN_*) are built from WAREHOUSE_*, OLTP_* and MONGO_*,
+the DAGs are unpaused at creation, and the dbt manifest Cosmos renders from
+is produced first by `dbt parse`. The components start in order: the
+metadata database's migrations, the API server, then the DAG processor,
+scheduler and triggerer once it answers.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from config import (
     PROJECT_ROOT,
     AirflowSettings,
     ConfigError,
-    KafkaSettings,
     LocalSettings,
     MongoSettings,
     OltpSettings,
@@ -65,6 +65,11 @@ def airflow_env(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__AUTH_MANAGER": (
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        # Tasks report to the API server here (Airflow's default assumes port 8080).
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": settings.execution_api_url,
         # Each task is a fresh process that imports Airflow, Cosmos and dbt (~5 s
         # of CPU): on a small machine a few at a time finish sooner than 32.
         "AIRFLOW__CORE__PARALLELISM": os.environ.get("AIRFLOW__CORE__PARALLELISM", "4"),
@@ -90,7 +95,6 @@ def airflow_env(
         "AIRFLOW_CONN_ORDERS_OLTP": warehouse_uri(
             OltpSettings.from_env(), OltpSettings.from_env().dbname
         ),
-        "AIRFLOW_CONN_KAFKA_DEFAULT": kafka_connection(KafkaSettings.from_env()),
         # Airflow's own manifest: a hand-run `dbt build` does not re-render its DAGs.
         "DBT_MANIFEST_PATH": str(manifest_path(local)),
         # No phoning home: these machines have no network, and users may not want it.
@@ -98,22 +102,6 @@ def airflow_env(
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
         "SCARF_ANALYTICS": "false",
     }
-
-
-def kafka_connection(kafka: KafkaSettings) -> str:
-    """The ``kafka_default`` connection as JSON: the queue watcher's consumer settings."""
-    extra = {
-        **kafka.client_config(),
-        # The watcher's own group: it only rings the bell, the loader keeps the
-        # real offsets in the warehouse. Short group timeouts let it join in
-        # seconds rather than ~25 s (every member of a group must use them).
-        "group.id": "store-analytics-airflow-watcher",
-        "auto.offset.reset": "earliest",
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 1000,
-        "max.poll.interval.ms": 10000,
-    }
-    return json.dumps({"conn_type": "kafka", "extra": extra})
 
 
 def ensure_airflow_database(wh: WarehouseSettings) -> None:
@@ -190,19 +178,29 @@ def prepare() -> tuple[dict[str, str], str]:
     return env, f"Airflow UI: {settings.ui_url}  (login {settings.admin_user}; {told})"
 
 
-# The components `airflow standalone` starts, as its health endpoint names them.
+# The components, as the health endpoint names them. The API server is
+# started first and the others once it answers: a task the scheduler starts
+# reports to the API server, and dies if it is not up yet.
 COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
 START_TIMEOUT_SECONDS = 300.0
+STOP_TIMEOUT_SECONDS = 30.0
+
+
+def health(health_url: str) -> dict | None:
+    """The API server's health report; None while it does not answer."""
+    try:
+        with urllib.request.urlopen(health_url, timeout=5) as response:
+            return json.load(response)
+    except (OSError, ValueError):
+        return None
 
 
 def unhealthy(health_url: str) -> list[str]:
     """The components not (yet) healthy; every one of them while the API does not answer."""
-    try:
-        with urllib.request.urlopen(health_url, timeout=5) as response:
-            health = json.load(response)
-    except (OSError, ValueError):
+    report = health(health_url)
+    if report is None:
         return list(COMPONENTS)
-    return [c for c in COMPONENTS if (health.get(c) or {}).get("status") != "healthy"]
+    return [c for c in COMPONENTS if (report.get(c) or {}).get("status") != "healthy"]
 
 
 def last_lines(path: Path, count: int = 15) -> str:
@@ -211,44 +209,98 @@ def last_lines(path: Path, count: int = 15) -> str:
 
 
 def run_logged(
-    argv: list[str],
+    commands: list[list[str]],
     env: dict[str, str],
     log_path: Path,
     health_url: str,
     say: Callable[[str], None] = print,
     timeout: float = START_TIMEOUT_SECONDS,
 ) -> int:
-    """Run Airflow with its output in ``log_path``; say when it is up, or why it stopped.
+    """Run Airflow's components with their output in ``log_path``; say when it is up, or why not.
 
-    `airflow standalone` writes every component's log lines to its console
-    (about 10,000 lines in 13 minutes): they go to the file, and the console
-    keeps what a user acts on.
+    ``commands[0]`` is the API server; the others start once it answers. Their
+    log lines (about 10,000 in 13 minutes) go to the file, and the console
+    keeps what a user acts on. One component stopping stops them all.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    procs: list[subprocess.Popen] = []
+
+    def start(argv: list[str]) -> None:
+        with log_path.open("ab") as log:
+            procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT))
+
+    def stopped() -> subprocess.Popen | None:
+        return next((p for p in procs if p.poll() is not None), None)
+
+    def wait_for(ready: Callable[[], bool], deadline: float) -> bool:
+        while stopped() is None and time.monotonic() < deadline:
+            if ready():
+                return True
+            time.sleep(1)
+        return False
+
     say(f"starting; its log: {log_path}")
     try:
-        deadline, waiting = time.monotonic() + timeout, list(COMPONENTS)
-        while waiting and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(1)
-            waiting = unhealthy(health_url)
-        if proc.poll() is not None:
-            say(f"Airflow stopped (exit {proc.returncode}); the end of {log_path}:")
-            say(last_lines(log_path))
-            return proc.returncode or 1
-        if waiting:
-            say(f"not healthy after {timeout:.0f}s: {', '.join(waiting)}; see {log_path}")
-        else:
+        deadline = time.monotonic() + timeout
+        start(commands[0])
+        up = False
+        if wait_for(lambda: health(health_url) is not None, deadline):
+            for argv in commands[1:]:
+                start(argv)
+            up = wait_for(lambda: not unhealthy(health_url), deadline)
+        if up:
             say("Airflow is up; stop with Ctrl-C")
-        return proc.wait()
-    except KeyboardInterrupt:  # the terminal sent SIGINT to Airflow too: let it stop cleanly
+        elif (proc := stopped()) is not None:
+            return _stop_all(procs, proc, log_path, say)
+        else:
+            waiting = ", ".join(unhealthy(health_url))
+            say(f"not healthy after {timeout:.0f}s: {waiting}; see {log_path}")
+        while (proc := stopped()) is None:
+            time.sleep(1)
+        return _stop_all(procs, proc, log_path, say)
+    except KeyboardInterrupt:  # the terminal sent SIGINT to every component too
         say("stopping Airflow (Ctrl-C again to kill it) ...")
         try:
-            return proc.wait()
+            return _stop_all(procs, None, log_path, say)
         except KeyboardInterrupt:
-            proc.kill()
-            return proc.wait()
+            for p in procs:
+                p.kill()
+            return 130
+
+
+def _stop_all(
+    procs: list[subprocess.Popen],
+    first: subprocess.Popen | None,
+    log_path: Path,
+    say: Callable[[str], None],
+) -> int:
+    """Stop every component; when ``first`` stopped by itself, say how."""
+    if first is not None and first.returncode != 0:
+        say(f"Airflow stopped (exit {first.returncode}); the end of {log_path}:")
+        say(last_lines(log_path))
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    return first.returncode if first is not None else 0
+
+
+def migrate(airflow: str, env: dict[str, str], log_path: Path) -> None:
+    """Create or upgrade the metadata database (what `airflow standalone` does first)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        res = subprocess.run([airflow, "db", "migrate"], env=env, stdout=log, stderr=log)
+    if res.returncode != 0:
+        raise ServiceError(
+            f"airflow db migrate failed (exit {res.returncode}); the end of {log_path}:\n"
+            + last_lines(log_path)
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,15 +310,24 @@ def main(argv: list[str] | None = None) -> int:
     except (ServiceError, ConfigError) as exc:
         print(f"make airflow: {redact(str(exc))}", file=sys.stderr)
         return 1
-    airflow = Path(sys.executable).parent / "airflow"
+    airflow = str(Path(sys.executable).parent / "airflow")
     if args:  # any other airflow command (`python -m stack.airflow dags list`): its own output
-        os.execve(str(airflow), [str(airflow), *args], env)
+        os.execve(airflow, [airflow, *args], env)
     print(login)
     print(f"AIRFLOW_HOME={env['AIRFLOW_HOME']}")
     settings = AirflowSettings.from_env()
     log_path = LocalSettings.from_env().logs_dir / "airflow.log"
+    try:
+        migrate(airflow, env, log_path)
+    except ServiceError as exc:
+        print(f"make airflow: {exc}", file=sys.stderr)
+        return 1
+    components = ["api-server", "dag-processor", "scheduler", "triggerer"]
     return run_logged(
-        [str(airflow), "standalone"], env, log_path, f"{settings.ui_url}/api/v2/monitor/health"
+        [[airflow, c] for c in components],
+        env,
+        log_path,
+        f"{settings.ui_url}/api/v2/monitor/health",
     )
 
 

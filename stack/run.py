@@ -27,13 +27,12 @@ from config import (
     PROFILES_DIR,
     ClickHouseSettings,
     ConfigError,
-    DatagenSettings,
     DbtSettings,
     LocalSettings,
-    MongoSettings,
     WarehouseSettings,
     redact,
 )
+from datagen.clock import next_days
 from loaders.core.control import (
     ensure_control_tables,
     full_check_due,
@@ -156,20 +155,6 @@ def _days_to_land(wh: WarehouseSettings, source: str, days: list[dt.date]) -> li
         return days
     first = row[0] + dt.timedelta(days=1)
     return [first + dt.timedelta(days=k) for k in range((days[-1] - first).days + 1)]
-
-
-def next_days() -> list[dt.date]:
-    """The logical days this run processes: the first history on a first run, else the next day."""
-    from datagen.mongo_writer import days_to_generate
-    from loaders.mongo.client import mongo_database
-
-    gen = DatagenSettings.from_env()
-    client, db = mongo_database(MongoSettings.from_env())
-    try:
-        start = dt.date.fromisoformat(gen.start_date)
-        return days_to_generate(db, start, gen.history_days)
-    finally:
-        client.close()
 
 
 def run() -> int:

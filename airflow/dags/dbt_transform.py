@@ -1,21 +1,22 @@
 """dbt_project rendered by Cosmos as Airflow DAGs, one per dbt tag of ``pipelines.SOURCES``.
 
 Each DAG selects the models tagged for its sources (staging -> marts) and is
-scheduled on their raw tables, so it runs when they have landed and checks
-only their freshness. Sources that share a tag (the order system's database
-and its Kafka stream: ``orders``) share one DAG, run when either has landed.
+scheduled on their raw tables, so it runs for a day once every one of them
+has landed that day (``include/clock.py``), and checks only their
+freshness. Sources that share a tag (the order system's database and its
+Kafka stream: ``orders``) share one DAG, run once both have landed the day.
 Models that read several transforms' models (``pipelines.COMBINED_TRANSFORMS``:
-``user_activity``) have a DAG of their own, run once all of those have built:
-each transform DAG ends with a ``built`` task emitting ``dbt://.../tag/<tag>``.
+``user_activity``) have a DAG of their own, run once all of those have built
+the day: each transform DAG ends with a ``built`` task emitting
+``dbt://.../tag/<tag>``. The day goes to dbt as DBT_LOGICAL_DATE.
 One task per model or snapshot builds it and runs its tests. Rendered from
 the manifest `dbt parse` writes: parsing this file never runs dbt.
 """
 
 from __future__ import annotations
 
-import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import AssetAll, AssetAny, CronTriggerTimetable
+from airflow.sdk import CronTriggerTimetable
 from cosmos import DbtDag, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import (
     ExecutionMode,
@@ -28,7 +29,8 @@ from cosmos.constants import (
 
 from config import DbtSettings
 from include.assets import raw_table_asset, transform_asset
-from include.defaults import DBT_PROJECT_DIR, DEFAULT_ARGS, PROFILES_YML, manifest_path
+from include.clock import after
+from include.defaults import DBT_PROJECT_DIR, DEFAULT_ARGS, PROFILES_YML, START_DATE, manifest_path
 from pipelines import COMBINED_TRANSFORMS, SOURCES
 
 project_config = ProjectConfig(
@@ -36,6 +38,9 @@ project_config = ProjectConfig(
     manifest_path=manifest_path(),
     project_name="store_analytics",
     install_dbt_deps=False,  # no packages: the dbt hub is not reachable here
+    # The run's day (its partition key; none for the 15-minute DAG): the
+    # events models rebuild from it (dbt_project/macros/run_scope.sql).
+    env_vars={"DBT_LOGICAL_DATE": "{{ dag_run.partition_key or '' }}"},
 )
 profile_config = ProfileConfig(
     profile_name="store_analytics",
@@ -71,7 +76,7 @@ def transform_dag(
         dag_id=dag_id or f"dbt_transform_{tag}",
         description=description,
         schedule=schedule,
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         # A dbt failure is deterministic: fail at once, naming the model or test.
@@ -120,20 +125,19 @@ INTRADAY_MODELS = ("int_events_slice_metrics", "feed_anomalies")
 TAGS = {source.dbt_tag: [s for s in SOURCES if s.dbt_tag == source.dbt_tag] for source in SOURCES}
 
 for tag, sources in TAGS.items():
-    # All of a source's raw tables; with several sources, any one of them.
-    per_source = [AssetAll(*map(raw_table_asset, s.raw_tables)) for s in sources]
+    # Every raw table of every source of the tag, for the same day.
     globals()[f"dbt_transform_{tag}"] = transform_dag(
         tag,
-        per_source[0] if len(per_source) == 1 else AssetAny(*per_source),
+        after(*(raw_table_asset(t) for s in sources for t in s.raw_tables)),
         f"dbt models tagged {tag} ({', '.join(s.name for s in sources)}), "
-        "built when their raw tables land",
+        "built for a day once their raw tables have landed it",
         with_sources=True,
     )
 
 for tag, parents in COMBINED_TRANSFORMS.items():
     globals()[f"dbt_transform_{tag}"] = transform_dag(
         tag,
-        AssetAll(*map(transform_asset, parents)),
+        after(*map(transform_asset, parents)),
         f"dbt models tagged {tag}, which read {' and '.join(parents)}: built after both",
         with_sources=False,
     )
@@ -147,7 +151,7 @@ for source in SOURCES:
             continue
         globals()[f"dbt_transform_{source.dbt_tag}_{target}"] = transform_dag(
             source.dbt_tag,
-            AssetAll(*map(raw_table_asset, source.raw_tables)),
+            after(*map(raw_table_asset, source.raw_tables)),
             f"dbt models tagged {source.dbt_tag} built on {target}, when the day has landed",
             # No freshness tasks: there the only time is the events' own, which
             # the simulator keeps behind the wall clock; the warehouse's DAG

@@ -1,10 +1,10 @@
 """Airflow: one extract-load DAG per source in ``pipelines.SOURCES``: its steps as tasks.
 
 ``extract_load_mongo``: one task per collection, each landing what is new
-since its watermark and emitting its raw table; runs when the app database
-has new data, and daily. ``extract_load_sales_api``: seed 004's steps,
-generate_report -> get_report (a sensor) -> get_increment -> check_files ->
-load, for the day that just ended.
+since its watermark and emitting its raw table. ``extract_load_sales_api``:
+seed 004's steps, generate_report -> get_report (a sensor) -> get_increment
+-> check_files -> load. Each run is for one day, once the source holds it
+(``include/clock.py``).
 """
 
 from __future__ import annotations

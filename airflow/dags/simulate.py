@@ -1,13 +1,14 @@
-"""Airflow: one DAG per simulated source system: writes each logical day (local runs and demos).
+"""Airflow: ``simulate_day``, the simulated source systems' clock (local runs and demos).
 
-A real deployment has the real systems and pauses or deletes these DAGs.
+Each run writes the app's next day into every simulated system and starts that
+day's loads. A deployment on real systems sets AIRFLOW_SIMULATE=false: this
+DAG is gone and the loaders run on the wall clock's days.
 """
 
 from __future__ import annotations
 
+from include.clock import simulating
 from include.extract_load import simulate_dag
-from pipelines import SOURCES
 
-for source in SOURCES:
-    if source.simulate is not None:
-        globals()[f"simulate_{source.name}"] = simulate_dag(source)
+if simulating():
+    simulate_day = simulate_dag()

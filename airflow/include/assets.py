@@ -1,16 +1,23 @@
 """Airflow assets: the data each pipeline step produces, for data-aware scheduling.
 
-A simulator emits its source system; loader tasks emit the raw tables they
-landed; a source's dbt transform is scheduled on its raw tables. URIs are
-identifiers, not connection strings (no credentials).
+The simulation emits its clock and each source system; loader tasks emit the
+raw tables they landed; a source's dbt transform is scheduled on its raw
+tables. Every event carries the day it is about as its partition key
+(``include/clock.py``). URIs are identifiers, not connection strings (no
+credentials).
 """
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, AssetWatcher
+from airflow.sdk import Asset
 
 from loaders.core.raw_tables import RawTable
 from pipelines import Source
+
+
+def clock_asset() -> Asset:
+    """The simulated app's clock: a day is over in the simulation (emitted per day)."""
+    return Asset(name="simulated_day", uri="simulation://store/day")
 
 
 def source_system_asset(source: Source) -> Asset:
@@ -28,25 +35,3 @@ def raw_table_asset(table: RawTable) -> Asset:
 def transform_asset(tag: str) -> Asset:
     """Every model of a dbt tag built and tested (emitted by the end of its transform DAG)."""
     return Asset(name=f"dbt_{tag}_built", uri=f"dbt://store_analytics/tag/{tag}")
-
-
-def queue_asset(source: Source) -> Asset:
-    """New messages on the source's queue, watched by the triggerer (event-driven runs).
-
-    The Kafka trigger's consumer reads the ``kafka_default`` connection, which
-    `make airflow` builds from KAFKA_* (AIRFLOW_CONN_KAFKA_DEFAULT).
-    """
-    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
-
-    from config import KafkaSettings
-
-    assert source.queue == "kafka", f"no watcher for queue {source.queue!r}"
-    topic = KafkaSettings.from_env().topic
-    trigger = MessageQueueTrigger(
-        scheme="kafka", topics=[topic], apply_function="include.queue_events.any_message"
-    )
-    return Asset(
-        name=f"{source.name}_queue",
-        uri=f"kafka://broker/{topic}",
-        watchers=[AssetWatcher(name=f"{source.name}_{topic}_watcher", trigger=trigger)],
-    )

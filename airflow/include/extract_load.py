@@ -1,41 +1,30 @@
-"""A source's extract-load DAG, built from its steps in ``pipelines``.
+"""A source's extract-load DAG, built from its steps in ``pipelines``; and the simulation's.
 
 Steps run in order, each a task (a sensor for a step that waits). A step
 fanned out per stream becomes one task per stream, each emitting its raw
-table; otherwise the last step emits every raw table of the source.
+table; otherwise the last step emits every raw table of the source. A run
+processes one day, its partition key (``include/clock.py``).
 """
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, CronTriggerTimetable
+from airflow.sdk import DAG, CronTriggerTimetable
 from airflow.sdk import task as task_decorator
 
-from include.assets import queue_asset, raw_table_asset, source_system_asset
-from include.defaults import DEFAULT_ARGS, LOADER_RETRIES, SIMULATION_START
-from include.tasks import simulate_callable, step_callable
-from pipelines import Source
+from config import AirflowSettings
+from include.assets import clock_asset, raw_table_asset, source_system_asset
+from include.clock import source_schedule
+from include.defaults import DEFAULT_ARGS, LOADER_RETRIES, START_DATE
+from include.tasks import next_day_callable, simulate_callable, step_callable
+from pipelines import SOURCES, Source
 
 
 def extract_load_dag(source: Source) -> DAG:
-    if source.daily:
-        # The run for day D starts after D ends and lands D.
-        schedule = CronDataIntervalTimetable("0 1 * * *", timezone="UTC")
-        start = pendulum.instance(SIMULATION_START)
-    else:
-        # Whenever the source system has new data (a message on its queue, or
-        # the simulator's asset), and daily as a safety net for a real system
-        # that emits nothing.
-        schedule = AssetOrTimeSchedule(
-            timetable=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
-            assets=queue_asset(source) if source.queue else source_system_asset(source),
-        )
-        start = pendulum.datetime(2026, 1, 1, tz="UTC")
     with DAG(
         dag_id=f"extract_load_{source.name}",
         description=source.description,
-        schedule=schedule,
-        start_date=start,
+        schedule=source_schedule(source),
+        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         default_args={**DEFAULT_ARGS, **LOADER_RETRIES},
@@ -67,22 +56,34 @@ def extract_load_dag(source: Source) -> DAG:
     return dag
 
 
-def simulate_dag(source: Source) -> DAG:
-    """Plays the source system: writes each logical day, emitting the system's asset."""
+def simulate_dag() -> DAG:
+    """The simulated app's clock: each run writes the next day into every source system.
+
+    ``next_day`` picks the day(s) (``datagen.clock``, as ``make run`` does) and
+    emits the clock; then each simulator writes them and emits its system,
+    each event keyed by the day, which starts that day's loads.
+    """
+    settings = AirflowSettings.from_env()
     with DAG(
-        dag_id=f"simulate_{source.name}",
-        description=f"Simulated {source.name} source system: writes each logical day",
-        # Interval schedule: the run for day D starts after D ends and writes D.
-        schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-        start_date=pendulum.instance(SIMULATION_START),
+        dag_id="simulate_day",
+        description="Simulated source systems: each run writes the app's next day",
+        # run_immediately: the first start plays a day at once, not at midnight.
+        schedule=CronTriggerTimetable(settings.simulate_cron, timezone="UTC", run_immediately=True),
+        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         default_args=DEFAULT_ARGS,
-        tags=["datagen", source.name],
+        tags=["datagen", "clock"],
     ) as dag:
-        task_decorator(
-            simulate_callable(source),
-            task_id="simulate_day",
-            outlets=[source_system_asset(source)],
+        days = task_decorator(
+            next_day_callable(clock_asset()), task_id="next_day", outlets=[clock_asset()]
         )()
+        for source in SOURCES:
+            if source.simulate is not None:
+                asset = source_system_asset(source)
+                task_decorator(
+                    simulate_callable(source, asset),
+                    task_id=f"write_{source.name}",
+                    outlets=[asset],
+                )(days)
     return dag

@@ -1,57 +1,75 @@
 """The daily report's and the alerts' DAGs: when they run and what they wait for.
 
-``daily_report``: at REPORT_TIME in REPORT_TIMEZONE (a cron timetable in that
-zone, so it follows daylight saving), for the day before that local date. A
-sensor first waits, rescheduling itself, until app_metrics_daily holds that
-day: the report never goes out on half-built marts, and a late transform
-only delays it.
+``daily_report``: one run per day, the day its partition key names. On real
+systems at REPORT_TIME in REPORT_TIMEZONE (a cron timetable in that zone, so
+it follows daylight saving), for the day before that local date; in the
+simulation once the warehouse has built the day's events marts. A sensor
+first waits, rescheduling itself, until app_metrics_daily holds that day:
+the report never goes out on half-built marts, and a late transform only
+delays it.
 
-``anomaly_alerts``: runs whenever the events' models on the alerts' dbt
-target have been built (the 15-minute ``dbt_anomalies_clickhouse`` DAG and
-the daily transform both emit that asset), so every alert reads slices that
-have just been judged.
+``anomaly_alerts``: runs whenever the events' slices on the alerts' dbt
+target have been built, so every alert reads slices that have just been
+judged: on ClickHouse by the 15-minute ``dbt_anomalies_clickhouse`` DAG, on
+the warehouse by the daily transform (then a run per day).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-import pendulum
-from airflow.sdk import DAG, CronTriggerTimetable, task
+from airflow.sdk import DAG, CronPartitionTimetable, task
 
 from config import ReportSettings
 from include.assets import transform_asset
-from include.defaults import DEFAULT_ARGS, SIMULATION_START
+from include.clock import DAY_FORMAT, after, simulating
+from include.defaults import DEFAULT_ARGS, START_DATE
 from include.tasks import one_line
 
 REPORT_WAIT = dt.timedelta(hours=12)  # then the run fails, naming the missing day
 
 
 def _report_day() -> dt.date:
-    """The day the run reports on: the day before its trigger time's local date."""
+    """The day the run reports on: its partition key (see ``report_schedule``).
+
+    A manual run without one reports on the day before its local date.
+    """
     from airflow.sdk import get_current_context
 
     from reports.daily import report_day
 
     context = get_current_context()
+    if key := context["dag_run"].partition_key:
+        return dt.date.fromisoformat(key)
     # A manual run may have no logical date: then the time it was asked to run.
     when = context.get("logical_date") or context["dag_run"].run_after
     return report_day(when, ReportSettings.from_env().timezone)
 
 
+def report_schedule(settings: ReportSettings):
+    """Simulated days: each day once the warehouse has built its events marts. Real
+    days: at REPORT_TIME (local, so it follows daylight saving), for the day before."""
+    if simulating():
+        return after(transform_asset("events"))
+    hour, minute = settings.report_time.split(":")
+    return CronPartitionTimetable(
+        f"{int(minute)} {int(hour)} * * *",
+        timezone=settings.timezone,
+        run_offset=-1,  # the key is the day before the run's
+        key_format=DAY_FORMAT,
+    )
+
+
 def daily_report_dag() -> DAG:
     settings = ReportSettings.from_env()
-    hour, minute = settings.report_time.split(":")
     with DAG(
         dag_id="daily_report",
         description=(
             f"Seed 003's daily app report at {settings.report_time} {settings.timezone}, "
             "for the day before, to Telegram (or REPORT_DIR)"
         ),
-        schedule=CronTriggerTimetable(
-            f"{int(minute)} {int(hour)} * * *", timezone=settings.timezone
-        ),
-        start_date=pendulum.instance(SIMULATION_START),
+        schedule=report_schedule(settings),
+        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         default_args=DEFAULT_ARGS,
@@ -97,12 +115,16 @@ def daily_report_dag() -> DAG:
 
 def anomaly_alerts_dag() -> DAG:
     target = ReportSettings.from_env().alerts_target
-    built = transform_asset("events" if target == "warehouse" else f"events_{target}")
     with DAG(
         dag_id="anomaly_alerts",
         description=f"Seed 003's anomaly alerts, after feed_anomalies is built on {target}",
-        schedule=[built],
-        start_date=pendulum.instance(SIMULATION_START),
+        # On the warehouse only the daily transform builds the slices (a day at a time).
+        schedule=(
+            after(transform_asset("events"))
+            if target == "warehouse"
+            else [transform_asset(f"events_{target}")]
+        ),
+        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         default_args=DEFAULT_ARGS,

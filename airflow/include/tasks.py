@@ -17,10 +17,17 @@ from pipelines import Source, Step, StepContext
 
 
 def logical_day() -> dt.date:
-    """The day a run processes: a scheduled interval run's start (the day that just ended)."""
+    """The day a run processes: its partition key (``include/clock.py``).
+
+    A run without one (a manual run, ``dag.test``) processes its logical date,
+    or the day before it was asked to run.
+    """
     from airflow.sdk import get_current_context
 
     context = get_current_context()
+    key = context["dag_run"].partition_key
+    if key:
+        return dt.date.fromisoformat(key)
     # A manual run may have no logical date (nor interval): the day before it was asked to run.
     if context.get("logical_date") is None and context.get("data_interval_start") is None:
         return (context["dag_run"].run_after - dt.timedelta(days=1)).date()
@@ -55,15 +62,39 @@ def step_callable(step: Step, stream: str | None = None) -> Callable[..., Any]:
     return run_step
 
 
-def simulate_callable(source: Source) -> Callable[[], dict[str, int]]:
-    def simulate_day() -> dict[str, int]:
+def next_day_callable(clock: Any) -> Callable[..., list[str]]:
+    """The simulation's next day(s), as ``make run`` finds them; emitted on ``clock``."""
+
+    def next_day(*, outlet_events: Any = None) -> list[str]:
+        from datagen.clock import next_days
+
+        days = [d.isoformat() for d in one_line(next_days)]
+        outlet_events[clock].add_partitions(days)
+        print(f"the simulated app plays {', '.join(days)}")
+        return days
+
+    return next_day
+
+
+def simulate_callable(source: Source, system: Any) -> Callable[..., dict[str, int]]:
+    """Write the days into ``source``'s system, then emit them on its asset ``system``.
+
+    A day already written (a retry, or ``make run`` got there first) is not
+    written again, and is emitted all the same: its loads still have to run.
+    """
+
+    def simulate_day(days: list[str], *, outlet_events: Any = None) -> dict[str, int]:
         assert source.simulate is not None
-        day = logical_day()
-        counts = one_line(lambda: source.simulate(day))
-        if counts is None:
-            print(f"{day} is already written (the app's clock only moves forward): nothing to do")
-            return {}
-        print(f"wrote {sum(counts.values()):,} records up to {day}: {counts}")
-        return counts
+        total: dict[str, int] = {}
+        for day in map(dt.date.fromisoformat, days):
+            counts = one_line(lambda day=day: source.simulate(day))
+            if counts is None:
+                print(f"{day} is already written in {source.name}")
+                continue
+            print(f"wrote {sum(counts.values()):,} records for {day}: {counts}")
+            for name, n in counts.items():
+                total[name] = total.get(name, 0) + n
+        outlet_events[system].add_partitions(days)
+        return total
 
     return simulate_day

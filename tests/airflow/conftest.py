@@ -59,3 +59,17 @@ def dagbag(manifest: Path):
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(PROJECT_ROOT / "airflow" / "dags"))
+
+
+def simulate(dagbag, *systems: str) -> None:
+    """One run of ``simulate_day`` writing only ``systems`` (the ones the test has servers for).
+
+    The clock is the app database's (``datagen.clock``): every test that moves
+    it writes ``mongo`` too.
+    """
+    assert "mongo" in systems
+    dag = dagbag.dags["simulate_day"].partial_subset(
+        task_ids=[f"write_{s}" for s in systems], include_upstream=True
+    )
+    dag_run = dag.test()
+    assert dag_run.state == "success", f"simulate_day {systems} ended {dag_run.state}"

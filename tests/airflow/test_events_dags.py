@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from datagen import events_writer
+from tests.airflow.conftest import simulate
 
 D = dt.datetime(2026, 10, 2, tzinfo=dt.UTC)
 
@@ -50,15 +51,15 @@ def run(dag, **kwargs) -> None:
 
 @pytest.mark.slow
 def test_simulate_and_load_events_then_rerun_and_next_day(
-    airflow_db, dagbag, clickhouse_db, warehouse: str, local_dirs, monkeypatch
+    airflow_db, dagbag, mongo_db, clickhouse_db, warehouse: str, local_dirs, monkeypatch
 ) -> None:
     monkeypatch.setenv("DATAGEN_SCALE", "0.05")
     monkeypatch.setenv("DATAGEN_HISTORY_DAYS", "2")
-    simulate, load = dagbag.dags["simulate_events"], dagbag.dags["extract_load_events"]
+    load = dagbag.dags["extract_load_events"]
     day = D.date()
 
-    run(simulate, logical_date=D)
-    # The interval run for day D starts after D ends: its data interval is D.
+    simulate(dagbag, "mongo", "events")  # the history: the days up to D
+    # A run without a partition key (dag.test) lands its logical date's day.
     run(load, logical_date=D)
     source = source_counts(clickhouse_db)
     first = raw_counts(warehouse)
@@ -69,8 +70,8 @@ def test_simulate_and_load_events_then_rerun_and_next_day(
     run(load, logical_date=D)
     assert raw_counts(warehouse) == first
 
-    # The next date: the next day lands, the earlier ones stay as they were.
-    run(simulate, logical_date=D + dt.timedelta(days=1))
+    # The clock's next day lands; the earlier ones stay as they were.
+    simulate(dagbag, "mongo", "events")
     run(load, logical_date=D + dt.timedelta(days=1))
     second = raw_counts(warehouse)
     assert (
@@ -84,13 +85,14 @@ def test_simulate_and_load_events_then_rerun_and_next_day(
 
 @pytest.mark.slow
 def test_the_transforms_on_clickhouse_build_the_marts_there(
-    airflow_db, dagbag, clickhouse_db, warehouse: str, local_dirs, monkeypatch
+    airflow_db, dagbag, mongo_db, clickhouse_db, warehouse: str, local_dirs, monkeypatch
 ) -> None:
     """Cosmos with the clickhouse profile target: the daily DAG (all but the
     slices) and the 15-minute DAG (the slices) build the marts in ClickHouse."""
     monkeypatch.setenv("DATAGEN_SCALE", "0.05")
     monkeypatch.setenv("DATAGEN_HISTORY_DAYS", "1")
-    run(dagbag.dags["simulate_events"], logical_date=D)
+    monkeypatch.setenv("DATAGEN_START_DATE", D.date().isoformat())
+    simulate(dagbag, "mongo", "events")
     run(dagbag.dags["extract_load_events"], logical_date=D)
     run(dagbag.dags["dbt_transform_events_clickhouse"])
     run(dagbag.dags["dbt_anomalies_clickhouse"])

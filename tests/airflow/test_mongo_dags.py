@@ -1,7 +1,8 @@
 """The MongoDB DAGs run in-process (dag.test) against the ephemeral servers.
 
-Day D, then the same logical date again (nothing doubles, marts unchanged),
-then D+1 (incremental) - the way the scheduler runs them.
+The simulation's first days, the loads and transform again with nothing new
+(nothing doubles, marts unchanged), then the simulation's next day
+(incremental) - the way the scheduler runs them.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import pytest
 from pymongo.database import Database
 
 from datagen.mongo_writer import generated_days
-
-D = dt.datetime(2026, 10, 2, tzinfo=dt.UTC)
+from tests.airflow.conftest import simulate
 
 
 def snapshot(conninfo: str) -> dict[str, list[tuple]]:
@@ -41,11 +41,10 @@ def test_generate_load_transform_rerun_and_next_day(
 ) -> None:
     monkeypatch.setenv("DATAGEN_SCALE", "0.05")
     monkeypatch.setenv("DATAGEN_HISTORY_DAYS", "2")
-    generate = dagbag.dags["simulate_mongo"]
     load = dagbag.dags["extract_load_mongo"]
     transform = dagbag.dags["dbt_transform_mongo"]
 
-    run(generate, logical_date=D)
+    simulate(dagbag, "mongo")  # the first run of the clock: the history's days
     assert generated_days(mongo_db) == [dt.date(2026, 10, 1), dt.date(2026, 10, 2)]
     run(load)
     run(transform)
@@ -55,14 +54,13 @@ def test_generate_load_transform_rerun_and_next_day(
         total, distinct = first[name][0]
         assert total == distinct > 0, name
 
-    # The same logical date again: the app skips it, loads land nothing, marts stay.
-    run(generate, logical_date=D)
+    # Again with nothing new: loads land nothing, marts stay.
     run(load)
     run(transform)
     assert snapshot(warehouse) == first
 
-    # The next date: only what is new is processed.
-    run(generate, logical_date=D + dt.timedelta(days=1))
+    # The clock's next day: only what is new is processed.
+    simulate(dagbag, "mongo")
     assert generated_days(mongo_db)[-1] == dt.date(2026, 10, 3)
     run(load)
     run(transform)

@@ -1,20 +1,18 @@
 """The order system's DAGs run in-process (dag.test) against the ephemeral servers.
 
-The simulator writes a day into the OLTP database and publishes its
-registrations; the OLTP and Kafka extract-load DAGs land them; the same
-logical date again lands nothing (the loaders' watermark and stored offsets),
-the next date lands only what is new. The transform is the same Cosmos
+The simulation writes its first days into the OLTP database and publishes
+their registrations; the OLTP and Kafka extract-load DAGs land them; loading
+again lands nothing (the loaders' watermark and stored offsets), and after
+the simulation's next day only what is new lands. The transform is the same Cosmos
 rendering as the other sources' (tests/airflow/test_mongo_dags.py runs one).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-
 import psycopg
 import pytest
 
-D = dt.datetime(2026, 10, 2, tzinfo=dt.UTC)
+from tests.airflow.conftest import simulate
 
 
 def landed(conninfo: str) -> dict[str, int]:
@@ -33,18 +31,24 @@ def run(dag, **kwargs) -> None:
 
 @pytest.mark.slow
 def test_simulate_and_load_the_order_system_then_rerun_and_next_day(
-    airflow_db, dagbag, oltp: str, kafka_topic: str, warehouse: str, local_dirs, monkeypatch
+    airflow_db,
+    dagbag,
+    mongo_db,
+    oltp: str,
+    kafka_topic: str,
+    warehouse: str,
+    local_dirs,
+    monkeypatch,
 ) -> None:
     monkeypatch.setenv("DATAGEN_SCALE", "0.05")
     monkeypatch.setenv("DATAGEN_HISTORY_DAYS", "2")
-    simulate = dagbag.dags["simulate_oltp"]
     load_oltp = dagbag.dags["extract_load_oltp"]
     load_kafka = dagbag.dags["extract_load_kafka"]
     assert [o.uri for o in load_kafka.get_task("load").outlets] == [
         "postgres://warehouse:5432/warehouse/raw_kafka/new_users_events"
     ]
 
-    run(simulate, logical_date=D)
+    simulate(dagbag, "mongo", "oltp")
     run(load_oltp)
     run(load_kafka)
     first = landed(warehouse)
@@ -54,14 +58,13 @@ def test_simulate_and_load_the_order_system_then_rerun_and_next_day(
         users = conn.execute("select count(*) from users").fetchone()[0]
     assert first["users"] == users
 
-    # The same date again: the simulator skips it, and nothing lands twice.
-    run(simulate, logical_date=D)
+    # Again with nothing new: nothing lands twice.
     run(load_oltp)
     run(load_kafka)
     assert landed(warehouse) == first
 
-    # The next date: new orders, status changes and registrations only.
-    run(simulate, logical_date=D + dt.timedelta(days=1))
+    # The clock's next day: new orders, status changes and registrations only.
+    simulate(dagbag, "mongo", "oltp")
     run(load_oltp)
     run(load_kafka)
     second = landed(warehouse)

@@ -15,12 +15,22 @@ from tests.reports.fixtures import DAY
 from tests.reports.test_alerts import slices
 
 
-def test_the_report_runs_at_its_local_time_and_the_alerts_after_the_anomalies(dagbag) -> None:
+def test_the_report_runs_at_its_local_time_and_the_alerts_after_the_anomalies(
+    dagbag, monkeypatch
+) -> None:
     from airflow.sdk import Asset
 
+    from config import ReportSettings
+    from include.reports import report_schedule
+
     report = dagbag.dags["daily_report"]
-    assert report.timetable.expression == "0 11 * * *"
-    assert str(report.timetable.timezone) == "Europe/Moscow"
+    # Simulated days (the default): a day's report once the warehouse built its events.
+    assert report.timetable.asset_condition.uri == "dbt://store_analytics/tag/events"
+    # Real days: 11:00 Moscow time, keyed by the day before.
+    monkeypatch.setenv("AIRFLOW_SIMULATE", "false")
+    real = report_schedule(ReportSettings.from_env())
+    assert real.expression == "0 11 * * *" and str(real.timezone) == "Europe/Moscow"
+    assert real.run_offset == -1 and real.key_format == "%Y-%m-%d"
     assert [t.task_id for t in report.topological_sort()] == ["marts_have_the_day", "send_report"]
     sensor = report.get_task("marts_have_the_day")
     assert sensor.mode == "reschedule"
@@ -30,9 +40,8 @@ def test_the_report_runs_at_its_local_time_and_the_alerts_after_the_anomalies(da
         name="dbt_events_clickhouse_built", uri="dbt://store_analytics/tag/events_clickhouse"
     )
     assert list(alerts.timetable.asset_condition.objects) == [built]
-    # Both DAGs that build feed_anomalies on ClickHouse emit that asset.
-    for producer in ("dbt_anomalies_clickhouse", "dbt_transform_events_clickhouse"):
-        assert built in dagbag.dags[producer].get_task("built").outlets, producer
+    # The 15-minute DAG that builds feed_anomalies on ClickHouse emits that asset.
+    assert built in dagbag.dags["dbt_anomalies_clickhouse"].get_task("built").outlets
 
 
 def test_the_report_dag_sends_the_day_before_its_local_date(

@@ -76,7 +76,7 @@ def test_a_configured_password_is_used_and_never_printed(monkeypatch, tmp_path) 
 def test_airflow_output_goes_to_its_log_and_a_failed_start_says_why(tmp_path) -> None:
     from stack.airflow import run_logged
 
-    # A real child process standing in for `airflow standalone`, which fails at start.
+    # A real child process standing in for the API server, which fails at start.
     noisy = (
         "import sys\nfor i in range(5000): print('INFO line', i)\n"
         "print('ERROR port in use')\nsys.exit(3)"
@@ -84,7 +84,7 @@ def test_airflow_output_goes_to_its_log_and_a_failed_start_says_why(tmp_path) ->
     said: list[str] = []
     log = tmp_path / "logs" / "airflow.log"
     code = run_logged(
-        [sys.executable, "-c", noisy], {}, log, "http://127.0.0.1:9/health", said.append, 60
+        [[sys.executable, "-c", noisy]], {}, log, "http://127.0.0.1:9/health", said.append, 60
     )
     assert code == 3
     assert log.read_text().count("INFO line") == 5000  # every line kept, in the file
@@ -116,7 +116,7 @@ while len(calls) < 3: s.handle_request()
     said: list[str] = []
     log = tmp_path / "airflow.log"
     code = run_logged(
-        [sys.executable, "-c", server], {}, log,
+        [[sys.executable, "-c", server]], {}, log,
         f"http://127.0.0.1:{port}/api/v2/monitor/health", said.append, 60,
     )  # fmt: skip
     assert code == 0
