@@ -56,6 +56,15 @@ def _env_bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} is not true or false; fix it in .env or the environment")
 
 
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = _env(name, default).strip().lower()
+    if raw not in choices:
+        raise ConfigError(
+            f"{name}={raw!r} is not one of {', '.join(choices)}; fix it in .env or the environment"
+        )
+    return raw
+
+
 @dataclass(frozen=True)
 class WarehouseSettings:
     """The PostgreSQL warehouse that raw data lands in and dbt builds on."""
@@ -234,6 +243,9 @@ class AirflowSettings:
     # clock's days (see airflow/include/clock.py).
     simulate: bool = True
     simulate_cron: str = "0 0 * * *"
+    # How Cosmos runs dbt: "local", a dbt process per model task; "watcher",
+    # one `dbt build` whose per-model tasks watch it (see README, Airflow).
+    dbt_execution_mode: str = "local"
 
     @classmethod
     def from_env(cls) -> AirflowSettings:
@@ -247,6 +259,9 @@ class AirflowSettings:
             admin_password=_env("AIRFLOW_ADMIN_PASSWORD", ""),
             simulate=_env_bool("AIRFLOW_SIMULATE", True),
             simulate_cron=_env("AIRFLOW_SIMULATE_CRON", "0 0 * * *"),
+            dbt_execution_mode=_env_choice(
+                "AIRFLOW_DBT_EXECUTION_MODE", "local", ("local", "watcher")
+            ),
         )
 
     @property

@@ -27,7 +27,7 @@ from cosmos.constants import (
     TestIndirectSelection,
 )
 
-from config import DbtSettings
+from config import AirflowSettings, DbtSettings
 from include.assets import raw_table_asset, transform_asset
 from include.clock import after
 from include.defaults import DBT_PROJECT_DIR, DEFAULT_ARGS, PROFILES_YML, START_DATE, manifest_path
@@ -47,8 +47,9 @@ profile_config = ProfileConfig(
     target_name=DbtSettings.from_env().target,
     profiles_yml_filepath=PROFILES_YML,
 )
+EXECUTION_MODE = ExecutionMode(AirflowSettings.from_env().dbt_execution_mode)
 execution_config = ExecutionConfig(
-    execution_mode=ExecutionMode.LOCAL,
+    execution_mode=EXECUTION_MODE,
     invocation_mode=InvocationMode.DBT_RUNNER,
     # A test whose parents are in several models (relationships) runs with the
     # last of them to be built, not before the others exist.
@@ -97,9 +98,15 @@ def transform_dag(
             load_method=LoadMode.DBT_MANIFEST,
             select=[select or f"tag:{tag}"],
             exclude=list(exclude),
-            # One `dbt build --select <node>` per model: the model and its tests
-            # in one task, half the dbt invocations of run-then-test.
-            test_behavior=TestBehavior.BUILD,
+            # LOCAL: one `dbt build --select <node>` per model, the model and its
+            # tests in one task, half the dbt invocations of run-then-test.
+            # WATCHER: one `dbt build` for the DAG; a task per model and one per
+            # model's tests watch it (it has no per-model build task).
+            test_behavior=(
+                TestBehavior.BUILD
+                if EXECUTION_MODE == ExecutionMode.LOCAL
+                else TestBehavior.AFTER_EACH
+            ),
             # Raw tables appear as tasks that check their freshness and run
             # their tests, upstream of the staging models that read them. A
             # combined transform reads models, not raw tables.
