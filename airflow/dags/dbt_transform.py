@@ -1,10 +1,11 @@
 """dbt_project rendered by Cosmos as Airflow DAGs, one per dbt tag of ``pipelines.SOURCES``.
 
 Each DAG selects the models tagged for its sources (staging -> marts) and is
-scheduled on their raw tables, so it runs for a day once every one of them
-has landed that day (``include/clock.py``), and checks only their
-freshness. Sources that share a tag (the order system's database and its
-Kafka stream: ``orders``) share one DAG, run once both have landed the day.
+scheduled on their sources' ``landed`` asset, so it runs for a day once
+every raw table has landed that day (``include/clock.py``), and checks only
+their freshness. Sources that share a tag (the order system's database and
+its Kafka stream: ``orders``) share one DAG, run once both have landed the
+day (the stream lands after the database).
 Models that read several transforms' models (``pipelines.COMBINED_TRANSFORMS``:
 ``user_activity``) have a DAG of their own, run once all of those have built
 the day: each transform DAG ends with a ``built`` task emitting
@@ -28,8 +29,8 @@ from cosmos.constants import (
 )
 
 from config import AirflowSettings, DbtSettings
-from include.assets import raw_table_asset, transform_asset
-from include.clock import after
+from include.assets import landed_asset, transform_asset
+from include.clock import after, last_in_transform
 from include.defaults import DBT_PROJECT_DIR, DEFAULT_ARGS, PROFILES_YML, START_DATE, manifest_path
 from pipelines import COMBINED_TRANSFORMS, SOURCES
 
@@ -132,10 +133,10 @@ INTRADAY_MODELS = ("int_events_slice_metrics", "feed_anomalies")
 TAGS = {source.dbt_tag: [s for s in SOURCES if s.dbt_tag == source.dbt_tag] for source in SOURCES}
 
 for tag, sources in TAGS.items():
-    # Every raw table of every source of the tag, for the same day.
+    # Sources sharing a tag land one after the other: the last one completes the day.
     globals()[f"dbt_transform_{tag}"] = transform_dag(
         tag,
-        after(*(raw_table_asset(t) for s in sources for t in s.raw_tables)),
+        after(landed_asset(last_in_transform(tag))),
         f"dbt models tagged {tag} ({', '.join(s.name for s in sources)}), "
         "built for a day once their raw tables have landed it",
         with_sources=True,
@@ -158,7 +159,7 @@ for source in SOURCES:
             continue
         globals()[f"dbt_transform_{source.dbt_tag}_{target}"] = transform_dag(
             source.dbt_tag,
-            after(*map(raw_table_asset, source.raw_tables)),
+            after(landed_asset(source)),
             f"dbt models tagged {source.dbt_tag} built on {target}, when the day has landed",
             # No freshness tasks: there the only time is the events' own, which
             # the simulator keeps behind the wall clock; the warehouse's DAG

@@ -32,6 +32,17 @@ def raw_table_asset(table: RawTable) -> Asset:
     )
 
 
+def landed_asset(source: Source) -> Asset:
+    """Every raw table of ``source`` has landed the run's day (emitted once per run).
+
+    Consumers wait on this one asset rather than on each raw table: Airflow
+    3.3 can queue two half-runs for one day when different assets of its
+    condition arrive at the same instant (its lock is per asset), and such a
+    day never runs.
+    """
+    return Asset(name=f"{source.name}_landed", uri=f"landed://warehouse/{source.name}")
+
+
 def transform_asset(tag: str) -> Asset:
     """Every model of a dbt tag built and tested (emitted by the end of its transform DAG)."""
     return Asset(name=f"dbt_{tag}_built", uri=f"dbt://store_analytics/tag/{tag}")

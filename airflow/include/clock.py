@@ -3,8 +3,8 @@
 Every run that processes a day carries that day as its partition key
 (``YYYY-MM-DD``, Airflow 3's partitioned assets), and every asset it emits
 carries the key on: a loader runs for day D once its source system holds D,
-a transform once every raw table it reads has landed D, the combined
-transform once both transforms have built D. Airflow queues one run per day
+a transform once its sources have landed D, the combined transform once
+both transforms have built D. Airflow queues one run per day
 and key, so nothing runs twice for a day, nothing waits on a retry, and no
 day is skipped.
 
@@ -24,7 +24,7 @@ import datetime as dt
 from airflow.sdk import Asset, AssetAll, CronPartitionTimetable, PartitionedAssetTimetable
 
 from config import AirflowSettings
-from include.assets import clock_asset, source_system_asset
+from include.assets import clock_asset, landed_asset, source_system_asset
 from pipelines import SOURCES, Source
 
 DAY_FORMAT = "%Y-%m-%d"
@@ -40,7 +40,13 @@ def after(*assets: Asset | AssetAll) -> PartitionedAssetTimetable:
 
 
 def source_schedule(source: Source):
-    """A loader's runs: one per day its source system holds."""
+    """A loader's runs: one per day its source system holds.
+
+    Sources that share a transform land one after the other (in SOURCES
+    order), so their transform waits on one asset, the last one's.
+    """
+    if (before := previous_in_transform(source)) is not None:
+        return after(landed_asset(before))
     if not simulating():
         # The run at 01:00 on D+1 has partition date D (one cron interval back).
         return CronPartitionTimetable(
@@ -50,16 +56,21 @@ def source_schedule(source: Source):
 
 
 def simulated_by(source: Source) -> Asset:
-    """What writes ``source``'s day in the simulation.
+    """What writes ``source``'s day in the simulation: its simulator, else the clock
+    itself (the partner's API answers for any day that is over)."""
+    return source_system_asset(source) if source.simulate is not None else clock_asset()
 
-    Its own simulator; else the simulator of a source in the same system (the
-    order system's registrations on Kafka come with its database's day); else
-    the clock itself (the partner's API answers for any day that is over).
-    """
-    for candidate in (source, *(s for s in SOURCES if s.dbt_tag == source.dbt_tag)):
-        if candidate.simulate is not None:
-            return source_system_asset(candidate)
-    return clock_asset()
+
+def previous_in_transform(source: Source) -> Source | None:
+    """The source landed just before ``source`` among those sharing its dbt tag."""
+    same = [s for s in SOURCES if s.dbt_tag == source.dbt_tag]
+    i = same.index(source)
+    return same[i - 1] if i else None
+
+
+def last_in_transform(tag: str) -> Source:
+    """The source whose landing completes ``tag``'s day."""
+    return [s for s in SOURCES if s.dbt_tag == tag][-1]
 
 
 def partition_day(key: str | None) -> dt.date | None:

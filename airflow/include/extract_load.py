@@ -12,7 +12,9 @@ from airflow.sdk import DAG, CronTriggerTimetable
 from airflow.sdk import task as task_decorator
 
 from config import AirflowSettings
-from include.assets import clock_asset, raw_table_asset, source_system_asset
+from airflow.providers.standard.operators.empty import EmptyOperator
+
+from include.assets import clock_asset, landed_asset, raw_table_asset, source_system_asset
 from include.clock import source_schedule
 from include.defaults import DEFAULT_ARGS, LOADER_RETRIES, START_DATE
 from include.tasks import next_day_callable, simulate_callable, step_callable
@@ -53,6 +55,11 @@ def extract_load_dag(source: Source) -> DAG:
             else:
                 make = task_decorator(step_callable(step), task_id=step.name, outlets=outlets)
             upstream = make(upstream) if upstream is not None else make()
+        # One event for the day once every raw table has landed: what runs next waits on it.
+        leaves = list(dag.leaves)
+        landed = EmptyOperator(task_id="landed", outlets=[landed_asset(source)])
+        for leaf in leaves:
+            leaf >> landed
     return dag
 
 

@@ -60,6 +60,13 @@ def test_dags_are_acyclic(dagbag) -> None:
         dag.check_cycle()  # raises on a cycle
 
 
+def is_partitioned(dag) -> bool:
+    """Scheduled by day: one run per partition key its assets carry."""
+    from airflow.sdk import PartitionedAssetTimetable
+
+    return isinstance(dag.timetable, PartitionedAssetTimetable)
+
+
 def raw_assets(source_name: str) -> dict[str, object]:
     from include.assets import raw_table_asset
     from pipelines import SOURCES_BY_NAME
@@ -83,8 +90,14 @@ def test_each_transform_runs_on_its_source_and_builds_its_models(
 
     raw = raw_assets(source)
     dag = dagbag.dags[f"dbt_transform_{source}"]
-    scheduled = {a.uri for a in dag.timetable.asset_condition.objects}  # all of them (AND)
-    assert scheduled == {a.uri for a in raw.values()}
+    # A run per day, once the source's extract-load has landed every raw table.
+    assert is_partitioned(dag)
+    assert dag.timetable.asset_condition.uri == f"landed://warehouse/{source}"
+    load = dagbag.dags[f"extract_load_{source}"]
+    landed = load.get_task("landed")
+    assert [o.uri for o in landed.outlets] == [f"landed://warehouse/{source}"]
+    assert [t.task_id for t in load.leaves] == ["landed"]
+    assert {o.uri for t in load.tasks for o in t.outlets} >= {a.uri for a in raw.values()}
     data = json.loads(manifest.read_text())
     read = {
         f"{s['schema']}.{s['name']}" for s in data["sources"].values() if s["source_name"] == source
@@ -108,6 +121,7 @@ def test_user_activity_is_built_after_both_transforms_it_reads(dagbag, manifest:
     import json
 
     dag = dagbag.dags["dbt_transform_activity"]
+    assert is_partitioned(dag)  # the same day of both
     scheduled = {a.uri for a in dag.timetable.asset_condition.objects}  # all of them (AND)
     assert scheduled == {"dbt://store_analytics/tag/mongo", "dbt://store_analytics/tag/orders"}
     data = json.loads(manifest.read_text())
@@ -124,13 +138,11 @@ def test_events_load_both_tables_in_parallel_then_build_on_both_targets(dagbag) 
     raw = raw_assets("events")
     load = dagbag.dags["extract_load_events"]
     # Two tasks with no edge between them: seed 003 extracts both tables in parallel.
-    assert set(load.task_ids) == {f"load_{t}" for t in raw}
-    assert all(not load.get_task(t).upstream_task_ids for t in load.task_ids)
+    assert set(load.task_ids) == {f"load_{t}" for t in raw} | {"landed"}
+    assert all(not load.get_task(f"load_{t}").upstream_task_ids for t in raw)
     for name in ("dbt_transform_events", "dbt_transform_events_clickhouse"):
         dag = dagbag.dags[name]
-        assert {a.uri for a in dag.timetable.asset_condition.objects} == {
-            a.uri for a in raw.values()
-        }
+        assert dag.timetable.asset_condition.uri == "landed://warehouse/events"
         assert "feed_dimension_daily_model_build" in dag.task_ids
     # The slices have one owner on ClickHouse: the 15-minute DAG.
     assert "feed_anomalies_model_build" in dagbag.dags["dbt_transform_events"].task_ids
@@ -162,12 +174,49 @@ def test_sales_dag_shows_seed_004_steps_and_emits_raw_tables(dagbag) -> None:
         "get_increment",
         "check_files",
         "load",
+        "landed",
     }
     assert dag.get_task("get_report").mode == "reschedule"
     raw = raw_assets("sales_api")
     assert {o.uri for o in dag.get_task("load").outlets} == {a.uri for a in raw.values()}
     assert dag.get_task("load").upstream_task_ids == {"check_files"}
     assert dag.get_task("check_files").upstream_task_ids == {"get_increment"}
+
+
+def test_every_day_is_a_partition_and_each_source_follows_the_clock(dagbag) -> None:
+    """One clock: the simulation's days reach every loader, transform and the report."""
+    from airflow.sdk import CronTriggerTimetable
+
+    clock = dagbag.dags["simulate_day"]
+    assert isinstance(clock.timetable, CronTriggerTimetable)
+    assert clock.timetable.expression == "0 0 * * *"
+    assert [o.uri for o in clock.get_task("next_day").outlets] == ["simulation://store/day"]
+    followed = {
+        "extract_load_mongo": "source-system://mongo",
+        "extract_load_oltp": "source-system://oltp",
+        "extract_load_events": "source-system://events",
+        "extract_load_sales_api": "simulation://store/day",  # any day that is over
+        "extract_load_kafka": "landed://warehouse/oltp",  # after the database, same day
+        "dbt_transform_orders": "landed://warehouse/kafka",
+        "daily_report": "dbt://store_analytics/tag/events",
+    }
+    for dag_id, uri in followed.items():
+        assert is_partitioned(dagbag.dags[dag_id]), dag_id
+        assert dagbag.dags[dag_id].timetable.asset_condition.uri.rstrip("/") == uri, dag_id
+
+
+def test_on_real_systems_each_loader_runs_for_the_day_that_ended(monkeypatch) -> None:
+    from include.clock import source_schedule
+    from pipelines import SOURCES_BY_NAME
+
+    monkeypatch.setenv("AIRFLOW_SIMULATE", "false")
+    timetable = source_schedule(SOURCES_BY_NAME["mongo"])
+    assert timetable.expression == "0 1 * * *"
+    assert timetable.run_offset == -1 and timetable.key_format == "%Y-%m-%d"
+    # The stream still lands after the database, for the same day.
+    assert source_schedule(SOURCES_BY_NAME["kafka"]).asset_condition.uri == (
+        "landed://warehouse/oltp"
+    )
 
 
 def test_dag_folder_parses_quickly(manifest: Path) -> None:
