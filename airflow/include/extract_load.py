@@ -8,12 +8,11 @@ processes one day, its partition key (``include/clock.py``).
 
 from __future__ import annotations
 
+from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, CronTriggerTimetable
 from airflow.sdk import task as task_decorator
 
 from config import AirflowSettings
-from airflow.providers.standard.operators.empty import EmptyOperator
-
 from include.assets import clock_asset, landed_asset, raw_table_asset, source_system_asset
 from include.clock import source_schedule
 from include.defaults import DEFAULT_ARGS, LOADER_RETRIES, START_DATE
