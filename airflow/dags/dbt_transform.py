@@ -17,6 +17,7 @@ the manifest `dbt parse` writes: parsing this file never runs dbt.
 from __future__ import annotations
 
 from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.sdk import CronTriggerTimetable
 from cosmos import DbtDag, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import (
@@ -32,6 +33,7 @@ from config import AirflowSettings, DbtSettings
 from include.assets import landed_asset, transform_asset
 from include.clock import after, last_in_transform
 from include.defaults import DBT_PROJECT_DIR, DEFAULT_ARGS, PROFILES_YML, START_DATE, manifest_path
+from include.tasks import events_exist
 from pipelines import COMBINED_TRANSFORMS, SOURCES
 
 project_config = ProjectConfig(
@@ -185,3 +187,10 @@ dbt_anomalies_clickhouse = transform_dag(
     dag_id="dbt_anomalies_clickhouse",
     select="+feed_anomalies",
 )
+# Until the simulation's first day there are no events to build from: skip the run.
+_roots = list(dbt_anomalies_clickhouse.roots)
+_gate = ShortCircuitOperator(
+    task_id="events_exist", python_callable=events_exist, dag=dbt_anomalies_clickhouse
+)
+for _root in _roots:
+    _gate >> _root

@@ -98,3 +98,34 @@ def simulate_callable(source: Source, system: Any) -> Callable[..., dict[str, in
         return total
 
     return simulate_day
+
+
+def events_exist() -> bool:
+    """Whether ClickHouse holds the app's event tables yet (a ShortCircuit's callable).
+
+    A fresh stack has none until the simulation's first day: the 15-minute
+    DAG then skips its run instead of failing on a missing source table.
+    """
+    import dataclasses
+
+    from config import ClickHouseSettings
+    from loaders.events.client import open_source
+    from loaders.events.job import STREAMS
+
+    settings = ClickHouseSettings.from_env()
+
+    def count() -> int:
+        system = dataclasses.replace(settings, database="system")
+        with open_source(system) as ch, ch.errors("looking for the event tables"):
+            return int(
+                ch.client.command(
+                    "SELECT count() FROM system.tables"
+                    " WHERE database = {db:String} AND name IN {names:Array(String)}",
+                    parameters={"db": settings.database, "names": list(STREAMS)},
+                )
+            )
+
+    found = one_line(count)
+    if found < len(STREAMS):
+        print(f"no events in {settings.database} yet: nothing to build")
+    return found == len(STREAMS)

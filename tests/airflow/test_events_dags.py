@@ -113,3 +113,22 @@ def test_the_transforms_on_clickhouse_build_the_marts_there(
             "select count(*) from information_schema.tables where table_schema = 'marts'"
         ).fetchone()[0]
     assert built == 0
+
+
+def test_the_15_minute_dag_waits_for_the_first_events(clickhouse_db, dagbag) -> None:
+    """A fresh stack has no event tables until the simulation's first day: skip, not fail."""
+    from include.tasks import events_exist
+
+    assert events_exist() is False  # the test's database does not even exist yet
+    client = events_writer.client(clickhouse_db)
+    try:
+        assert events_exist() is False  # a database, no tables yet
+        events_writer.ensure_tables(client)  # what the simulator's first day does
+    finally:
+        client.close()
+    assert events_exist() is True
+    gate = dagbag.dags["dbt_anomalies_clickhouse"].get_task("events_exist")
+    assert gate.downstream_task_ids == {
+        "stg_events__feed_actions_model_build",
+        "stg_events__message_actions_model_build",
+    }

@@ -1,0 +1,187 @@
+"""Two simulated days under Airflow's real scheduler, against `make run` for the same days.
+
+``python -m tests.bench.airflow_days`` builds two throwaway stacks from the
+same seed, start date and scale. In one, ``make airflow`` runs on free ports:
+``simulate_day`` plays the history's first day when Airflow starts and the
+next day when triggered, and data-aware scheduling runs every loader,
+transform and the report for each. In the other, ``make run`` runs twice.
+It prints each DAG's runs per day and their times, and fails unless:
+
+- every day-processing DAG ran exactly once per day, its partition key
+  naming the day, and succeeded;
+- no task needed a retry or failed;
+- the marts hold the same rows as `make run`'s (load times and snapshot
+  validity columns aside: they are wall-clock stamps).
+
+The test ``tests/airflow/test_scheduler.py`` runs it at a tiny size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+
+import psycopg
+from psycopg import sql
+
+from tests.bench.airflow_stack import AirflowStack, Run
+from tests.bench.scaling_bench import Stack
+
+# The DAGs that process a day (one run per day each); the 15-minute ClickHouse
+# DAG and the alerts have no day.
+DAY_DAGS = (
+    "extract_load_mongo",
+    "extract_load_sales_api",
+    "extract_load_oltp",
+    "extract_load_kafka",
+    "extract_load_events",
+    "dbt_transform_mongo",
+    "dbt_transform_sales_api",
+    "dbt_transform_orders",
+    "dbt_transform_activity",
+    "dbt_transform_events",
+    "dbt_transform_events_clickhouse",
+    "daily_report",
+)
+# Wall-clock stamps, not data: when a row was loaded or a snapshot version began.
+VOLATILE = re.compile(r"(^_?loaded_at$|^dbt_|valid_from|valid_to|^etl_|_updated_at$|^updated_at$)")
+
+
+def day_runs(runs: list[Run], day: str) -> dict[str, list[Run]]:
+    found: dict[str, list[Run]] = {d: [] for d in DAY_DAGS}
+    for run in runs:
+        if run.dag_id in found and run.day == day:
+            found[run.dag_id].append(run)
+    return found
+
+
+def day_done(day: str):
+    """Every day DAG has a finished run for ``day``; a failed run ends the wait at once."""
+
+    def done(runs: list[Run]) -> bool:
+        failed = [r for r in runs if r.state == "failed"]
+        if failed:
+            raise AssertionError(f"failed runs: {failed}")
+        return all(any(r.state == "success" for r in rs) for rs in day_runs(runs, day).values())
+
+    return done
+
+
+def marts(env: dict[str, str]) -> dict[str, list[tuple]]:
+    """Every table in the warehouse's marts schema, wall-clock columns left out, sorted."""
+    port = env["WAREHOUSE_PORT"]
+    out: dict[str, list[tuple]] = {}
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=warehouse") as conn:
+        tables = conn.execute(
+            "select table_name from information_schema.tables"
+            " where table_schema = 'marts' and table_type = 'BASE TABLE' order by 1"
+        ).fetchall()
+        for (table,) in tables:
+            columns = [
+                c
+                for (c,) in conn.execute(
+                    "select column_name from information_schema.columns"
+                    " where table_schema = 'marts' and table_name = %s order by ordinal_position",
+                    (table,),
+                ).fetchall()
+                if not VOLATILE.search(c)
+            ]
+            query = sql.SQL("select {} from marts.{}").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table)
+            )
+            out[table] = sorted(conn.execute(query).fetchall(), key=repr)
+    return out
+
+
+def run_two_days(datagen_scale: float, execution_mode: str, keep: bool = False) -> dict:
+    """Both stacks, both days; returns what the checks need (see the module docstring)."""
+    # One day of history, then one more: yesterday and the day before.
+    airflow_stack = Stack.create(1, datagen_scale)
+    reference = Stack.create(1, datagen_scale)
+    reference.env["DATAGEN_START_DATE"] = airflow_stack.env["DATAGEN_START_DATE"]
+    day1 = airflow_stack.env["DATAGEN_START_DATE"]
+    airflow = AirflowStack(
+        airflow_stack,
+        # One tick when Airflow starts; the second day is triggered by hand.
+        AIRFLOW_SIMULATE_CRON="0 0 1 1 *",
+        AIRFLOW_DBT_EXECUTION_MODE=execution_mode,
+    )
+    result: dict = {"days": []}
+    try:
+        started = time.monotonic()
+        result["start_seconds"] = airflow.start()
+        print(f"Airflow up in {result['start_seconds']:.0f}s; first day ...", flush=True)
+        airflow.wait_until(lambda runs: any(r.day for r in runs), 300, "the first day's runs")
+        day1 = next(r.day for r in airflow.runs() if r.day)
+        airflow.wait_until(day_done(day1), 1800, f"day {day1}")
+        result["days"].append(day1)
+        result[day1] = time.monotonic() - started
+        print(f"{day1} done after {result[day1]:.0f}s; the next day ...", flush=True)
+        airflow.airflow("dags", "trigger", "simulate_day")
+        started = time.monotonic()
+        keys = lambda runs: sorted({r.day for r in runs if r.day})  # noqa: E731
+        airflow.wait_until(lambda runs: len(keys(runs)) > 1, 600, "the second day's runs")
+        day2 = keys(airflow.runs())[-1]
+        airflow.wait_until(day_done(day2), 1800, f"day {day2}")
+        result["days"].append(day2)
+        result[day2] = time.monotonic() - started
+        print(f"{day2} done after {result[day2]:.0f}s", flush=True)
+        result["runs"] = airflow.runs()
+        result["retried_or_failed"] = airflow.retried_or_failed()
+        airflow.stop()
+        print("make run, twice, in the reference stack ...", flush=True)
+        reference.make_run()
+        reference.make_run()
+        result["airflow_marts"] = marts(airflow_stack.env)
+        result["make_run_marts"] = marts(reference.env)
+    finally:
+        airflow.stop()
+        airflow_stack.down(keep)
+        reference.down(keep)
+    return result
+
+
+def report(result: dict) -> list[str]:
+    """Print the runs per day; return what is wrong (empty: all checks passed)."""
+    problems: list[str] = []
+    for day in result["days"]:
+        print(f"== {day}: {result[day]:.0f}s from the clock's tick to the last run ==")
+        for dag_id, runs in day_runs(result["runs"], day).items():
+            times = ", ".join(f"{r.state} {r.seconds or 0:.0f}s" for r in runs)
+            print(f"  {dag_id:<34}{times}")
+            if [r.state for r in runs] != ["success"]:
+                problems.append(f"{dag_id} for {day}: {[r.state for r in runs]}")
+    unkeyed = {r.dag_id for r in result["runs"] if r.dag_id in DAY_DAGS and r.day is None}
+    if unkeyed:
+        problems.append(f"runs without a day: {sorted(unkeyed)}")
+    if result["retried_or_failed"]:
+        problems.append(f"retried or failed tasks: {result['retried_or_failed']}")
+    ours, theirs = result["airflow_marts"], result["make_run_marts"]
+    if set(ours) != set(theirs):
+        problems.append(f"marts differ in tables: {sorted(set(ours) ^ set(theirs))}")
+    for table in sorted(set(ours) & set(theirs)):
+        same = ours[table] == theirs[table]
+        print(
+            f"  marts.{table:<32}{len(ours[table]):>7} rows  {'= make run' if same else 'DIFFER'}"
+        )
+        if not same:
+            problems.append(f"marts.{table} differs from make run's")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="airflow_days", description=__doc__.splitlines()[0])
+    parser.add_argument("--datagen-scale", type=float, default=0.05, help="DATAGEN_SCALE (0.05)")
+    parser.add_argument("--mode", default="local", choices=("local", "watcher"))
+    parser.add_argument("--keep", action="store_true", help="leave the stacks and servers up")
+    args = parser.parse_args(argv)
+    problems = report(run_two_days(args.datagen_scale, args.mode, args.keep))
+    for problem in problems:
+        print(f"FAILED {problem}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
