@@ -51,7 +51,11 @@ class AirflowStack:
         self.process: subprocess.Popen | None = None
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in {**os.environ, **self.stack.env}.items() if v != ""}
+        # Not the caller's own Airflow settings (a test session's SQLite home, say).
+        inherited = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_HOME"))
+        }
+        env = {k: v for k, v in {**inherited, **self.stack.env}.items() if v != ""}
         # `airflow` must be on PATH for the components' own children.
         env["PATH"] = f"{os.path.dirname(sys.executable)}:{env.get('PATH', '')}"
         return env

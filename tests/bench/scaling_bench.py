@@ -88,15 +88,18 @@ class Stack:
         return cls(days=days, folder=folder, env=env)
 
     def python(self, *args: str) -> tuple[float, str]:
+        return self.run_command([sys.executable, *args])
+
+    def run_command(self, argv: list[str]) -> tuple[float, str]:
+        """Run ``argv`` in this stack's environment: (seconds, its output); exit if it fails."""
         env = {k: v for k, v in {**os.environ, **self.env}.items() if v != ""}
         started = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
-        )
+        proc = subprocess.run(argv, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
         seconds = time.monotonic() - started
         if proc.returncode != 0:
             tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-5:]
-            raise SystemExit(f"{' '.join(args)} failed at {self.days} days:\n" + "\n".join(tail))
+            what = " ".join(Path(a).name if i == 0 else a for i, a in enumerate(argv[:4]))
+            raise SystemExit(f"{what} failed at {self.days} days:\n" + "\n".join(tail))
         return seconds, proc.stdout
 
     def make_run(self) -> tuple[float, dict[str, float], str]:
