@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import ShortCircuitOperator
-from airflow.sdk import CronTriggerTimetable
+from airflow.sdk import CronTriggerTimetable, get_parsing_context
 from cosmos import DbtDag, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import (
     ExecutionMode,
@@ -69,15 +69,19 @@ def transform_dag(
     dag_id: str | None = None,
     select: str | None = None,
     exclude: tuple[str, ...] = (),
-) -> DbtDag:
+) -> DbtDag | None:
     """A Cosmos DAG building ``select`` (default: the tag's models) on a dbt target.
 
     ``target``: a profile output other than the configured one (seed 003's
     events models also build on ``clickhouse``); the DAG then emits no
-    transform asset of its own tag.
+    transform asset of its own tag. None in a task's process that runs
+    another DAG of this file: Airflow parses the file there for one DAG only.
     """
+    dag_id = dag_id or f"dbt_transform_{tag}"
+    if get_parsing_context().dag_id not in (None, dag_id):
+        return None
     dag = DbtDag(
-        dag_id=dag_id or f"dbt_transform_{tag}",
+        dag_id=dag_id,
         description=description,
         schedule=schedule,
         start_date=START_DATE,
@@ -188,9 +192,10 @@ dbt_anomalies_clickhouse = transform_dag(
     select="+feed_anomalies",
 )
 # Until the simulation's first day there are no events to build from: skip the run.
-_roots = list(dbt_anomalies_clickhouse.roots)
-_gate = ShortCircuitOperator(
-    task_id="events_exist", python_callable=events_exist, dag=dbt_anomalies_clickhouse
-)
-for _root in _roots:
-    _gate >> _root
+if dbt_anomalies_clickhouse is not None:
+    _roots = list(dbt_anomalies_clickhouse.roots)
+    _gate = ShortCircuitOperator(
+        task_id="events_exist", python_callable=events_exist, dag=dbt_anomalies_clickhouse
+    )
+    for _root in _roots:
+        _gate >> _root
