@@ -101,6 +101,10 @@ def transform_dag(
             )
         ),
         execution_config=execution_config,
+        # No per-model assets from Cosmos: the DAG's one `built` asset is what
+        # schedules downstream, and Cosmos's URIs fail on a dbt hook's result
+        # (which names no table) under Airflow 3.
+        operator_args={"emit_datasets": False},
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             select=[select or f"tag:{tag}"],
