@@ -115,7 +115,7 @@ format: install ## apply ruff and sqlfluff fixes
 # The scaling bench builds two throwaway stacks (7 and 70 days of history by
 # default, about 15 minutes): make bench SCALING="--days 14 --scale 10".
 SCALING ?=
-bench: install ## loaders vs psql \copy / a bare Kafka consumer; sales API per day; events models; one day at 10x vs 1x history (SCALING="--days N --scale K")
+bench: install ## loaders vs psql \copy / a bare Kafka consumer; sales API per day; events models; one day at 10x vs 1x history (SCALING="--days N --scale K"); a Cosmos DAG vs dbt build
 	$(RUN) python -m tests.bench.scaling_bench $(SCALING)
 	$(RUN) python -m tests.bench.loader_bench
 	$(RUN) python -m tests.bench.sales_bench
@@ -123,6 +123,7 @@ bench: install ## loaders vs psql \copy / a bare Kafka consumer; sales API per d
 	$(RUN) python -m tests.bench.kafka_bench
 	$(RUN) python -m tests.bench.events_bench
 	$(RUN) python -m tests.bench.events_dbt_bench
+	$(RUN) python -m tests.bench.airflow_bench
 
 report: up ## the daily report of the latest day in the marts, to Telegram or .local/reports (ARGS="daily --date D --force" or "alerts")
 	$(RUN) python -m reports $(or $(ARGS),daily --latest)

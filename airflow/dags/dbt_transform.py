@@ -101,12 +101,13 @@ def transform_dag(
             )
         ),
         execution_config=execution_config,
-        # No per-model assets from Cosmos: the DAG's one `built` asset is what
-        # schedules downstream, and Cosmos's URIs fail on a dbt hook's result
-        # (which names no table) under Airflow 3.
-        operator_args={"emit_datasets": False},
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
+            # No per-model assets from Cosmos: the DAG's one `built` asset is what
+            # schedules downstream. Cosmos's URIs fail on a dbt hook's result
+            # (it names no table), and two tasks registering the same new asset
+            # at once fail one of them on Airflow's unique index.
+            emit_datasets=False,
             select=[select or f"tag:{tag}"],
             exclude=list(exclude),
             # LOCAL: one `dbt build --select <node>` per model, the model and its
