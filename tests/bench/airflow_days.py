@@ -10,8 +10,8 @@ It prints each DAG's runs per day and their times, and fails unless:
 - every day-processing DAG ran exactly once per day, its partition key
   naming the day, and succeeded;
 - no task needed a retry or failed;
-- the marts hold the same rows as `make run`'s (load times and snapshot
-  validity columns aside: they are wall-clock stamps).
+- the marts hold the same rows as `make run`'s (bookkeeping columns aside:
+  load and build times, snapshot validity, loader batch ids).
 
 The test ``tests/airflow/test_scheduler.py`` runs it at a tiny size.
 """
@@ -45,8 +45,11 @@ DAY_DAGS = (
     "dbt_transform_events_clickhouse",
     "daily_report",
 )
-# Wall-clock stamps, not data: when a row was loaded or a snapshot version began.
-VOLATILE = re.compile(r"(^_?loaded_at$|^dbt_|valid_from|valid_to|^etl_|_updated_at$|^updated_at$)")
+# Bookkeeping, not data: when a row was loaded or built or a snapshot version
+# began, and the loader batch that brought it (numbered across all loads).
+VOLATILE = re.compile(
+    r"(^_?loaded_at$|^dbt_|valid_from|valid_to|^etl_|^last_updated$|^batch_id$)"
+)
 
 
 def day_runs(runs: list[Run], day: str) -> dict[str, list[Run]]:
