@@ -47,9 +47,7 @@ DAY_DAGS = (
 )
 # Bookkeeping, not data: when a row was loaded or built or a snapshot version
 # began, and the loader batch that brought it (numbered across all loads).
-VOLATILE = re.compile(
-    r"(^_?loaded_at$|^dbt_|valid_from|valid_to|^etl_|^last_updated$|^batch_id$)"
-)
+VOLATILE = re.compile(r"(^_?loaded_at$|^dbt_|valid_from|valid_to|^etl_|^last_updated$|^batch_id$)")
 
 
 def day_runs(runs: list[Run], day: str) -> dict[str, list[Run]]:
