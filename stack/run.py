@@ -32,7 +32,7 @@ from config import (
     WarehouseSettings,
     redact,
 )
-from datagen.clock import next_days
+from pipelines.clock import next_days
 from loaders.core.control import (
     ensure_control_tables,
     full_check_due,

@@ -11,7 +11,7 @@ day is skipped.
 Where the days come from (AIRFLOW_SIMULATE):
 
 - simulated (the default: the local stack): the ``simulate_day`` DAG is the
-  clock. Each run writes the app's next day, the same ``datagen.clock``
+  clock. Each run writes the app's next day, the same ``pipelines.clock``
   ``make run`` advances, and emits it; run ``make run`` and Airflow in turn
   and they share one sequence of days.
 - real systems: each loader runs at 01:00 UTC for the day that just ended.

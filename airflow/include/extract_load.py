@@ -65,7 +65,7 @@ def extract_load_dag(source: Source) -> DAG:
 def simulate_dag() -> DAG:
     """The simulated app's clock: each run writes the next day into every source system.
 
-    ``next_day`` picks the day(s) (``datagen.clock``, as ``make run`` does) and
+    ``next_day`` picks the day(s) (``pipelines.clock``, as ``make run`` does) and
     emits the clock; then each simulator writes them and emits its system,
     each event keyed by the day, which starts that day's loads.
     """

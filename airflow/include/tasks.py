@@ -66,7 +66,7 @@ def next_day_callable(clock: Any) -> Callable[..., list[str]]:
     """The simulation's next day(s), as ``make run`` finds them; emitted on ``clock``."""
 
     def next_day(*, outlet_events: Any = None) -> list[str]:
-        from datagen.clock import next_days
+        from pipelines.clock import next_days
 
         days = [d.isoformat() for d in one_line(next_days)]
         outlet_events[clock].add_partitions(days)

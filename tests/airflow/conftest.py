@@ -64,7 +64,7 @@ def dagbag(manifest: Path):
 def simulate(dagbag, *systems: str) -> None:
     """One run of ``simulate_day`` writing only ``systems`` (the ones the test has servers for).
 
-    The clock is the app database's (``datagen.clock``): every test that moves
+    The clock is the app database's (``pipelines.clock``): every test that moves
     it writes ``mongo`` too.
     """
     assert "mongo" in systems
