@@ -32,7 +32,6 @@ from config import (
     WarehouseSettings,
     redact,
 )
-from pipelines.clock import next_days
 from loaders.core.control import (
     ensure_control_tables,
     full_check_due,
@@ -42,6 +41,7 @@ from loaders.core.control import (
 )
 from loaders.core.warehouse import LoaderError, connect
 from pipelines import SOURCES, run_source
+from pipelines.clock import next_days
 from stack import services
 from stack.embedded_postgres import ServiceError
 from stack.run_lock import RunLocked, run_lock
