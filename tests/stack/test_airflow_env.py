@@ -122,3 +122,19 @@ while len(calls) < 3: s.handle_request()
     assert code == 0
     assert said[-1] == "Airflow is up; stop with Ctrl-C"
     assert log.read_text().count("request") == 3
+
+
+def test_a_bad_clock_or_execution_mode_setting_is_one_line(monkeypatch) -> None:
+    from config import ConfigError
+
+    monkeypatch.setenv("AIRFLOW_SIMULATE", "maybe")
+    with pytest.raises(ConfigError, match="AIRFLOW_SIMULATE='maybe' is not true or false"):
+        AirflowSettings.from_env()
+    monkeypatch.setenv("AIRFLOW_SIMULATE", "false")
+    monkeypatch.setenv("AIRFLOW_DBT_EXECUTION_MODE", "kubernetes")
+    with pytest.raises(ConfigError, match="not one of local, watcher"):
+        AirflowSettings.from_env()
+    monkeypatch.setenv("AIRFLOW_DBT_EXECUTION_MODE", "Watcher")
+    settings = AirflowSettings.from_env()
+    assert settings.simulate is False and settings.dbt_execution_mode == "watcher"
+    assert settings.execution_api_url.endswith(f":{settings.ui_port}/execution/")
