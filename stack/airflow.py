@@ -11,9 +11,12 @@ scheduler and triggerer once it answers.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -230,7 +233,13 @@ def run_logged(
 
     def start(argv: list[str]) -> None:
         with log_path.open("ab") as log:
-            procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT))
+            # A session of its own: stopping a component stops what it forked too
+            # (the scheduler's LocalExecutor workers and their tasks).
+            procs.append(
+                subprocess.Popen(
+                    argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            )
 
     def stopped() -> subprocess.Popen | None:
         return next((p for p in procs if p.poll() is not None), None)
@@ -261,13 +270,13 @@ def run_logged(
         while (proc := stopped()) is None:
             time.sleep(1)
         return _stop_all(procs, proc, log_path, say)
-    except KeyboardInterrupt:  # the terminal sent SIGINT to every component too
+    except KeyboardInterrupt:  # the components have sessions of their own: stop them here
         say("stopping Airflow (Ctrl-C again to kill it) ...")
         try:
             return _stop_all(procs, None, log_path, say)
         except KeyboardInterrupt:
             for p in procs:
-                p.kill()
+                _signal_group(p, signal.SIGKILL)
             return 130
 
 
@@ -282,8 +291,7 @@ def _stop_all(
         say(f"Airflow stopped (exit {first.returncode}); the end of {log_path}:")
         say(last_lines(log_path))
     for p in procs:
-        if p.poll() is None:
-            p.terminate()
+        _signal_group(p, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
     for p in procs:
         try:
@@ -291,7 +299,13 @@ def _stop_all(
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+        _signal_group(p, signal.SIGKILL)  # whatever it left behind (orphaned workers)
     return first.returncode if first is not None else 0
+
+
+def _signal_group(proc: subprocess.Popen, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
+        os.killpg(proc.pid, sig)
 
 
 def migrate(airflow: str, env: dict[str, str], log_path: Path) -> None:
@@ -326,12 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make airflow: {exc}", file=sys.stderr)
         return 1
     components = ["api-server", "dag-processor", "scheduler", "triggerer"]
-    return run_logged(
-        [[airflow, c] for c in components],
-        env,
-        log_path,
-        f"{settings.ui_url}/api/v2/monitor/health",
-    )
+    health_url = f"{settings.ui_url}/api/v2/monitor/health"
+    say = functools.partial(print, flush=True)  # seen at once, even when piped to a file
+    return run_logged([[airflow, c] for c in components], env, log_path, health_url, say)
 
 
 if __name__ == "__main__":
