@@ -303,6 +303,10 @@ def _stop_all(
     return first.returncode if first is not None else 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _signal_group(proc: subprocess.Popen, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
         os.killpg(proc.pid, sig)
@@ -342,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     components = ["api-server", "dag-processor", "scheduler", "triggerer"]
     health_url = f"{settings.ui_url}/api/v2/monitor/health"
     say = functools.partial(print, flush=True)  # seen at once, even when piped to a file
+    # A service manager's stop (SIGTERM) stops Airflow as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     return run_logged([[airflow, c] for c in components], env, log_path, health_url, say)
 
 
