@@ -103,6 +103,18 @@ def airflow_env(
         ),
         # Airflow's own manifest: a hand-run `dbt build` does not re-render its DAGs.
         "DBT_MANIFEST_PATH": str(manifest_path(local)),
+        # Each Cosmos task runs dbt in a copy of the project with a target/ of
+        # its own: `make run`'s DBT_TARGET_PATH would have every task, and
+        # concurrent ones, share one (dbt ignores an empty value). Cosmos keeps
+        # the last partial parse of each DAG here, so a run after the first
+        # does not parse the whole project again.
+        "DBT_TARGET_PATH": "",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos-cache"),
+        # Cosmos's WATCHER producer otherwise rewrites an Airflow Variable with
+        # every result so far on each node's result, to replay them on a retry
+        # of the producer: work that grows with the square of the nodes, for
+        # retries the transform DAGs do not make (a failed build fails at once).
+        "AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY": "False",
         # No phoning home: these machines have no network, and users may not want it.
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",

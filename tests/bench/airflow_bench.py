@@ -35,7 +35,7 @@ def dbt_build_seconds(stack: Stack, tag: str) -> float:
     return seconds
 
 
-def dag_seconds(stack: Stack, mode: str, tag: str) -> float:
+def dag_seconds(stack: Stack, mode: str, tag: str, timeline: bool = False) -> float:
     """One manual run of ``dbt_transform_<tag>`` alone under the scheduler, in ``mode``."""
     airflow = AirflowStack(
         stack,
@@ -60,6 +60,9 @@ def dag_seconds(stack: Stack, mode: str, tag: str) -> float:
         if run.state != "success":
             raise SystemExit(f"{dag_id} failed in {mode} mode: {airflow.retried_or_failed()}")
         assert run.seconds is not None
+        if timeline:
+            for task, state, start, end in airflow.timeline(dag_id, run.run_id):
+                print(f"    {start:6.1f}s {end:6.1f}s  {state:8} {task}")
         return run.seconds
     finally:
         airflow.stop()
@@ -71,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datagen-scale", type=float, default=1.0, help="DATAGEN_SCALE (1.0)")
     parser.add_argument("--tag", default="mongo", help="the transform measured (mongo)")
     parser.add_argument("--modes", default="local,watcher", help="Cosmos execution modes")
+    parser.add_argument("--timeline", action="store_true", help="print each task's start and end")
     parser.add_argument("--keep", action="store_true", help="leave the stack and servers up")
     args = parser.parse_args(argv)
     stack = Stack.create(args.days, args.datagen_scale)
@@ -82,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in args.modes.split(","):
             print(f"dbt_transform_{args.tag} under the scheduler, {mode} mode ...", flush=True)
             started = time.monotonic()
-            dags[mode] = dag_seconds(stack, mode, args.tag)
+            dags[mode] = dag_seconds(stack, mode, args.tag, args.timeline)
             print(f"  {dags[mode]:.1f}s ({time.monotonic() - started:.0f}s with start and stop)")
         baseline.append(dbt_build_seconds(stack, args.tag))
     finally:

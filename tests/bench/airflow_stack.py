@@ -110,6 +110,18 @@ class AirflowStack:
                 " ('failed', 'upstream_failed', 'up_for_retry')"
             ).fetchall()
 
+    def timeline(self, dag_id: str, run_id: str) -> list[tuple[str, str, float, float]]:
+        """Each task of a run: (task, state, seconds from the run's start to its start, to its end)."""
+        with self.metadata() as conn:
+            rows = conn.execute(
+                "select task_id, ti.state, extract(epoch from ti.start_date - r.start_date),"
+                " extract(epoch from ti.end_date - r.start_date)"
+                " from task_instance ti join dag_run r using (dag_id, run_id)"
+                " where dag_id = %s and run_id = %s order by ti.end_date",
+                (dag_id, run_id),
+            ).fetchall()
+        return [(t, s, float(a or 0), float(b or 0)) for t, s, a, b in rows]
+
     def wait_until(self, done, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -124,7 +136,9 @@ class AirflowStack:
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, signal.SIGINT)
+        # SIGTERM, which `make airflow` handles as Ctrl-C: SIGINT is ignored by a
+        # process started from a background job of a non-interactive shell.
+        os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(60)
         except subprocess.TimeoutExpired:
