@@ -59,6 +59,9 @@ execution_config = ExecutionConfig(
     # last of them to be built, not before the others exist.
     test_indirect_selection=TestIndirectSelection.BUILDABLE,
 )
+# Unit tests test the SQL, not the day's data: CI runs them, and `make run`'s
+# daily builds leave them out too (README, "What runs every day, what runs weekly").
+NO_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
 
 
 def transform_dag(
@@ -131,10 +134,8 @@ def transform_dag(
         ),
     )
     for task in dag.tasks:
-        # Unit tests test the SQL, not the day's data: CI runs them, as `make
-        # run`'s daily builds do (README, "What runs daily").
         if getattr(task, "base_cmd", None) == ["build"]:
-            task.dbt_cmd_flags = [*(task.dbt_cmd_flags or []), "--exclude-resource-type", "unit_test"]
+            task.dbt_cmd_flags = [*(task.dbt_cmd_flags or []), *NO_UNIT_TESTS]
     if EXECUTION_MODE == ExecutionMode.WATCHER:
         start_watchers_in_triggerer(dag)
     # Emitted only when every model and test of the tag succeeded.

@@ -111,7 +111,7 @@ class AirflowStack:
             ).fetchall()
 
     def timeline(self, dag_id: str, run_id: str) -> list[tuple[str, str, float, float]]:
-        """Each task of a run: (task, state, seconds from the run's start to its start, to its end)."""
+        """Each task of a run: (task, state, seconds from the run's start to its start and end)."""
         with self.metadata() as conn:
             rows = conn.execute(
                 "select task_id, ti.state, extract(epoch from ti.start_date - r.start_date),"
