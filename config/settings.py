@@ -243,9 +243,12 @@ class AirflowSettings:
     # clock's days (see airflow/include/clock.py).
     simulate: bool = True
     simulate_cron: str = "0 0 * * *"
-    # How Cosmos runs dbt: "local", a dbt process per model task; "watcher",
-    # one `dbt build` whose per-model tasks watch it (see README, Airflow).
-    dbt_execution_mode: str = "local"
+    # How Cosmos runs dbt: "watcher", one `dbt build` per DAG run whose
+    # per-model tasks watch it; "local", a dbt process per model task (see
+    # README, Airflow).
+    dbt_execution_mode: str = "watcher"
+    # When the dbt_source_freshness DAG checks every raw table (UTC cron).
+    freshness_cron: str = "30 * * * *"
 
     @classmethod
     def from_env(cls) -> AirflowSettings:
@@ -260,8 +263,9 @@ class AirflowSettings:
             simulate=_env_bool("AIRFLOW_SIMULATE", True),
             simulate_cron=_env("AIRFLOW_SIMULATE_CRON", "0 0 * * *"),
             dbt_execution_mode=_env_choice(
-                "AIRFLOW_DBT_EXECUTION_MODE", "local", ("local", "watcher")
+                "AIRFLOW_DBT_EXECUTION_MODE", "watcher", ("watcher", "local")
             ),
+            freshness_cron=_env("AIRFLOW_FRESHNESS_CRON", "30 * * * *"),
         )
 
     @property

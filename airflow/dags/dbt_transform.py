@@ -19,7 +19,7 @@ from __future__ import annotations
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.sdk import CronTriggerTimetable, get_parsing_context
-from cosmos import DbtDag, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos import DbtDag, ExecutionConfig, ProjectConfig, RenderConfig
 from cosmos.constants import (
     ExecutionMode,
     InvocationMode,
@@ -29,10 +29,11 @@ from cosmos.constants import (
     TestIndirectSelection,
 )
 
-from config import AirflowSettings, DbtSettings
+from config import AirflowSettings
 from include.assets import landed_asset, transform_asset
 from include.clock import after, last_in_transform
-from include.defaults import DBT_PROJECT_DIR, DEFAULT_ARGS, PROFILES_YML, START_DATE, manifest_path
+from include.dbt_profile import profile_config as dbt_profile
+from include.defaults import DBT_PROJECT_DIR, DEFAULT_ARGS, START_DATE, manifest_path
 from include.tasks import events_exist
 from include.watcher import start_watchers_in_triggerer
 from pipelines import COMBINED_TRANSFORMS, SOURCES
@@ -46,11 +47,7 @@ project_config = ProjectConfig(
     # events models rebuild from it (dbt_project/macros/run_scope.sql).
     env_vars={"DBT_LOGICAL_DATE": "{{ dag_run.partition_key or '' }}"},
 )
-profile_config = ProfileConfig(
-    profile_name="store_analytics",
-    target_name=DbtSettings.from_env().target,
-    profiles_yml_filepath=PROFILES_YML,
-)
+profile_config = dbt_profile()
 EXECUTION_MODE = ExecutionMode(AirflowSettings.from_env().dbt_execution_mode)
 execution_config = ExecutionConfig(
     execution_mode=EXECUTION_MODE,
@@ -95,15 +92,7 @@ def transform_dag(
         default_args={**DEFAULT_ARGS, "retries": 0},
         tags=["dbt", "transform", tag, *([target] if target else [])],
         project_config=project_config,
-        profile_config=(
-            profile_config
-            if target is None
-            else ProfileConfig(
-                profile_name="store_analytics",
-                target_name=target,
-                profiles_yml_filepath=PROFILES_YML,
-            )
-        ),
+        profile_config=profile_config if target is None else dbt_profile(target),
         execution_config=execution_config,
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
@@ -123,12 +112,16 @@ def transform_dag(
                 if EXECUTION_MODE == ExecutionMode.LOCAL
                 else TestBehavior.AFTER_EACH
             ),
-            # Raw tables appear as tasks that check their freshness and run
-            # their tests, upstream of the staging models that read them. A
-            # combined transform reads models, not raw tables.
+            # LOCAL: raw tables appear as tasks that check their freshness and
+            # run their tests, upstream of the staging models that read them.
+            # WATCHER: their tests run in the one `dbt build` (a failure fails
+            # it, naming the test, and the models that read the table); their
+            # freshness would be a second dbt run before it, so it is checked
+            # by the hourly dbt_source_freshness DAG instead. A combined
+            # transform reads models, not raw tables.
             source_rendering_behavior=(
                 SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS
-                if with_sources
+                if with_sources and EXECUTION_MODE == ExecutionMode.LOCAL
                 else SourceRenderingBehavior.NONE
             ),
         ),

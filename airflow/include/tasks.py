@@ -129,3 +129,37 @@ def events_exist() -> bool:
     if found < len(STREAMS):
         print(f"no events in {settings.database} yet: nothing to build")
     return found == len(STREAMS)
+
+
+def sources_exist() -> bool:
+    """Whether every raw table with a freshness rule exists yet (a ShortCircuit's callable).
+
+    A fresh warehouse has none until each source's first load: the freshness
+    check then skips its run instead of failing on a missing table.
+    """
+    import json
+
+    from config import WarehouseSettings
+    from include.defaults import manifest_path
+    from loaders.core.warehouse import connect
+
+    sources = json.loads(manifest_path().read_text())["sources"].values()
+    wanted = {
+        f"{s['schema']}.{s['identifier']}"
+        for s in sources
+        if (s.get("freshness") or {}).get("error_after", {}).get("count")
+    }
+
+    def missing() -> set[str]:
+        with connect(WarehouseSettings.from_env()) as conn:
+            rows = conn.execute(
+                "select table_schema || '.' || table_name from information_schema.tables"
+                " where table_schema || '.' || table_name = any(%s)",
+                (sorted(wanted),),
+            ).fetchall()
+        return wanted - {name for (name,) in rows}
+
+    absent = one_line(missing)
+    if absent:
+        print(f"not landed yet, nothing to check: {', '.join(sorted(absent))}")
+    return not absent

@@ -27,6 +27,11 @@ os.environ.update(
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+        # dag.test() runs every task in this process, with no triggerer: the
+        # default WATCHER mode's watchers would wait forever. Its DAGs are
+        # checked as parsed here and run under the real scheduler by
+        # tests/bench/test_airflow_scheduler.py.
+        "AIRFLOW_DBT_EXECUTION_MODE": "local",
     }
 )
 

@@ -26,6 +26,7 @@ EXPECTED_DAGS = {
     "dbt_anomalies_clickhouse",
     "daily_report",
     "anomaly_alerts",
+    "dbt_source_freshness",
 }
 
 
@@ -228,3 +229,40 @@ def test_dag_folder_parses_quickly(manifest: Path) -> None:
     elapsed = time.perf_counter() - started
     print(f"DAG folder parse: {elapsed:.2f}s")
     assert elapsed < 5, f"parsing the DAG folder took {elapsed:.1f}s"
+
+
+def test_watcher_mode_runs_one_build_watched_from_the_triggerer(monkeypatch) -> None:
+    """The default mode, parsed as `make airflow` parses it (the fixture's DagBag is LOCAL)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from include.watcher import QueuedProducer, TriggererWatcherTrigger
+
+    monkeypatch.setenv("AIRFLOW_DBT_EXECUTION_MODE", "watcher")
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "airflow" / "dags" / "dbt_transform.py"))
+    assert bag.import_errors == {}
+    dag = bag.dags["dbt_transform_mongo"]
+    producer = dag.get_task("dbt_producer_watcher")
+    assert type(producer) is QueuedProducer
+    assert producer.base_cmd == ["build"] and "unit_test" in producer.dbt_cmd_flags
+    # Freshness is the hourly DAG's: no second dbt run before the build.
+    assert producer._check_source_freshness is False
+    watchers = [t for t in dag.tasks if t.task_id not in ("dbt_producer_watcher", "built")]
+    assert {t.task_id for t in watchers} >= {"review_mart.run", "review_mart.test"}
+    trigger = f"{TriggererWatcherTrigger.__module__}.{TriggererWatcherTrigger.__name__}"
+    for task in watchers:
+        # Started and ended in the triggerer, all from the run's start.
+        assert task.start_from_trigger is True, task.task_id
+        assert task.start_trigger_args.trigger_cls == trigger
+        assert task.start_trigger_args.trigger_kwargs["model_unique_id"] == task.model_unique_id
+        assert task.trigger_rule == "always", task.task_id
+    # The graph keeps dbt's lineage; `built` still waits on every leaf.
+    assert dag.get_task("review_mart.test").upstream_task_ids == {"review_mart.run"}
+    assert [t.task_id for t in dag.leaves] == ["built"]
+
+
+def test_freshness_is_checked_hourly_once_every_raw_table_has_landed(dagbag) -> None:
+    dag = dagbag.dags["dbt_source_freshness"]
+    assert dag.timetable.expression == "30 * * * *"
+    gate, check = dag.get_task("sources_landed"), dag.get_task("freshness")
+    assert check.upstream_task_ids == {"sources_landed"} and not gate.upstream_task_ids
+    assert check.base_cmd == ["source", "freshness"]

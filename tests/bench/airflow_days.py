@@ -175,7 +175,7 @@ def report(result: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="airflow_days", description=__doc__.splitlines()[0])
     parser.add_argument("--datagen-scale", type=float, default=0.05, help="DATAGEN_SCALE (0.05)")
-    parser.add_argument("--mode", default="local", choices=("local", "watcher"))
+    parser.add_argument("--mode", default="watcher", choices=("watcher", "local"))
     parser.add_argument("--keep", action="store_true", help="leave the stacks and servers up")
     args = parser.parse_args(argv)
     problems = report(run_two_days(args.datagen_scale, args.mode, args.keep))

@@ -132,9 +132,9 @@ def test_a_bad_clock_or_execution_mode_setting_is_one_line(monkeypatch) -> None:
         AirflowSettings.from_env()
     monkeypatch.setenv("AIRFLOW_SIMULATE", "false")
     monkeypatch.setenv("AIRFLOW_DBT_EXECUTION_MODE", "kubernetes")
-    with pytest.raises(ConfigError, match="not one of local, watcher"):
+    with pytest.raises(ConfigError, match="not one of watcher, local"):
         AirflowSettings.from_env()
-    monkeypatch.setenv("AIRFLOW_DBT_EXECUTION_MODE", "Watcher")
+    monkeypatch.setenv("AIRFLOW_DBT_EXECUTION_MODE", "Local")
     settings = AirflowSettings.from_env()
-    assert settings.simulate is False and settings.dbt_execution_mode == "watcher"
+    assert settings.simulate is False and settings.dbt_execution_mode == "local"
     assert settings.execution_api_url.endswith(f":{settings.ui_port}/execution/")

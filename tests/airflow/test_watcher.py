@@ -1,0 +1,118 @@
+"""The watcher-mode pieces of ``include/watcher.py``, one at a time.
+
+The success path runs for real under the scheduler (tests/bench/
+test_airflow_scheduler.py: every transform in watcher mode, two days, no
+retry). Here the parts a passing build never reaches: what a trigger does
+with a failed or skipped node, and which results the producer publishes.
+Cosmos's own polling of the producer's XComs is replaced by a scripted
+event (it needs a triggerer talking to an API server), and the producer's
+task instance by one that records its pushes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+
+import pytest
+from airflow.triggers.base import TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
+from cosmos.operators._watcher.triggerer import WatcherTrigger
+
+from include.watcher import QueuedProducer, TriggererWatcherTrigger
+
+
+def trigger_events(monkeypatch, payload: dict) -> tuple[list, TriggererWatcherTrigger]:
+    """What the trigger yields when Cosmos's watcher reports ``payload``."""
+
+    async def cosmos_run(self):
+        self.seen_run_id = self.run_id
+        yield TriggerEvent(payload)
+
+    monkeypatch.setattr(WatcherTrigger, "run", cosmos_run)
+    trigger = TriggererWatcherTrigger(
+        model_unique_id="model.store_analytics.review_mart",
+        producer_task_id="dbt_producer_watcher",
+        dag_id="dbt_transform_mongo",
+        run_id="",
+        map_index=-1,
+    )
+    # What the triggerer hands a trigger started from it: its task instance.
+    trigger._task_instance = SimpleNamespace(run_id="manual__2026-10-09", map_index=-1)
+
+    async def collect() -> list:
+        return [event async for event in trigger.run()]
+
+    return asyncio.run(collect()), trigger
+
+
+def test_a_node_that_succeeded_or_was_skipped_ends_in_the_triggerer(monkeypatch) -> None:
+    [event], trigger = trigger_events(monkeypatch, {"status": "success"})
+    assert isinstance(event, TaskSuccessEvent)
+    assert trigger.seen_run_id == "manual__2026-10-09"  # read from its task instance
+    [event], _ = trigger_events(monkeypatch, {"status": "skipped"})
+    assert isinstance(event, TaskSkippedEvent)
+
+
+@pytest.mark.parametrize("reason", ["node_failed", "producer_failed", "producer_skipped"])
+def test_a_failed_node_goes_to_a_worker_to_fail_with_cosmos_message(monkeypatch, reason) -> None:
+    payload = {"status": "failed", "reason": reason}
+    [event], _ = trigger_events(monkeypatch, payload)
+    assert type(event) is TriggerEvent and event.payload == payload
+
+
+def test_the_trigger_serializes_as_itself() -> None:
+    path, kwargs = TriggererWatcherTrigger(
+        model_unique_id="m", producer_task_id="p", dag_id="d", run_id="", map_index=-1
+    ).serialize()
+    assert path == "include.watcher.TriggererWatcherTrigger"
+    assert kwargs["model_unique_id"] == "m"
+
+
+def test_the_producer_publishes_in_order_and_only_what_watchers_read(monkeypatch) -> None:
+    pushed: list[tuple[str, object]] = []
+    ti = SimpleNamespace(xcom_push=lambda key, value, **_: pushed.append((key, value)))
+    context = {"ti": ti}
+
+    def event(name: str, status: str | None = None) -> str:
+        node = {"unique_id": "model.p.m", "node_status": status} if status else {}
+        return json.dumps({"info": {"name": name}, "data": {"node_info": node}})
+
+    def cosmos_parse(self):
+        # Cosmos's parser, as far as this matters: each event's XComs.
+        def parse(line: str, extra_kwargs: dict) -> None:
+            data = json.loads(line)
+            status = data["data"]["node_info"].get("node_status")
+            ti = extra_kwargs["context"]["ti"]
+            ti.xcom_push(key="model__p__m_dbt_event", value=data["info"]["name"])
+            if status:
+                ti.xcom_push(key="model__p__m_status", value=status)
+                ti.xcom_push(key="model__p__m_compiled_sql", value="select 1")
+
+        return parse
+
+    def dbt_build(self, command, env, cwd, **kwargs):
+        # dbt calling its callback from its threads, as Cosmos wires it.
+        parse = self._make_parse_callable()
+        for line in (event("NodeStart"), event("NodeExecuting"), event("NodeFinished", "success"),
+                     event("NodeFinished", "error")):  # fmt: skip
+            parse(line, {"context": context})
+        assert pushed == []  # nothing published from dbt's own thread
+        return "result"
+
+    from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+    monkeypatch.setattr(DbtProducerWatcherOperator, "_make_parse_callable", cosmos_parse)
+    monkeypatch.setattr(DbtProducerWatcherOperator, "run_dbt_runner", dbt_build)
+    from include.dbt_profile import profile_config
+
+    producer = QueuedProducer(project_dir="/tmp", profile_config=profile_config())
+    assert producer.run_dbt_runner(["build"], {}, "/tmp") == "result"
+    assert pushed == [
+        # The success: its result only (no progress events, no event or SQL).
+        ("model__p__m_status", "success"),
+        # The failure: everything a failed watcher shows.
+        ("model__p__m_dbt_event", "NodeFinished"),
+        ("model__p__m_status", "error"),
+        ("model__p__m_compiled_sql", "select 1"),
+    ]
