@@ -1,8 +1,8 @@
 """Cosmos's WATCHER mode with its watcher tasks kept off the workers.
 
 In WATCHER mode one task (the producer) runs a single `dbt build` for the
-DAG and publishes each node's result as it finishes; every model, snapshot,
-source and model's tests keeps a task of its own that reports that result.
+DAG and publishes each node's result as it finishes; every model, snapshot
+and model's tests keeps a task of its own that reports that result.
 Cosmos runs each of those tasks on a worker, which defers it to the
 triggerer, which sends it back to a worker to finish: two task processes
 per node, and a chain as deep as the dbt graph, so on a 2-core machine the
@@ -118,33 +118,49 @@ class QueuedProducer(DbtProducerWatcherOperator):
         publish = super()._make_parse_callable()
         events: queue.SimpleQueue = queue.SimpleQueue()
 
+        failures: list[BaseException] = []
+
         def publisher() -> None:
             while (item := events.get()) is not None:
-                line, extra_kwargs = item
-                event = json.loads(line)
-                # A node's start, compiling and executing events each overwrite
-                # its event XCom, which only its end is read from (and log at
-                # debug level): three of every node's round trips, skipped.
-                if event.get("info", {}).get("name") in PROGRESS_EVENTS:
-                    continue
-                status = event.get("data", {}).get("node_info", {}).get("node_status")
-                if status in SUCCEEDED and extra_kwargs and extra_kwargs.get("context"):
-                    context = extra_kwargs["context"]
-                    extra_kwargs = {
-                        **extra_kwargs,
-                        "context": {**context, "ti": _ResultOnly(context["ti"])},
-                    }
-                publish(line, extra_kwargs)
+                if failures:
+                    continue  # drain: the task fails below
+                try:
+                    if (event := only_what_is_read(*item)) is not None:
+                        publish(*event)
+                except Exception as exc:  # re-raised once dbt is done
+                    failures.append(exc)
 
         thread = threading.Thread(target=publisher, name="cosmos-results", daemon=True)
         thread.start()
         self._events = events
         try:
-            return super().run_dbt_runner(command, env, cwd, **kwargs)
+            result = super().run_dbt_runner(command, env, cwd, **kwargs)
         finally:
             self._events = None
             events.put(None)
             thread.join()
+        if failures:
+            # A result not published must not read as "not run" (a success):
+            # the producer fails, and so does every watcher still waiting.
+            raise failures[0]
+        return result
+
+
+def only_what_is_read(line: str, extra_kwargs: Any) -> tuple[str, Any] | None:
+    """One dbt event for Cosmos's parser, less what no watcher reads (None: all of it)."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return line, extra_kwargs  # Cosmos logs a line that is not an event
+    # A node's start, compiling and executing events each overwrite its
+    # event XCom, which only its end is read from (and log at debug level).
+    if event.get("info", {}).get("name") in PROGRESS_EVENTS:
+        return None
+    status = event.get("data", {}).get("node_info", {}).get("node_status")
+    if status in SUCCEEDED and extra_kwargs and extra_kwargs.get("context"):
+        context = extra_kwargs["context"]
+        extra_kwargs = {**extra_kwargs, "context": {**context, "ti": _ResultOnly(context["ti"])}}
+    return line, extra_kwargs
 
 
 def start_watchers_in_triggerer(dag: DAG) -> None:

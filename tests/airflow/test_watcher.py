@@ -116,3 +116,27 @@ def test_the_producer_publishes_in_order_and_only_what_watchers_read(monkeypatch
         ("model__p__m_status", "error"),
         ("model__p__m_compiled_sql", "select 1"),
     ]
+
+
+def test_a_result_that_cannot_be_published_fails_the_producer(monkeypatch) -> None:
+    """Not a silent "not run" (which its watcher would read as a success)."""
+    from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+    from include.dbt_profile import profile_config
+
+    def cosmos_parse(self):
+        def parse(line: str, extra_kwargs: dict) -> None:
+            raise ConnectionError("the API server is gone")
+
+        return parse
+
+    def dbt_build(self, command, env, cwd, **kwargs):
+        line = json.dumps({"info": {"name": "NodeFinished"}, "data": {"node_info": {}}})
+        self._make_parse_callable()(line, {"context": {"ti": None}})
+        return "result"
+
+    monkeypatch.setattr(DbtProducerWatcherOperator, "_make_parse_callable", cosmos_parse)
+    monkeypatch.setattr(DbtProducerWatcherOperator, "run_dbt_runner", dbt_build)
+    producer = QueuedProducer(project_dir="/tmp", profile_config=profile_config())
+    with pytest.raises(ConnectionError, match="API server is gone"):
+        producer.run_dbt_runner(["build"], {}, "/tmp")

@@ -11,7 +11,11 @@ It prints each DAG's runs per day and their times, and fails unless:
   naming the day, and succeeded;
 - no task needed a retry or failed;
 - the marts hold the same rows as `make run`'s (bookkeeping columns aside:
-  load and build times, snapshot validity, loader batch ids).
+  load and build times, snapshot validity, loader batch ids);
+- then, with one model broken on purpose (its raw table loses the column it
+  reads), a run of its transform fails loudly: the model's own task and the
+  dbt build fail, both logs name the model, and the unrelated models still
+  build.
 
 The test ``tests/airflow/test_scheduler.py`` runs it at a tiny size.
 """
@@ -70,11 +74,14 @@ def day_done(day: str):
     return done
 
 
+def warehouse_conninfo(env: dict[str, str]) -> str:
+    return f"host=127.0.0.1 port={env['WAREHOUSE_PORT']} user=postgres dbname=warehouse"
+
+
 def marts(env: dict[str, str]) -> dict[str, list[tuple]]:
     """Every table in the warehouse's marts schema, wall-clock columns left out, sorted."""
-    port = env["WAREHOUSE_PORT"]
     out: dict[str, list[tuple]] = {}
-    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=warehouse") as conn:
+    with psycopg.connect(warehouse_conninfo(env)) as conn:
         tables = conn.execute(
             "select table_name from information_schema.tables"
             " where table_schema = 'marts' and table_type = 'BASE TABLE' order by 1"
@@ -94,6 +101,41 @@ def marts(env: dict[str, str]) -> dict[str, list[tuple]]:
             )
             out[table] = sorted(conn.execute(query).fetchall(), key=repr)
     return out
+
+
+# The model broken on purpose after the two days, and how: its raw table loses
+# the column it reads (its source's own tests still pass).
+BROKEN_MODEL = "stg_mongo__moderation_queue"
+BREAK = "alter table raw_mongo.moderation_queue rename column doc to doc_gone"
+
+
+def broken_model_run(airflow: AirflowStack) -> dict:
+    """``dbt_transform_mongo`` run once with BROKEN_MODEL failing: what failed, and said so."""
+    with psycopg.connect(warehouse_conninfo(airflow.stack.env), autocommit=True) as conn:
+        conn.execute(BREAK)
+    dag_id = "dbt_transform_mongo"
+    before = {r.run_id for r in airflow.runs() if r.dag_id == dag_id}
+    airflow.airflow("dags", "trigger", dag_id)
+
+    def ours(runs: list[Run]) -> list[Run]:
+        return [r for r in runs if r.dag_id == dag_id and r.run_id not in before]
+
+    airflow.wait_until(
+        lambda runs: any(r.state in ("success", "failed") for r in ours(runs)), 600, "the run"
+    )
+    [run] = ours(airflow.runs())
+    states = airflow.task_states(dag_id, run.run_id)
+    logs = airflow.stack.folder / "data" / "airflow" / "logs" / f"dag_id={dag_id}"
+    said = {
+        task: " ".join(p.read_text(errors="replace") for p in logs.glob(f"*/task_id={task}/*.log"))
+        for task in ("dbt_producer_watcher", f"{BROKEN_MODEL}.run")
+    }
+    return {
+        "state": run.state,
+        "failed": sorted(t for t, s in states.items() if s == "failed"),
+        "succeeded": sorted(t for t, s in states.items() if s == "success"),
+        "named": sorted(t for t, text in said.items() if BROKEN_MODEL in text),
+    }
 
 
 def run_two_days(datagen_scale: float, execution_mode: str, keep: bool = False) -> dict:
@@ -131,11 +173,13 @@ def run_two_days(datagen_scale: float, execution_mode: str, keep: bool = False) 
         print(f"{day2} done after {result[day2]:.0f}s", flush=True)
         result["runs"] = airflow.runs()
         result["retried_or_failed"] = airflow.retried_or_failed()
+        result["airflow_marts"] = marts(airflow_stack.env)
+        print("a transform with a broken model ...", flush=True)
+        result["broken"] = broken_model_run(airflow)
         airflow.stop()
         print("make run, twice, in the reference stack ...", flush=True)
         reference.make_run()
         reference.make_run()
-        result["airflow_marts"] = marts(airflow_stack.env)
         result["make_run_marts"] = marts(reference.env)
     finally:
         airflow.stop()
@@ -159,6 +203,19 @@ def report(result: dict) -> list[str]:
         problems.append(f"runs without a day: {sorted(unkeyed)}")
     if result["retried_or_failed"]:
         problems.append(f"retried or failed tasks: {result['retried_or_failed']}")
+    broken = result["broken"]
+    print(f"== a broken {BROKEN_MODEL}: the run {broken['state']} ==")
+    print(f"  failed: {', '.join(broken['failed'])}")
+    print(f"  named in the log of: {', '.join(broken['named'])}")
+    print(f"  succeeded beside it: {len(broken['succeeded'])} tasks")
+    loud = {"dbt_producer_watcher", f"{BROKEN_MODEL}.run"}
+    if broken["state"] != "failed" or not loud <= set(broken["failed"]):
+        problems.append(f"the broken model did not fail its task and the build: {broken}")
+    if set(broken["named"]) != loud:
+        problems.append(f"the broken model is not named in both logs: {broken['named']}")
+    # One bad model does not stop the others: the unrelated staging models built.
+    if "stg_mongo__support_tickets.run" not in broken["succeeded"]:
+        problems.append(f"a broken model stopped the unrelated ones: {broken}")
     ours, theirs = result["airflow_marts"], result["make_run_marts"]
     if set(ours) != set(theirs):
         problems.append(f"marts differ in tables: {sorted(set(ours) ^ set(theirs))}")

@@ -110,6 +110,14 @@ class AirflowStack:
                 " ('failed', 'upstream_failed', 'up_for_retry')"
             ).fetchall()
 
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        with self.metadata() as conn:
+            rows = conn.execute(
+                "select task_id, state from task_instance where dag_id = %s and run_id = %s",
+                (dag_id, run_id),
+            ).fetchall()
+        return {task: state for task, state in rows}
+
     def timeline(self, dag_id: str, run_id: str) -> list[tuple[str, str, float, float]]:
         """Each task of a run: (task, state, seconds from the run's start to its start and end)."""
         with self.metadata() as conn:

@@ -5,7 +5,8 @@ session (tests/bench/conftest.py) and makes the checks itself, exiting 1 on
 any: Airflow on free ports in a throwaway stack, the simulation's first day
 when it starts and the next one triggered, every loader, transform and the
 report run by data-aware scheduling; then `make run` twice in a second stack
-from the same seed. Here: it passed, and its report shows what it checked.
+from the same seed; and a transform run with a model broken on purpose.
+Here: it passed, and its report shows what it checked.
 """
 
 from __future__ import annotations
@@ -26,3 +27,7 @@ def test_two_days_under_the_scheduler_equal_make_run(airflow_days_output: str) -
     compared = re.findall(r"^  marts\.\S+\s+(\d+) rows  (.+)$", out, re.M)
     assert compared and all(verdict == "= make run" for _, verdict in compared)
     assert sum(int(rows) for rows, _ in compared) > 0
+    # A broken model fails its own task and the build, named in both logs.
+    assert re.search(r"^== a broken stg_mongo__moderation_queue: the run failed ==$", out, re.M)
+    failed = re.search(r"^  failed: (.*)$", out, re.M)
+    assert failed and "stg_mongo__moderation_queue.run" in failed.group(1).split(", ")
