@@ -147,8 +147,9 @@ def sources_exist() -> bool:
     wanted = {
         f"{s['schema']}.{s['identifier']}"
         for s in sources
-        if (s.get("freshness") or {}).get("error_after", {}).get("count")
-    }
+        if any(((s.get("freshness") or {}).get(rule) or {}).get("count")
+               for rule in ("warn_after", "error_after"))
+    }  # fmt: skip
 
     def missing() -> set[str]:
         with connect(WarehouseSettings.from_env()) as conn:

@@ -15,11 +15,15 @@ Cosmos already does for the first ones) instead of one dependency level at
 a time; dbt's own order decides when each finishes, and the graph still
 shows the lineage. A failed node, or a producer that ended without a result
 for it, is sent to a worker to fail the task with Cosmos's message, which
-names the model or test.
+names the model or test. A second try of a watcher (retried, or cleared in
+the UI) waits for its upstream tasks, then runs its node's dbt command on a
+worker, as Cosmos's watchers do.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
 import queue
 import threading
@@ -29,38 +33,60 @@ from typing import Any
 from airflow.sdk import DAG
 from airflow.triggers.base import (
     StartTriggerArgs,
+    TaskFailedEvent,
     TaskSkippedEvent,
     TaskSuccessEvent,
     TriggerEvent,
 )
+from asgiref.sync import sync_to_async
 from cosmos.listeners.dag_run_listener import EventStatus
 from cosmos.operators._watcher.base import BaseConsumerSensor
-from cosmos.operators._watcher.triggerer import WatcherTrigger
+from cosmos.operators._watcher.triggerer import WatcherEventReason, WatcherTrigger
 from cosmos.operators.watcher import DbtProducerWatcherOperator
 
 # How often a watcher asks for its node's result: each ask is two XCom reads
 # through the API server, for every node still waiting.
 POKE_SECONDS = 2.0
+# A watcher whose producer never reports (its worker lost, say) fails then.
+WATCH_TIMEOUT = dt.timedelta(hours=24)
 
 
 class TriggererWatcherTrigger(WatcherTrigger):
     """Cosmos's watcher trigger, started without a worker and ending the task on success.
 
     The run id is not known when the DAG is parsed: it is read from the task
-    instance the triggerer gives the trigger.
+    instance the triggerer gives the trigger. A second try (a retry, or a
+    task cleared in the UI) does not read the build's result again: once
+    its upstream tasks have succeeded, it goes to a worker, where Cosmos
+    runs the node's own dbt command (its fallback when the producer did not
+    run the node), so cleared tasks rebuild in dbt's order.
     """
+
+    def __init__(self, *, upstream_task_ids: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.upstream_task_ids = sorted(upstream_task_ids or [])
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         _, kwargs = super().serialize()
+        kwargs["upstream_task_ids"] = self.upstream_task_ids
         return f"{__name__}.{type(self).__name__}", kwargs
 
     async def _log_startup_events(self) -> None:
         """Not here: the producer's log has dbt's versions; this would add an XCom read a second."""
 
+    async def _get_producer_task_status(self) -> str | None:
+        # Cosmos waits for failed, skipped or success: a producer that never
+        # ran because its own upstream failed would keep the watchers waiting.
+        state = await super()._get_producer_task_status()
+        return "failed" if state in ("upstream_failed", "removed") else state
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        if not self.run_id and self.task_instance is not None:
-            self.run_id = self.task_instance.run_id
-            self.map_index = self.task_instance.map_index
+        ti = self.task_instance
+        if not self.run_id and ti is not None:
+            self.run_id, self.map_index = ti.run_id, ti.map_index
+        if ti is not None and (getattr(ti, "try_number", 1) or 1) > 1:
+            yield await self._after_upstream()
+            return
         async for event in super().run():
             status = event.payload.get("status")
             if status == EventStatus.SUCCESS:
@@ -72,6 +98,24 @@ class TriggererWatcherTrigger(WatcherTrigger):
                 # for a skipped producer, runs the node's dbt command itself).
                 yield event
             return
+
+    async def _after_upstream(self) -> TriggerEvent:
+        """Once every upstream task succeeded (or was skipped): the node's own dbt run."""
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        while True:
+            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+                dag_id=self.dag_id, task_ids=self.upstream_task_ids, run_ids=[self.run_id]
+            )
+            upstream = states.get(self.run_id, {})
+            if any(s in ("failed", "upstream_failed") for s in upstream.values()):
+                return TaskFailedEvent()
+            if all(upstream.get(t) in ("success", "skipped") for t in self.upstream_task_ids):
+                # Cosmos's execute_complete runs the node's dbt command for this reason.
+                return TriggerEvent(
+                    {"status": EventStatus.FAILED, "reason": WatcherEventReason.PRODUCER_SKIPPED}
+                )
+            await asyncio.sleep(self.poke_interval)
 
 
 PROGRESS_EVENTS = frozenset({"NodeStart", "NodeCompiling", "NodeExecuting"})
@@ -183,8 +227,9 @@ def start_watchers_in_triggerer(dag: DAG) -> None:
                 "map_index": -1,
                 "poke_interval": POKE_SECONDS,
                 "is_test_sensor": task.is_test_sensor,
+                "upstream_task_ids": sorted(task.upstream_task_ids),
             },
             next_method="execute_complete",
             next_kwargs=None,
-            timeout=None,
+            timeout=WATCH_TIMEOUT,
         )

@@ -231,7 +231,7 @@ def test_dag_folder_parses_quickly(manifest: Path) -> None:
     assert elapsed < 5, f"parsing the DAG folder took {elapsed:.1f}s"
 
 
-def test_watcher_mode_runs_one_build_watched_from_the_triggerer(monkeypatch) -> None:
+def test_watcher_mode_runs_one_build_watched_from_the_triggerer(manifest, monkeypatch) -> None:
     """The default mode, parsed as `make airflow` parses it (the fixture's DagBag is LOCAL)."""
     from airflow.dag_processing.dagbag import DagBag
 
@@ -253,7 +253,10 @@ def test_watcher_mode_runs_one_build_watched_from_the_triggerer(monkeypatch) -> 
         # Started and ended in the triggerer, all from the run's start.
         assert task.start_from_trigger is True, task.task_id
         assert task.start_trigger_args.trigger_cls == trigger
-        assert task.start_trigger_args.trigger_kwargs["model_unique_id"] == task.model_unique_id
+        kwargs = task.start_trigger_args.trigger_kwargs
+        assert kwargs["model_unique_id"] == task.model_unique_id
+        # A second try waits for these, then runs the node's own dbt command.
+        assert kwargs["upstream_task_ids"] == sorted(task.upstream_task_ids)
         assert task.trigger_rule == "always", task.task_id
     # The graph keeps dbt's lineage; `built` still waits on every leaf.
     assert dag.get_task("review_mart.test").upstream_task_ids == {"review_mart.run"}

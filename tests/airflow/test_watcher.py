@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from types import SimpleNamespace
 
 import pytest
-from airflow.triggers.base import TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
+from airflow.triggers.base import TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 from cosmos.operators._watcher.triggerer import WatcherTrigger
 
 from include.watcher import QueuedProducer, TriggererWatcherTrigger
+
+
+def task_instance(try_number: int) -> SimpleNamespace:
+    """What the triggerer hands a trigger started from it (the fields read here)."""
+    return SimpleNamespace(run_id="manual__2026-10-09", map_index=-1, try_number=try_number)
 
 
 def trigger_events(monkeypatch, payload: dict) -> tuple[list, TriggererWatcherTrigger]:
@@ -37,8 +43,9 @@ def trigger_events(monkeypatch, payload: dict) -> tuple[list, TriggererWatcherTr
         run_id="",
         map_index=-1,
     )
-    # What the triggerer hands a trigger started from it: its task instance.
-    trigger._task_instance = SimpleNamespace(run_id="manual__2026-10-09", map_index=-1)
+    trigger._task_instance = SimpleNamespace(
+        run_id="manual__2026-10-09", map_index=-1, try_number=1
+    )
 
     async def collect() -> list:
         return [event async for event in trigger.run()]
@@ -71,8 +78,13 @@ def test_the_trigger_serializes_as_itself() -> None:
 
 def test_the_producer_publishes_in_order_and_only_what_watchers_read(monkeypatch) -> None:
     pushed: list[tuple[str, object]] = []
-    ti = SimpleNamespace(xcom_push=lambda key, value, **_: pushed.append((key, value)))
-    context = {"ti": ti}
+    threads: set[str] = set()
+
+    def xcom_push(key: str, value: object, **_) -> None:
+        threads.add(threading.current_thread().name)
+        pushed.append((key, value))
+
+    context = {"ti": SimpleNamespace(xcom_push=xcom_push)}
 
     def event(name: str, status: str | None = None) -> str:
         node = {"unique_id": "model.p.m", "node_status": status} if status else {}
@@ -97,7 +109,6 @@ def test_the_producer_publishes_in_order_and_only_what_watchers_read(monkeypatch
         for line in (event("NodeStart"), event("NodeExecuting"), event("NodeFinished", "success"),
                      event("NodeFinished", "error")):  # fmt: skip
             parse(line, {"context": context})
-        assert pushed == []  # nothing published from dbt's own thread
         return "result"
 
     from cosmos.operators.watcher import DbtProducerWatcherOperator
@@ -108,6 +119,7 @@ def test_the_producer_publishes_in_order_and_only_what_watchers_read(monkeypatch
 
     producer = QueuedProducer(project_dir="/tmp", profile_config=profile_config())
     assert producer.run_dbt_runner(["build"], {}, "/tmp") == "result"
+    assert threads == {"cosmos-results"}  # never from dbt's own threads
     assert pushed == [
         # The success: its result only (no progress events, no event or SQL).
         ("model__p__m_status", "success"),
@@ -140,3 +152,55 @@ def test_a_result_that_cannot_be_published_fails_the_producer(monkeypatch) -> No
     producer = QueuedProducer(project_dir="/tmp", profile_config=profile_config())
     with pytest.raises(ConnectionError, match="API server is gone"):
         producer.run_dbt_runner(["build"], {}, "/tmp")
+
+
+def second_try(monkeypatch, upstream_states: list[dict[str, str]]) -> list:
+    """What a watcher's second try yields while its upstream goes through ``upstream_states``."""
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    states = iter(upstream_states)
+    monkeypatch.setattr(
+        RuntimeTaskInstance,
+        "get_task_states",
+        staticmethod(lambda dag_id, task_ids, run_ids: {run_ids[0]: next(states)}),
+    )
+    trigger = TriggererWatcherTrigger(
+        model_unique_id="model.store_analytics.review_mart",
+        producer_task_id="dbt_producer_watcher",
+        dag_id="dbt_transform_mongo",
+        run_id="",
+        map_index=-1,
+        poke_interval=0.01,
+        upstream_task_ids=["stg_mongo__moderation_queue.test"],
+    )
+    trigger._task_instance = SimpleNamespace(
+        run_id="manual__2026-10-09", map_index=-1, try_number=2
+    )
+
+    async def collect() -> list:
+        return [event async for event in trigger.run()]
+
+    return asyncio.run(collect())
+
+
+def test_a_cleared_watcher_runs_its_node_once_its_upstream_succeeded(monkeypatch) -> None:
+    up = "stg_mongo__moderation_queue.test"
+    [event] = second_try(monkeypatch, [{up: "running"}, {}, {up: "success"}])
+    # To a worker, where Cosmos runs the node's own dbt command.
+    assert type(event) is TriggerEvent
+    assert event.payload == {"status": "failed", "reason": "producer_skipped"}
+    [event] = second_try(monkeypatch, [{up: "running"}, {up: "upstream_failed"}])
+    assert isinstance(event, TaskFailedEvent)
+
+
+def test_a_producer_that_never_ran_ends_the_wait(monkeypatch) -> None:
+    """Cosmos waits only for failed, skipped or success; upstream_failed would hang the run."""
+
+    async def producer_state(self):
+        return "upstream_failed"
+
+    monkeypatch.setattr(WatcherTrigger, "_get_producer_task_status", producer_state)
+    trigger = TriggererWatcherTrigger(
+        model_unique_id="m", producer_task_id="p", dag_id="d", run_id="r", map_index=-1
+    )
+    assert asyncio.run(trigger._get_producer_task_status()) == "failed"
