@@ -9,7 +9,10 @@ variables a user sets (WAREHOUSE_*, MONGO_*).
 from __future__ import annotations
 
 import os
+import random
 import socket
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,10 +35,48 @@ from stack.embedded_sales_api import EmbeddedSalesApi
 pytest_plugins = ["tests.reports.fixtures"]
 
 
+# Ports handed out by free_port, across every process of a test session (the
+# background benches run their stacks beside pytest's): one file per port.
+PORT_RESERVATIONS = Path(tempfile.gettempdir()) / "store-analytics-test-ports"
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port on 127.0.0.1, below the kernel's ephemeral range and handed out once.
+
+    A port the kernel picks (bind to 0) lies in the ephemeral range, where any
+    outgoing connection may take it as its own before the server that was
+    given it binds: a test's server then fails with "address already in use".
+    Ports below that range are only ever bound on purpose, and a reservation
+    file keeps two processes from being handed the same one.
+    """
+    PORT_RESERVATIONS.mkdir(exist_ok=True)
+    stale = time.time() - 86400
+    for old in PORT_RESERVATIONS.iterdir():
+        try:
+            if old.stat().st_mtime < stale:
+                old.unlink()
+        except FileNotFoundError:
+            pass  # another process cleaned it first
+    for _ in range(1000):
+        port = random.randint(15000, _ephemeral_low() - 1)
+        try:
+            os.close(os.open(PORT_RESERVATIONS / str(port), os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 @pytest.fixture(scope="session")
