@@ -23,9 +23,27 @@ from cosmos.operators._watcher.triggerer import WatcherTrigger
 from include.watcher import QueuedProducer, TriggererWatcherTrigger
 
 
-def task_instance(try_number: int) -> SimpleNamespace:
-    """What the triggerer hands a trigger started from it (the fields read here)."""
-    return SimpleNamespace(run_id="manual__2026-10-09", map_index=-1, try_number=try_number)
+def started_trigger(try_number: int, **kwargs) -> TriggererWatcherTrigger:
+    """The trigger as the triggerer starts it: with its task instance (the fields read here)."""
+    trigger = TriggererWatcherTrigger(
+        model_unique_id="model.store_analytics.review_mart",
+        producer_task_id="dbt_producer_watcher",
+        dag_id="dbt_transform_mongo",
+        run_id="",
+        map_index=-1,
+        **kwargs,
+    )
+    trigger._task_instance = SimpleNamespace(
+        run_id="manual__2026-10-09", map_index=-1, try_number=try_number
+    )
+    return trigger
+
+
+def events_of(trigger: TriggererWatcherTrigger) -> list:
+    async def collect() -> list:
+        return [event async for event in trigger.run()]
+
+    return asyncio.run(collect())
 
 
 def trigger_events(monkeypatch, payload: dict) -> tuple[list, TriggererWatcherTrigger]:
@@ -36,21 +54,8 @@ def trigger_events(monkeypatch, payload: dict) -> tuple[list, TriggererWatcherTr
         yield TriggerEvent(payload)
 
     monkeypatch.setattr(WatcherTrigger, "run", cosmos_run)
-    trigger = TriggererWatcherTrigger(
-        model_unique_id="model.store_analytics.review_mart",
-        producer_task_id="dbt_producer_watcher",
-        dag_id="dbt_transform_mongo",
-        run_id="",
-        map_index=-1,
-    )
-    trigger._task_instance = SimpleNamespace(
-        run_id="manual__2026-10-09", map_index=-1, try_number=1
-    )
-
-    async def collect() -> list:
-        return [event async for event in trigger.run()]
-
-    return asyncio.run(collect()), trigger
+    trigger = started_trigger(try_number=1)
+    return events_of(trigger), trigger
 
 
 def test_a_node_that_succeeded_or_was_skipped_ends_in_the_triggerer(monkeypatch) -> None:
@@ -164,23 +169,10 @@ def second_try(monkeypatch, upstream_states: list[dict[str, str]]) -> list:
         "get_task_states",
         staticmethod(lambda dag_id, task_ids, run_ids: {run_ids[0]: next(states)}),
     )
-    trigger = TriggererWatcherTrigger(
-        model_unique_id="model.store_analytics.review_mart",
-        producer_task_id="dbt_producer_watcher",
-        dag_id="dbt_transform_mongo",
-        run_id="",
-        map_index=-1,
-        poke_interval=0.01,
-        upstream_task_ids=["stg_mongo__moderation_queue.test"],
+    trigger = started_trigger(
+        try_number=2, poke_interval=0.01, upstream_task_ids=["stg_mongo__moderation_queue.test"]
     )
-    trigger._task_instance = SimpleNamespace(
-        run_id="manual__2026-10-09", map_index=-1, try_number=2
-    )
-
-    async def collect() -> list:
-        return [event async for event in trigger.run()]
-
-    return asyncio.run(collect())
+    return events_of(trigger)
 
 
 def test_a_cleared_watcher_runs_its_node_once_its_upstream_succeeded(monkeypatch) -> None:
