@@ -143,13 +143,12 @@ def sources_exist() -> bool:
     from include.defaults import manifest_path
     from loaders.core.warehouse import connect
 
+    def has_rule(source: dict) -> bool:
+        rules = source.get("freshness") or {}
+        return any((rules.get(r) or {}).get("count") for r in ("warn_after", "error_after"))
+
     sources = json.loads(manifest_path().read_text())["sources"].values()
-    wanted = {
-        f"{s['schema']}.{s['identifier']}"
-        for s in sources
-        if any(((s.get("freshness") or {}).get(rule) or {}).get("count")
-               for rule in ("warn_after", "error_after"))
-    }  # fmt: skip
+    wanted = {f"{s['schema']}.{s['identifier']}" for s in sources if has_rule(s)}
 
     def missing() -> set[str]:
         with connect(WarehouseSettings.from_env()) as conn:

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from config import DBT_PROJECT_DIR, PROFILES_DIR
-from tests.bench.airflow_stack import AirflowStack, Run
+from tests.bench.airflow_stack import AirflowStack
 from tests.bench.scaling_bench import Stack
 
 
@@ -35,25 +35,6 @@ def dbt_build_seconds(stack: Stack, tag: str) -> float:
          "--target-path", str(stack.folder / "target"), "--quiet"]
     )  # fmt: skip
     return seconds
-
-
-def one_run(airflow: AirflowStack, dag_id: str, mode: str) -> Run:
-    """Trigger ``dag_id`` and wait for that run to end; it must succeed."""
-    before = {r.run_id for r in airflow.runs() if r.dag_id == dag_id}
-    airflow.airflow("dags", "trigger", dag_id)
-
-    def ours(runs: list[Run]) -> list[Run]:
-        return [r for r in runs if r.dag_id == dag_id and r.run_id not in before]
-
-    airflow.wait_until(
-        lambda runs: any(r.state in ("success", "failed") for r in ours(runs)),
-        1800,
-        f"{dag_id} in {mode} mode",
-    )
-    [run] = ours(airflow.runs())
-    if run.state != "success" or run.seconds is None:
-        raise SystemExit(f"{dag_id} failed in {mode} mode: {airflow.retried_or_failed()}")
-    return run
 
 
 def dag_runs(
@@ -80,7 +61,9 @@ def dag_runs(
         airflow.airflow("dags", "pause", "--treat-dag-id-as-regex", "-y", ".*")
         airflow.airflow("dags", "unpause", dag_id)
         for n in range(runs + 1):
-            run = one_run(airflow, dag_id, mode)
+            run = airflow.trigger(dag_id)
+            if run.state != "success" or run.seconds is None:
+                raise SystemExit(f"{dag_id} failed in {mode} mode: {airflow.retried_or_failed()}")
             seconds.append(run.seconds or 0.0)
             print(f"  run {n}: {seconds[-1]:.1f}s", flush=True)
             if timeline and n == runs:

@@ -114,16 +114,7 @@ def broken_model_run(airflow: AirflowStack) -> dict:
     with psycopg.connect(warehouse_conninfo(airflow.stack.env), autocommit=True) as conn:
         conn.execute(BREAK)
     dag_id = "dbt_transform_mongo"
-    before = {r.run_id for r in airflow.runs() if r.dag_id == dag_id}
-    airflow.airflow("dags", "trigger", dag_id)
-
-    def ours(runs: list[Run]) -> list[Run]:
-        return [r for r in runs if r.dag_id == dag_id and r.run_id not in before]
-
-    airflow.wait_until(
-        lambda runs: any(r.state in ("success", "failed") for r in ours(runs)), 600, "the run"
-    )
-    [run] = ours(airflow.runs())
+    run = airflow.trigger(dag_id, timeout=600)
     states = airflow.task_states(dag_id, run.run_id)
     logs = airflow.stack.folder / "data" / "airflow" / "logs" / f"dag_id={dag_id}"
     said = {

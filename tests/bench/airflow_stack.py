@@ -110,6 +110,22 @@ class AirflowStack:
                 " ('failed', 'upstream_failed', 'up_for_retry')"
             ).fetchall()
 
+    def trigger(self, dag_id: str, timeout: float = 1800) -> Run:
+        """Trigger ``dag_id`` by hand and wait for that run to end (in success or failure)."""
+        before = {r.run_id for r in self.runs() if r.dag_id == dag_id}
+        self.airflow("dags", "trigger", dag_id)
+
+        def ours(runs: list[Run]) -> list[Run]:
+            return [r for r in runs if r.dag_id == dag_id and r.run_id not in before]
+
+        self.wait_until(
+            lambda runs: any(r.state in ("success", "failed") for r in ours(runs)),
+            timeout,
+            f"the run of {dag_id}",
+        )
+        [run] = ours(self.runs())
+        return run
+
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         with self.metadata() as conn:
             rows = conn.execute(
