@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from decimal import Decimal
 
 import psycopg
@@ -43,6 +44,9 @@ DAY1 = "2026-10-10 09:00:00+00"  # the order system's write time of day 1's rows
 DAY2 = "2026-10-11 10:00:00+00"  # and of day 2's changes
 T1 = dt.datetime(2026, 10, 10, 9, tzinfo=UTC)
 T2 = dt.datetime(2026, 10, 11, 10, tzinfo=UTC)
+DAY3 = "2026-10-12 11:00:00+00"
+T3 = dt.datetime(2026, 10, 12, 11, tzinfo=UTC)
+LATE = "2026-10-10 15:00:00+00"  # between day 1 and day 2: older than day 2's versions
 TOPIC = "new_users_events"
 
 
@@ -220,6 +224,20 @@ def land_day2(conn: psycopg.Connection) -> None:
     land(conn, "raw_mongo", "user_sessions", 15, [session("S6", 2, "2026-10-11T08:00:00Z", 5)])
 
 
+def land_day3(conn: psycopg.Connection) -> None:
+    """For the snapshots, which read only batches newer than their own: 101 is
+    shipped and Cid becomes silver; versions older than day 2's land late (Bob
+    silver, 102 paid: staging keeps day 2's); Ann's phone changes again."""
+    users = [
+        user(3, "Cid", "Moe", "silver", "+1 555 0003", DAY3),
+        user(2, "Bob", "Ray", "silver", "+1 555 0002", LATE),
+    ]
+    land(conn, "raw_oltp", "users", 21, users)
+    land(conn, "raw_oltp", "users", 22, [user(1, "Ann", "Lee", "gold", "+1 555 0010", DAY3)])
+    orders = [order(101, 1, "shipped", "30.00", DAY3), order(102, 2, "paid", "60.00", LATE)]
+    land(conn, "raw_oltp", "orders", 23, orders)
+
+
 # ---------------------------------------------------------------- reading the marts
 
 
@@ -236,6 +254,14 @@ USER_ACTIVITY = """
     select user_id, sessions_cnt, avg_pages_visited, days_active, days_active_last_month,
         orders_cnt, reviews_cnt, preferred_category
     from marts.user_activity order by user_id"""
+SNAP_USERS_LOYALTY = """
+    select user_id, loyalty_status, dbt_valid_from, dbt_valid_to
+    from snapshots.snap_users_loyalty order by user_id, dbt_valid_from"""
+
+SNAP_ORDERS_STATUS = """
+    select order_id, status, dbt_valid_from, dbt_valid_to
+    from snapshots.snap_orders_status order by order_id, dbt_valid_from"""
+
 USERS_RECONCILED = """
     select user_id, email, first_name, loyalty_status, record_source, streamed_at is not null
     from intermediate.int_users_reconciled order by email"""
@@ -367,22 +393,14 @@ def test_orders_marts_and_user_activity_over_two_days(
 
     # ---- histories: valid from the order system's write times
     # Ann's phone change opens no loyalty version; Bob's gold does.
-    assert rows(
-        warehouse,
-        "select user_id, loyalty_status, dbt_valid_from, dbt_valid_to"
-        " from snapshots.snap_users_loyalty order by user_id, dbt_valid_from",
-    ) == [
+    assert rows(warehouse, SNAP_USERS_LOYALTY) == [
         (1, "gold", T1, None),
         (2, "silver", T1, T2),
         (2, "gold", T2, None),
         (3, "bronze", T1, None),
         (5, "bronze", T2, None),
     ]
-    assert rows(
-        warehouse,
-        "select order_id, status, dbt_valid_from, dbt_valid_to"
-        " from snapshots.snap_orders_status order by order_id, dbt_valid_from",
-    ) == [
+    assert rows(warehouse, SNAP_ORDERS_STATUS) == [
         (100, "delivered", T1, None),
         (101, "pending", T1, T2),
         (101, "paid", T2, None),
@@ -400,3 +418,31 @@ def test_orders_marts_and_user_activity_over_two_days(
         "select user_id, count(*)::int from snapshots.snap_user_activity_measured"
         " group by user_id order by user_id",
     ) == [(1, 2), (2, 2), (3, 2), (4, 1), (5, 1)]
+
+    # ================================================================ day 3
+    # The order system's snapshots read only the batches landed since their
+    # last run: new versions open, late older ones (which staging does not
+    # keep) and a phone change open none.
+    users_before, orders_before = (
+        rows(warehouse, SNAP_USERS_LOYALTY),
+        rows(warehouse, SNAP_ORDERS_STATUS),
+    )
+    with psycopg.connect(warehouse) as conn:
+        land_day3(conn)
+    build(logs, "2026-10-12")
+    by_key_and_time = lambda r: (r[0], r[2])  # noqa: E731 (the queries' order)
+    assert rows(warehouse, SNAP_USERS_LOYALTY) == sorted(
+        [r for r in users_before if r[0] != 3] + [(3, "bronze", T1, T3), (3, "silver", T3, None)],
+        key=by_key_and_time,
+    )
+    assert rows(warehouse, SNAP_ORDERS_STATUS) == sorted(
+        [r for r in orders_before if r[0] != 101 or r[1] != "paid"]
+        + [(101, "paid", T2, T3), (101, "shipped", T3, None)],
+        key=by_key_and_time,
+    )
+    dbt_log = (logs / "dbt.log").read_text()
+    for snapshot in ("snap_users_loyalty", "snap_orders_status"):
+        read_new = (
+            rf'where batch_id > \(select coalesce\(max\(batch_id\), 0\) from [^)]*"{snapshot}"\)'
+        )
+        assert re.search(read_new, dbt_log), f"{snapshot} read every row"
