@@ -271,6 +271,16 @@ def etl_valid_from(wh: str) -> dict[int, dt.datetime]:
     return dict(rows(wh, "select user_id, etl_valid_from from marts.user_activity"))
 
 
+def lookup_indexes(wh: str, schema: str, table: str) -> set[str]:
+    """The column lists of a table's indexes: ``{"(order_id)", ...}``."""
+    with psycopg.connect(wh) as conn:
+        found = conn.execute(
+            "select indexdef from pg_indexes where schemaname = %s and tablename = %s",
+            (schema, table),
+        ).fetchall()
+    return {definition[definition.rindex(" (") :].strip() for (definition,) in found}
+
+
 def build(logs, day: str) -> None:
     summary = run_dbt(["build", "--vars", f"{{logical_date: '{day}'}}"], logs)
     assert summary.success, summary.failures
@@ -429,7 +439,15 @@ def test_orders_marts_and_user_activity_over_two_days(
     )
     with psycopg.connect(warehouse) as conn:
         land_day3(conn)
+        # As on a table built before lookup_indexes existed: the next run adds it.
+        conn.execute("drop index staging.stg_oltp__orders__batch_id_idx")
     build(logs, "2026-10-12")
+    assert lookup_indexes(warehouse, "staging", "stg_oltp__orders") == {
+        "(batch_id)", "(loaded_at)", "(order_id)"
+    }  # fmt: skip
+    assert lookup_indexes(warehouse, "snapshots", "snap_users_loyalty") == {
+        "(batch_id)", "(user_id)"
+    }  # fmt: skip
     by_key_and_time = lambda r: (r[0], r[2])  # noqa: E731 (the queries' order)
     assert rows(warehouse, SNAP_USERS_LOYALTY) == sorted(
         [r for r in users_before if r[0] != 3] + [(3, "bronze", T1, T3), (3, "silver", T3, None)],
