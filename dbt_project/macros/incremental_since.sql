@@ -15,26 +15,3 @@
     )
     {%- endif %}
 {%- endmacro %}
-
-{#
-    The same filter for a snapshot of such a model (check strategy, hard
-    deletes ignored): only rows of batches newer than the newest batch the
-    snapshot holds, so a day's run compares the day's changes, not every
-    current row. Sound because a key missing from the query is left as it is
-    when hard deletes are ignored, and a version is only ever written from a
-    batch the snapshot has read. A batch whose rows change nothing adds no
-    version, so it may be read again next run: harmless. Renders nothing
-    until the snapshot's table exists (its first run reads everything).
-#}
-{% macro snapshot_since(column='batch_id') -%}
-    {%- if execute -%}
-        {%- if adapter.get_hard_deletes_behavior(config) != 'ignore' -%}
-            {{ exceptions.raise_compiler_error(
-                model.name ~ ": snapshot_since needs hard_deletes: ignore (a key missing "
-                ~ "from a filtered query would read as deleted)") }}
-        {%- endif -%}
-        {%- if adapter.get_relation(this.database, this.schema, this.identifier) is not none %}
-    where {{ column }} > (select coalesce(max({{ column }}), 0) from {{ this }})
-        {%- endif -%}
-    {%- endif %}
-{%- endmacro %}

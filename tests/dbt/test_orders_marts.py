@@ -431,8 +431,9 @@ def test_orders_marts_and_user_activity_over_two_days(
 
     # ================================================================ day 3
     # The order system's snapshots read only the batches landed since their
-    # last run: new versions open, late older ones (which staging does not
-    # keep) and a phone change open none.
+    # last run, and compare only those keys' current versions: new versions
+    # open, late older ones (which staging does not keep) and a phone change
+    # open none.
     users_before, orders_before = (
         rows(warehouse, SNAP_USERS_LOYALTY),
         rows(warehouse, SNAP_ORDERS_STATUS),
@@ -464,3 +465,6 @@ def test_orders_marts_and_user_activity_over_two_days(
             rf'where batch_id > \(select coalesce\(max\(batch_id\), 0\) from [^)]*"{snapshot}"\)'
         )
         assert re.search(read_new, dbt_log), f"{snapshot} read every row"
+        # and compares only the current versions of the keys it read
+        compare_read = rf'"{snapshot}"\s+where (order_id|user_id) in \(select'
+        assert re.search(compare_read, dbt_log), f"{snapshot} compared every current row"
