@@ -41,7 +41,9 @@ RAW_TABLE = RawTable(
         ("value", "text not null"),  # a JSON object (checked), exactly as produced
         ("message_timestamp", "timestamptz"),
     ),
-    indexes=(("_batch_id",),),
+    # _batch_id: the incremental staging model; _loaded_at: the daily tests that
+    # read raw rows landed since (json_key_castable).
+    indexes=(("_batch_id",), ("_loaded_at",)),
 )
 RAW_TABLES = (RAW_TABLE,)
 RAW_COLUMNS = (*(name for name, _ in RAW_TABLE.columns), "_batch_id")

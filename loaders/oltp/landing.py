@@ -66,8 +66,9 @@ _TABLES = {
         RAW_SCHEMA,
         t.name,
         tuple((column, "text") for column in t.columns),
-        # (key, cursor): the lookback's dedup; _batch_id: incremental dbt models.
-        indexes=((t.primary_key, t.cursor), ("_batch_id",)),
+        # (key, cursor): the lookback's dedup; _batch_id: incremental dbt models;
+        # _loaded_at: the daily tests that read raw rows landed since (text_key_castable).
+        indexes=((t.primary_key, t.cursor), ("_batch_id",), ("_loaded_at",)),
     )
     for t in TABLES.values()
 }
