@@ -10,6 +10,7 @@ and processes only what is new. Airflow runs the same steps as tasks.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import sys
@@ -58,6 +59,7 @@ class DbtSummary:
     failures: list[str] = field(default_factory=list)
     incremental_rows: dict[str, int] = field(default_factory=dict)  # model -> rows merged
     incremental: set[str] = field(default_factory=set)  # incremental models built
+    views_built: int = 0
     layers: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -101,6 +103,8 @@ def run_dbt(args: list[str], log_dir: Path) -> DbtSummary:
             rows = (r.adapter_response or {}).get("rows_affected")
             if rows is not None:
                 summary.incremental_rows[node.name] = rows
+        if kind == "model" and node.config.materialized == "view":
+            summary.views_built += 1
         if kind == "model" and status == "success" and len(node.fqn) > 1:
             layer = summary.layers.setdefault(node.fqn[1], [])
             layer.append((node.name, node.schema, node.alias))
@@ -198,8 +202,9 @@ def run() -> int:
     tested = last_passed_build(wh, dbt_settings)  # None: the full check (every row, unit tests)
     build_started = _warehouse_now(wh)  # rows loaded before this are in this build
     full_check = tested is None
+    keep_views = [] if full_check else keep_unchanged_views_args(wh, dbt_settings)
     with dbt_scope(days[-1], tested):
-        dbt = run_dbt(["build", *dbt_scope_args(full_check)], local.logs_dir / "dbt")
+        dbt = run_dbt(["build", *dbt_scope_args(full_check), *keep_views], local.logs_dir / "dbt")
         steps["dbt"] = dbt.seconds
         if dbt.success:
             _save_state()
@@ -240,6 +245,8 @@ def run() -> int:
         if full_check
         else f"  tests checked what is new since the last build that passed (run of {tested.day})"
     )
+    if keep_views:
+        say(f"  views: {dbt.views_built} recreated, the others unchanged since the last good build")
     for failure in dbt.failures:
         say(redact(f"  FAILED {failure}"))
     with connect(wh) as conn:
@@ -368,6 +375,33 @@ def _dbt_passed(wh: WarehouseSettings, settings: DbtSettings, tested: Tested, fu
 def dbt_scope_args(full_check: bool) -> list[str]:
     """Unit tests test the SQL, which a new day does not change: CI and the full check run them."""
     return [] if full_check else ["--exclude-resource-type", "unit_test"]
+
+
+def keep_unchanged_views_args(wh: WarehouseSettings, settings: DbtSettings) -> list[str]:
+    """A daily build's views unchanged since the last good build stay as they are.
+
+    dbt_project/selectors.yml's daily_build, against that build's manifest (the
+    one _save_state keeps). Only when every view of that manifest exists in the
+    warehouse: one dropped by hand, or a warehouse that is not the one that
+    manifest was built on, means every view is built again.
+    """
+    manifest = settings.state_dir / "manifest.json"
+    try:
+        nodes = json.loads(manifest.read_text())["nodes"].values()
+    except (OSError, ValueError, KeyError):
+        return []  # no good build yet (or a manifest we cannot read): build them all
+    views = {
+        (node["schema"], node["alias"])
+        for node in nodes
+        if node.get("resource_type") == "model"
+        and node.get("config", {}).get("materialized") == "view"
+        and node.get("config", {}).get("enabled", True)
+    }
+    with connect(wh) as conn:
+        present = set(conn.execute("select schemaname, viewname from pg_views").fetchall())
+    if not views or not views <= present:
+        return []
+    return ["--selector", "daily_build", "--state", str(settings.state_dir)]
 
 
 @contextmanager

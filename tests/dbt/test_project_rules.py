@@ -280,6 +280,43 @@ def macros_documented(m: Manifest) -> list[str]:
     return out
 
 
+# Macros whose value is the run's own (its logical day, the last passing build):
+# SQL that calls them, even through other macros, differs from run to run.
+RUN_SCOPE_MACROS = {
+    f"macro.{PROJECT}.{n}"
+    for n in ("run_logical_date", "tested_before", "tested_day", "var_or_env")
+}
+
+
+def views_made_at_run_time_are_tagged(m: Manifest) -> list[str]:
+    """A view whose SQL is made at run time carries tag daily_sql.
+
+    make run's daily build (selectors.yml) leaves unchanged views in place; a
+    view whose SQL reads the run's day or a var must be recreated every day.
+    """
+
+    def reads_run_scope(macro_ids: list[str], seen: set[str]) -> bool:
+        for uid in macro_ids:
+            if uid in RUN_SCOPE_MACROS:
+                return True
+            if uid not in seen and uid in m["macros"]:
+                seen.add(uid)
+                if reads_run_scope(m["macros"][uid]["depends_on"]["macros"], seen):
+                    return True
+        return False
+
+    return [
+        f"view {node['name']} is made at run time but has no tag daily_sql"
+        for node in models(m).values()
+        if node["config"].get("materialized") == "view"
+        and "daily_sql" not in node.get("tags", [])
+        and (
+            reads_run_scope(node["depends_on"].get("macros", []), set())
+            or re.search(r"\b(env_)?var\s*\(", node.get("raw_code", ""))
+        )
+    ]
+
+
 RULES: list[Callable[[Manifest], list[str]]] = [
     staging_reads_exactly_one_source,
     downstream_reads_no_source,
@@ -291,6 +328,7 @@ RULES: list[Callable[[Manifest], list[str]]] = [
     names_and_folders,
     sources_declare_freshness,
     macros_documented,
+    views_made_at_run_time_are_tagged,
 ]
 
 
@@ -397,6 +435,24 @@ def test_the_rules_catch_violations() -> None:
     assert found == {"macros_documented": [
         "macro pick has no description", "macro pick('relation', 'key') documents []"
     ]}  # fmt: skip
+    # a view reading the run's day through a macro of its own, without the tag
+    day_macro = {f"macro.{PROJECT}.as_of": {
+        "package_name": PROJECT, "name": "as_of", "description": "d", "arguments": [],
+        "macro_sql": "{% macro as_of() %}{% endmacro %}",
+        "depends_on": {"macros": [f"macro.{PROJECT}.run_logical_date"]},
+    }}  # fmt: skip
+
+    def view_as_of_the_run(m: Manifest) -> None:
+        m["macros"].update(day_macro)
+        m["nodes"][mid]["config"]["materialized"] = "view"
+        m["nodes"][mid]["depends_on"]["macros"] = [f"macro.{PROJECT}.as_of"]
+
+    found = broken(view_as_of_the_run)
+    assert found == {"views_made_at_run_time_are_tagged": [
+        "view int_orders_priced is made at run time but has no tag daily_sql"
+    ]}  # fmt: skip
+    found = broken(lambda m: (view_as_of_the_run(m), m["nodes"][mid].update(tags=["daily_sql"])))
+    assert found == {}
 
 
 # ---------------------------------------------------------------- documented = built

@@ -196,8 +196,20 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
     # The first build was the full check (every row, unit tests); the next ones are daily.
     assert "the full check: tests over every row, and the unit tests" in first
     assert "unit_tests" in first
+    # The daily build recreated only the view whose SQL holds the run's day; a
+    # view dropped by hand has the next one recreate them all. Either way every
+    # test ran (those of the views left in place too).
+    assert "views: 1 recreated, the others unchanged since the last good build" in second
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        conn.execute("drop view staging.stg_sales_api__user_order_log cascade")
     assert run_module.main() == 0
     third = capsys.readouterr().out
+    assert "views: " not in third and "unchanged since the last good build" not in third
+    with psycopg.connect(warehouse) as conn:
+        found = conn.execute("select to_regclass('staging.stg_sales_api__user_order_log')")
+        assert found.fetchone()[0] is not None
+    tests_run = [re.search(r"tests (\d+) ok", out).group(1) for out in (second, third)]
+    assert tests_run[0] == tests_run[1], tests_run
     for out in (second, third):
         assert "tests checked what is new since the last build that passed" in out
         assert "unit_tests" not in out and " not ok" not in out

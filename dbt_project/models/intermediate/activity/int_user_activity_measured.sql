@@ -12,6 +12,10 @@
 -- only on the stream have no id yet, so no activity to measure: they appear
 -- once replicated.
 
+-- Tag daily_sql: its SQL holds the run's day, so make run's daily build
+-- recreates it every day (selectors.yml).
+{{ config(tags=['daily_sql']) }}
+
 {%- set logical_date = run_logical_date() %}
 
 with
