@@ -397,9 +397,14 @@ def keep_unchanged_views_args(wh: WarehouseSettings, settings: DbtSettings) -> l
         and node.get("config", {}).get("materialized") == "view"
         and node.get("config", {}).get("enabled", True)
     }
+    # That manifest must be this build's: another DBT_SCHEMA_PREFIX's (one
+    # DATA_DIR, two sets of schemas) says nothing about these schemas' views.
+    ours = {f"{settings.schema_prefix}{layer}" for layer in ("staging", "intermediate", "marts")}
+    if not views or not {schema for schema, _ in views} <= ours:
+        return []
     with connect(wh) as conn:
         present = set(conn.execute("select schemaname, viewname from pg_views").fetchall())
-    if not views or not views <= present:
+    if not views <= present:
         return []
     return ["--selector", "daily_build", "--state", str(settings.state_dir)]
 

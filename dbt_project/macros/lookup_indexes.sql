@@ -9,9 +9,10 @@
       snapshot_since): the max() they start from.
     A post-hook on every incremental model and snapshot (dbt_project.yml), on
     PostgreSQL only (ClickHouse's tables are ordered and partitioned
-    instead). `create index if not exists` under a fixed name, so it also
-    indexes tables built before these indexes existed, without a full
-    refresh, and costs one catalog lookup once they do.
+    instead). It creates the ones the table does not have yet, by columns,
+    so tables built before these indexes existed get them without a full
+    refresh. PostgreSQL names them: on a full refresh the old table, renamed
+    to __dbt_backup until the commit, still holds the old names.
 #}
 {% macro lookup_indexes() -%}
     {%- if not execute or target.type != 'postgres' -%}
@@ -36,13 +37,18 @@
     {%- if reads_batches -%}
         {%- do wanted.append(['batch_id']) -%}
     {%- endif -%}
+    {%- set existing_sql -%}
+        select string_agg(a.attname, ',' order by k.n)
+        from pg_index as i
+        cross join lateral unnest(i.indkey::int2 []) with ordinality as k (attnum, n)
+        inner join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = k.attnum
+        where i.indrelid = '{{ adapter.quote(this.schema) }}.{{ adapter.quote(this.identifier) }}'::regclass
+        group by i.indexrelid
+    {%- endset -%}
+    {%- set existing = run_query(existing_sql).columns[0].values() | list -%}
     {%- set seen = [] -%}
-    {%- for columns in wanted if columns not in seen -%}
-        {%- do seen.append(columns) -%}
-        {%- set name = this.identifier ~ '__' ~ columns | join('__') ~ '_idx' -%}
-        {%- if name | length > 63 -%}
-            {%- set name = this.identifier[:40] ~ '__' ~ local_md5(name)[:16] ~ '_idx' -%}
-        {%- endif %}
-    create index if not exists {{ adapter.quote(name) }} on {{ this }} ({{ columns | join(', ') }});
+    {%- for columns in wanted if (columns | join(',')) not in existing + seen -%}
+        {%- do seen.append(columns | join(',')) %}
+    create index on {{ this }} ({{ columns | join(', ') }});
     {%- endfor %}
 {%- endmacro %}

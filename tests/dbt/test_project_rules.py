@@ -288,6 +288,10 @@ RUN_SCOPE_MACROS = {
 }
 
 
+# Jinja whose value can change from one run to the next, in a view or a project macro.
+RUN_SCOPE_SQL = re.compile(r"\b(env_)?var\s*\(|\brun_started_at\b|\brun_query\s*\(")
+
+
 def views_made_at_run_time_are_tagged(m: Manifest) -> list[str]:
     """A view whose SQL is made at run time carries tag daily_sql.
 
@@ -299,10 +303,15 @@ def views_made_at_run_time_are_tagged(m: Manifest) -> list[str]:
         for uid in macro_ids:
             if uid in RUN_SCOPE_MACROS:
                 return True
-            if uid not in seen and uid in m["macros"]:
-                seen.add(uid)
-                if reads_run_scope(m["macros"][uid]["depends_on"]["macros"], seen):
-                    return True
+            macro = m["macros"].get(uid)
+            if uid in seen or macro is None:
+                continue
+            seen.add(uid)
+            own = macro.get("package_name") == PROJECT and RUN_SCOPE_SQL.search(
+                macro.get("macro_sql", "")
+            )
+            if own or reads_run_scope(macro["depends_on"]["macros"], seen):
+                return True
         return False
 
     return [
@@ -312,7 +321,7 @@ def views_made_at_run_time_are_tagged(m: Manifest) -> list[str]:
         and "daily_sql" not in node.get("tags", [])
         and (
             reads_run_scope(node["depends_on"].get("macros", []), set())
-            or re.search(r"\b(env_)?var\s*\(", node.get("raw_code", ""))
+            or RUN_SCOPE_SQL.search(node.get("raw_code", ""))
         )
     ]
 

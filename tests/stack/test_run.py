@@ -92,6 +92,13 @@ def reloaded_day_equals_a_full_refresh_and_tests_check_new_rows(
     assert refreshed.success, refreshed.failures
     for name, (schema, table) in tables.items():
         assert table_rows(warehouse, schema, table, RUN_TIME_COLUMNS) == incremental[name], name
+    # The rebuilt tables have their lookup indexes again.
+    with psycopg.connect(warehouse) as conn:
+        indexed = conn.execute(
+            "select array_agg(substring(indexdef from '\\((.*)\\)$'))"
+            " from pg_indexes where schemaname = 'staging' and tablename = 'stg_oltp__orders'"
+        ).fetchone()[0]
+    assert sorted(indexed) == ["batch_id", "loaded_at", "order_id"], indexed
 
     # A bad row loaded before the last passing build: the daily tests pass, the full check fails.
     with psycopg.connect(warehouse, autocommit=True) as conn:
