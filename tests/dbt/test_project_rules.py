@@ -288,7 +288,9 @@ RUN_SCOPE_MACROS = {
 }
 
 
-# Jinja whose value can change from one run to the next, in a view or a project macro.
+# Jinja in a view's own SQL whose value can change from one run to the next. (Not
+# searched in the macros it depends on: those include its hooks' macros, such as
+# lookup_indexes, which run after the view is built and do not make its SQL.)
 RUN_SCOPE_SQL = re.compile(r"\b(env_)?var\s*\(|\brun_started_at\b|\brun_query\s*\(")
 
 
@@ -307,10 +309,7 @@ def views_made_at_run_time_are_tagged(m: Manifest) -> list[str]:
             if uid in seen or macro is None:
                 continue
             seen.add(uid)
-            own = macro.get("package_name") == PROJECT and RUN_SCOPE_SQL.search(
-                macro.get("macro_sql", "")
-            )
-            if own or reads_run_scope(macro["depends_on"]["macros"], seen):
+            if reads_run_scope(macro["depends_on"]["macros"], seen):
                 return True
         return False
 
