@@ -15,8 +15,8 @@ PSQL = "$$($(RUN) python -c 'from stack.embedded_postgres import psql_path; prin
 PSQL_CONN = "host=$${WAREHOUSE_HOST:-127.0.0.1} port=$${WAREHOUSE_PORT:-54329} user=$${WAREHOUSE_USER:-postgres} dbname=$${WAREHOUSE_DB:-warehouse} sslmode=$${WAREHOUSE_SSLMODE:-prefer}"
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status run datagen load loaders dbt dbt-build dbt-changed airflow docs report \
-	dashboards dashboards-down browser test lint format bench psql sql clean
+.PHONY: help install up down status run datagen load loaders dbt dbt-build dbt-changed dbt-state-save dbt-slim-ci airflow docs report \
+	dashboards dashboards-down browser test test-e2e test-bench test-all lint format bench psql sql clean
 
 # Only this file: once .env is included, MAKEFILE_LIST names it too.
 help: ## list the targets
@@ -70,6 +70,17 @@ dbt-changed: up ## build only models changed since the last good build (state:mo
 	@test -f "$(DBT_STATE_DIR)/manifest.json" || { echo "no saved manifest in $(DBT_STATE_DIR): run make run (or copy production's manifest.json there) first" >&2; exit 1; }
 	$(DBT) build --select state:modified+ --defer --state "$(abspath $(DBT_STATE_DIR))" $(DBT_ARGS)
 
+# dbt slim CI (.github/workflows/dbt-slim-ci.yml): main's workflow saves its
+# last good build (manifest and a warehouse dump); a pull request restores it
+# into an empty warehouse, then builds what changed on the ci target.
+SLIM_CI_STATE ?= .ci-state
+dbt-state-save: install ## keep the last good build's manifest and a warehouse dump in SLIM_CI_STATE (for slim CI)
+	$(RUN) python -m stack.slim_ci save "$(SLIM_CI_STATE)"
+
+dbt-slim-ci: install ## slim CI: restore SLIM_CI_STATE into an empty warehouse, build state:modified+ on the ci target
+	$(RUN) python -m stack.slim_ci restore "$(SLIM_CI_STATE)"
+	DBT_TARGET=ci $(DBT) build --select state:modified+ --defer --state "$(abspath $(SLIM_CI_STATE))" $(DBT_ARGS)
+
 airflow: install ## Airflow 3 standalone on http://127.0.0.1:8080 (AIRFLOW_UI_PORT; login admin, password printed), DAGs unpaused
 	$(RUN) python -m stack.airflow
 
@@ -99,13 +110,27 @@ browser: ## install headless Chromium for the dashboards test if missing (apt-ge
 	    exit 1; \
 	  fi; }
 
-test: install browser ## the test suite, on ephemeral servers it starts and removes itself
-	$(RUN) pytest
+# Test tiers, by pytest marker (docs/testing.md); ARGS goes to pytest:
+# make test ARGS="-k kafka". Each tier starts its own ephemeral servers and
+# removes them, also when stopped (SIGTERM or Ctrl-C).
+PYTEST := $(RUN) pytest
+test: install ## the fast tier (about 3 min): loaders, datagen, config, servers, DAG integrity, dbt parse, rules and unit tests
+	$(PYTEST) -m "not e2e and not bench" $(ARGS)
 
-lint: install ## ruff and sqlfluff (the locked versions; .ci/run runs this)
+test-e2e: install browser ## whole pipelines: dbt marts on hand-worked days (both adapters), make run, dag.test(), reports, dashboards
+	$(PYTEST) -m e2e $(ARGS)
+
+test-bench: install ## every benchmark at a tiny size, and two days under Airflow's real scheduler
+	$(PYTEST) -m bench $(ARGS)
+
+test-all: install browser ## every tier in one run (what .ci/run and the nightly CI run)
+	$(PYTEST) $(ARGS)
+
+lint: install ## ruff, sqlfluff and actionlint (the locked versions; .ci/run runs this)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) sqlfluff lint dbt_project
+	$(RUN) actionlint
 
 format: install ## apply ruff and sqlfluff fixes
 	$(RUN) ruff check --fix .

@@ -551,6 +551,25 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 PROFILES_DIR = PROJECT_ROOT / "profiles"
 
 
+# The profile's outputs on the PostgreSQL warehouse (profiles/profiles.yml).
+DBT_WAREHOUSE_TARGETS = ("dev", "ci", "prod")
+
+
+def schema_prefix(target: str) -> str:
+    """What goes before every schema a target builds: generate_schema_name.sql's rule."""
+    prefix = os.environ.get("DBT_SCHEMA_PREFIX", "")
+    if target == "prod":
+        if prefix:
+            raise ConfigError(
+                f"DBT_SCHEMA_PREFIX={prefix!r} with DBT_TARGET=prod: prod builds the schemas"
+                " as named; unset the prefix, or use the dev or ci target"
+            )
+        return ""
+    if target == "ci":
+        return prefix or "ci_"
+    return prefix
+
+
 @dataclass(frozen=True)
 class DbtSettings:
     """Where dbt's project, profile and outputs are; dbt itself reads the same variables."""
@@ -571,14 +590,25 @@ class DbtSettings:
         full_check = _env_float("DBT_FULL_CHECK_HOURS", 168.0)
         if full_check < 0:
             raise ConfigError(f"DBT_FULL_CHECK_HOURS={full_check:g} must be >= 0")
+        target = _env("DBT_TARGET", "dev")
+        if target not in DBT_WAREHOUSE_TARGETS:
+            raise ConfigError(
+                f"DBT_TARGET={target!r} must be one of {', '.join(DBT_WAREHOUSE_TARGETS)}"
+                " (profiles/profiles.yml; the clickhouse target is built beside it)"
+            )
         return cls(
             full_check_hours=full_check,
-            target=_env("DBT_TARGET", "warehouse"),
+            target=target,
             target_path=target_path,
             state_dir=_env_path("DBT_STATE_DIR", local.data_dir / "dbt-state"),
             manifest_path=_env_path("DBT_MANIFEST_PATH", target_path / "manifest.json"),
-            schema_prefix=os.environ.get("DBT_SCHEMA_PREFIX", ""),
+            schema_prefix=schema_prefix(target),
         )
+
+    def target_for(self, system: str) -> str:
+        """The profile target that builds on ``system``: "warehouse" (the configured
+        DBT_TARGET) or "clickhouse" (pipelines' Source.dbt_targets)."""
+        return self.target if system == "warehouse" else system
 
     @property
     def marts_schema(self) -> str:

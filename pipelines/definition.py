@@ -60,8 +60,9 @@ class Source:
     # The dbt tag its transform selects; sources whose models are one whole
     # (the order system's database and its registration stream) share one.
     transform: str = ""
-    # The dbt targets (profiles/profiles.yml) its models are built on: the
-    # warehouse, and for seed 003's events also ClickHouse, where the same
+    # Where its models are built: "warehouse" (the PostgreSQL warehouse, on
+    # the configured dbt target: DBT_TARGET, dev, ci or prod), and for seed
+    # 003's events also "clickhouse" (that profile target), where the same
     # models read the events in place.
     dbt_targets: tuple[str, ...] = ("warehouse",)
 

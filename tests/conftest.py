@@ -32,12 +32,17 @@ from stack.embedded_postgres import EmbeddedPostgres
 from stack.embedded_sales_api import EmbeddedSalesApi
 
 # The recording Telegram Bot API and hand-made report marts (reports and Airflow tests).
-pytest_plugins = ["tests.reports.fixtures"]
+# The clean stop on SIGTERM or Ctrl-C, and the run's own temporary folder.
+pytest_plugins = ["tests.clean_stop", "tests.reports.fixtures"]
 
 
-# Ports handed out by free_port, across every process of a test session (the
-# background benches run their stacks beside pytest's): one file per port.
-PORT_RESERVATIONS = Path(tempfile.gettempdir()) / "store-analytics-test-ports"
+# Ports handed out by free_port, across every process of every test session
+# (the background benches run their stacks beside pytest's): one file per port.
+# Outside the run's own temporary folder (tests/clean_stop.py), which
+# TEST_PORTS_DIR names for the processes that inherit it.
+PORT_RESERVATIONS = (
+    Path(os.environ.get("TEST_PORTS_DIR") or tempfile.gettempdir()) / "store-analytics-test-ports"
+)
 
 
 def _ephemeral_low() -> int:

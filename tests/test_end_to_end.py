@@ -86,7 +86,7 @@ def rows(conninfo: str, query: str) -> list[tuple]:
         return conn.execute(query).fetchall()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_marts_match_hand_computed_values_across_two_days(mongo_db, warehouse, dbt_env) -> None:
     # ---- day 1
     mongo_db.moderation_queue.insert_many(

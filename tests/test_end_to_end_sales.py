@@ -61,7 +61,7 @@ def land_and_build(conninfo: str, day: dt.date, folder: Path, log_dir: Path) -> 
     assert summary.success, summary.failures
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_sales_marts_match_hand_computed_values(mongo_db, warehouse, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
     load_all()  # the MongoDB raw tables exist (empty), so every dbt source resolves

@@ -33,7 +33,7 @@ def task_states(dag_run) -> dict[str, str]:
     return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_skipped_until_every_table_landed_then_a_stale_one_fails_by_name(
     airflow_db, dagbag, manifest: Path, warehouse: str, capsys
 ) -> None:

@@ -29,7 +29,7 @@ def run(dag, **kwargs) -> None:
     assert dag_run.state == "success", f"{dag.dag_id} ended {dag_run.state}"
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_simulate_and_load_the_order_system_then_rerun_and_next_day(
     airflow_db,
     dagbag,

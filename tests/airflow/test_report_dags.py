@@ -10,9 +10,12 @@ from __future__ import annotations
 import datetime as dt
 
 import psycopg
+import pytest
 
 from tests.reports.fixtures import DAY
 from tests.reports.test_alerts import slices
+
+pytestmark = pytest.mark.e2e
 
 
 def test_the_report_runs_at_its_local_time_and_the_alerts_after_the_anomalies(

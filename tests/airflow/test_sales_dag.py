@@ -10,7 +10,7 @@ import pytest
 COUNT = "select _increment_date, count(*) from raw_sales.user_order_log group by 1"
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_sales_dag_loads_the_logical_day_and_a_rerun_replaces_it(
     airflow_db, dagbag, api, warehouse: str, local_dirs
 ) -> None:

@@ -43,6 +43,7 @@ def _background(item: pytest.Item) -> list[str]:
     return [name for name in BACKGROUND if name in getattr(item, "fixturenames", ())]
 
 
+@pytest.hookimpl(trylast=True)  # after -m and -k deselected what this run leaves out
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:

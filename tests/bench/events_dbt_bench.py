@@ -32,7 +32,7 @@ from pathlib import Path
 
 import psycopg
 
-from config import DBT_PROJECT_DIR, PROFILES_DIR, ClickHouseSettings
+from config import DBT_PROJECT_DIR, PROFILES_DIR, ClickHouseSettings, DbtSettings
 from datagen import events_writer
 from datagen.population import Population
 from loaders.events.job import load_day
@@ -52,7 +52,8 @@ def dbt_seconds(args: list[str], target: str, logs: Path) -> float:
     from dbt.cli.main import dbtRunner
 
     res = dbtRunner().invoke(
-        [*args, "--target", target, "--project-dir", str(DBT_PROJECT_DIR),
+        [*args, "--target", DbtSettings.from_env().target_for(target),
+         "--project-dir", str(DBT_PROJECT_DIR),
          "--profiles-dir", str(PROFILES_DIR), "--target-path", str(logs / f"target-{target}"),
          "--log-path", str(logs), "--quiet"],
     )  # fmt: skip

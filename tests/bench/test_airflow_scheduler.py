@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.bench.airflow_days import DAY_DAGS
+
+pytestmark = pytest.mark.bench
 
 
 def test_two_days_under_the_scheduler_equal_make_run(airflow_days_output: str) -> None:

@@ -9,7 +9,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from config import PROJECT_ROOT
+
+pytestmark = pytest.mark.bench
 
 
 def run_bench(module: str, env: dict[str, str]) -> str:

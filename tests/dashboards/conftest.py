@@ -102,6 +102,7 @@ def _start_background() -> Background:
     return Background(process, log, data_dir, superset, time.time())
 
 
+@pytest.hookimpl(trylast=True)  # after -m and -k deselected what this run leaves out
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:

@@ -21,6 +21,8 @@ from stack.run import run_dbt
 from stack.superset import ASSETS_DIR, Superset, import_assets, login
 from tests.dashboards import browser
 
+pytestmark = pytest.mark.e2e  # a real Superset in headless Chromium
+
 START = dt.date(2026, 10, 1)
 DAYS = 3  # enough for day-over-day numbers, trendlines and weekly retention
 # Every mart a dataset of the bundle reads (the virtual ones join d_item and d_city).
@@ -56,7 +58,6 @@ def marts(warehouse, api, oltp, kafka_topic, clickhouse_db, local_dirs, tmp_path
     return warehouse
 
 
-@pytest.mark.slow
 def test_every_chart_of_both_dashboards_draws_mart_data(
     marts, superset: Superset, tmp_path: Path
 ) -> None:

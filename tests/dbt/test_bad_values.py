@@ -229,7 +229,7 @@ WARNED_NOT_NULL = {
 }
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_bad_values_are_nulled_counted_and_never_break_the_build(
     mongo_db, warehouse, local_dirs, dbt_target, tmp_path
 ) -> None:

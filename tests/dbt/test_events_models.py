@@ -17,13 +17,15 @@ import psycopg
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from config import ClickHouseSettings
+from config import ClickHouseSettings, DbtSettings
 from datagen import events_writer
 from datagen.feed_events import FEED_TABLE, MESSAGE_TABLE, Incident, midnight
 from datagen.population import Population
 from loaders.events.job import load_day
 from stack.run import DbtSummary, run_dbt
 from tests.dbt.conftest import table_rows
+
+pytestmark = pytest.mark.e2e  # dbt builds on both adapters
 
 DAY1 = dt.date(2026, 10, 1)
 DAY2 = dt.date(2026, 10, 2)
@@ -87,7 +89,13 @@ def write(ch: Client, feed_rows: list[tuple], message_rows: list[tuple]) -> None
 
 
 def build(target: str, logical_date: dt.date | None = None, full: bool = False) -> DbtSummary:
-    args = ["build", "--select", "tag:events", "--target", target]
+    args = [
+        "build",
+        "--select",
+        "tag:events",
+        "--target",
+        DbtSettings.from_env().target_for(target),
+    ]
     if logical_date is not None:
         args += ["--vars", f"{{logical_date: '{logical_date}'}}"]
     if full:

@@ -128,7 +128,7 @@ def land(warehouse: str, schema: str, table: str, batch: int, records: list[dict
             )
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_incremental_run_equals_full_refresh(
     mongo_db, warehouse, local_dirs, dbt_target, tmp_path, monkeypatch
 ) -> None:

@@ -291,7 +291,7 @@ def build(logs, day: str, tested: str = "") -> None:
     assert set(summary.counts["unit_test"]) == {"pass"}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_orders_marts_and_user_activity_over_two_days(
     warehouse, local_dirs, dbt_target, tmp_path
 ) -> None:

@@ -466,7 +466,6 @@ def test_the_rules_catch_violations() -> None:
 # ---------------------------------------------------------------- documented = built
 
 
-@pytest.mark.slow
 def test_every_built_column_is_documented(
     mongo_db, warehouse, local_dirs, dbt_target, tmp_path
 ) -> None:

@@ -12,6 +12,8 @@ from reports import alerts
 from tests.reports.fixtures import CHAT, TOKEN
 from tests.reports.test_daily import png_size
 
+pytestmark = pytest.mark.e2e
+
 T0 = dt.datetime(2026, 10, 8, 12, 0)
 METRICS = ("users_feed", "views", "likes", "ctr", "users_messenger", "messages_sent")
 

@@ -16,6 +16,8 @@ from reports import charts, daily
 from reports.marts import METRICS
 from tests.reports.fixtures import CHAT, DAY, TOKEN
 
+pytestmark = pytest.mark.e2e
+
 COLUMN_INDEX = {c: i + 1 for i, c in enumerate(
     ["dau_feed", "dau_messenger", "dau_both", "views", "likes", "ctr", "messages_sent",
      "senders", "receivers", "sent_received_ratio"]

@@ -270,7 +270,6 @@ DBT_PROJECT = {
 }
 
 
-@pytest.mark.slow
 def test_dbt_clickhouse_builds_and_increments(
     clickhouse_server: EmbeddedClickHouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

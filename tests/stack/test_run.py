@@ -127,7 +127,7 @@ def reloaded_day_equals_a_full_refresh_and_tests_check_new_rows(
     assert last_passed_build(wh, settings) == tested
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_first_run_builds_everything_then_next_run_is_incremental(
     mongo_db,
     warehouse,
@@ -225,6 +225,7 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
     )
 
 
+@pytest.mark.e2e
 def test_dbt_test_failure_fails_the_run_naming_the_test(
     mongo_db,
     warehouse,
@@ -259,7 +260,7 @@ def test_dbt_test_failure_fails_the_run_naming_the_test(
     assert "dbt build failed" in captured.err
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_day_the_sales_api_failed_is_loaded_by_the_next_run(
     mongo_db,
     warehouse,
