@@ -112,8 +112,10 @@ browser: ## install headless Chromium for the dashboards test if missing (apt-ge
 
 # Test tiers, by pytest marker (docs/testing.md); ARGS goes to pytest:
 # make test ARGS="-k kafka". Each tier starts its own ephemeral servers and
-# removes them, also when stopped (SIGTERM or Ctrl-C).
-PYTEST := $(RUN) pytest
+# removes them, also when stopped (SIGTERM or Ctrl-C). PYTEST_WORKERS=0 runs
+# in one process (for pdb).
+PYTEST_WORKERS ?= 2
+PYTEST := $(RUN) pytest -n $(PYTEST_WORKERS)
 test: install ## the fast tier (about 3 min): loaders, datagen, config, servers, DAG integrity, dbt parse, rules and unit tests
 	$(PYTEST) -m "not e2e and not bench" $(ARGS)
 

@@ -109,7 +109,8 @@ def pytest_configure(config: pytest.Config) -> None:
         # The first pytest process of the run (xdist workers inherit both).
         _owner = True
         os.environ["TEST_PORTS_DIR"] = tempfile.gettempdir()  # shared by concurrent runs
-        _root = Path(tempfile.mkdtemp(prefix="store-analytics-tests-"))
+        # A short name: PostgreSQL's socket path, deep inside it, has a length limit.
+        _root = Path(tempfile.mkdtemp(prefix="sa-tests-"))
         os.environ[TEST_RUN_MARKER] = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         os.environ["TMPDIR"] = str(_root)
         tempfile.tempdir = str(_root)

@@ -31,9 +31,10 @@ from stack.embedded_mongo import EmbeddedMongo
 from stack.embedded_postgres import EmbeddedPostgres
 from stack.embedded_sales_api import EmbeddedSalesApi
 
-# The recording Telegram Bot API and hand-made report marts (reports and Airflow tests).
-# The clean stop on SIGTERM or Ctrl-C, and the run's own temporary folder.
-pytest_plugins = ["tests.clean_stop", "tests.reports.fixtures"]
+# The clean stop on SIGTERM or Ctrl-C and the run's own temporary folder; the
+# long set-ups shared by every worker; the recording Telegram Bot API and
+# hand-made report marts (reports and Airflow tests).
+pytest_plugins = ["tests.clean_stop", "tests.background", "tests.reports.fixtures"]
 
 
 # Ports handed out by free_port, across every process of every test session

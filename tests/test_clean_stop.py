@@ -91,7 +91,7 @@ def test_a_stopped_tier_stops_its_servers_and_removes_its_folders(tmp_path: Path
             time.sleep(0.2)
         procs = run_processes(tmp_path)
         ports = listening_ports(procs)
-        roots = list(tmp_path.glob("store-analytics-tests-*"))
+        roots = list(tmp_path.glob("sa-tests-*"))
         assert ports and len(roots) == 1, (ports, roots)
 
         stopped = time.monotonic()
