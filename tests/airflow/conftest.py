@@ -43,7 +43,7 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(
         [str(Path(sys.executable).parent / "dbt"), "parse", "--project-dir", "dbt_project",
          "--profiles-dir", "profiles", "--target-path", str(target), "--quiet"],
-        cwd=PROJECT_ROOT, check=True, timeout=300,
+        cwd=PROJECT_ROOT, check=True,
     )  # fmt: skip
     path = target / "manifest.json"
     os.environ["DBT_MANIFEST_PATH"] = str(path)
@@ -54,7 +54,7 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def airflow_db() -> Iterator[Path]:
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True, timeout=300, capture_output=True,
+        check=True, capture_output=True,
     )  # fmt: skip
     yield AIRFLOW_HOME
 

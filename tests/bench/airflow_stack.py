@@ -82,7 +82,7 @@ class AirflowStack:
         """Any airflow command in this Airflow's environment."""
         proc = subprocess.run(
             [sys.executable, "-m", "stack.airflow", *args], cwd=PROJECT_ROOT, env=self.env(),
-            capture_output=True, text=True, timeout=300,
+            capture_output=True, text=True,
         )  # fmt: skip
         if proc.returncode != 0:
             raise RuntimeError(f"airflow {' '.join(args)}: {proc.stderr[-2000:]}")

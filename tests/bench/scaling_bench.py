@@ -127,10 +127,12 @@ class Stack:
         The same logical day (DBT_LOGICAL_DATE) and no unit tests, like the daily
         build; a full refresh tests every row.
         """
-        code = (
+        code = (  # target: where it builds ("warehouse": the configured dbt target)
             "import sys; from pathlib import Path; from stack.run import run_dbt; "
+            "from config import DbtSettings; "
+            f"t = DbtSettings.from_env().target_for({target!r}); "
             f"s = run_dbt(['build', '--full-refresh', '--exclude-resource-type', 'unit_test', "
-            f"'--target', {target!r}, '--target-path', {str(self.target_path(target))!r}],"
+            f"'--target', t, '--target-path', {str(self.target_path(target))!r}],"
             f" Path({str(self.folder / 'logs')!r})); "
             "print(f'{s.seconds:.3f}') if s.success else sys.exit('; '.join(s.failures[:3]))"
         )

@@ -70,7 +70,7 @@ def test_the_cli_never_prints_the_password(pg_server, password_user, mongo_db, m
         monkeypatch.setenv(key, value)
     proc = subprocess.run(
         [sys.executable, "-m", "loaders", "mongo"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        cwd=PROJECT_ROOT, capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 1
     assert "password authentication failed" in proc.stderr

@@ -165,7 +165,7 @@ def test_an_unreachable_api_is_one_line_without_the_token(
     monkeypatch.setenv("TELEGRAM_API_URL", "http://127.0.0.1:9")  # nothing listens on port 9
     result = subprocess.run(
         [sys.executable, "-m", "reports", "daily", "--date", str(DAY)],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120,
+        capture_output=True, text=True, cwd=PROJECT_ROOT,
     )  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.startswith("reports daily: cannot reach the Telegram Bot API")

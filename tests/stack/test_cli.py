@@ -20,7 +20,7 @@ def test_status_exits_nonzero_when_a_configured_server_is_down(monkeypatch, tmp_
         monkeypatch.setenv(key, value)
     proc = subprocess.run(
         [sys.executable, "-m", "stack", "status"], cwd=PROJECT_ROOT,
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 1
     assert "postgres  external  down" in proc.stdout

@@ -239,7 +239,7 @@ def test_the_cli_reports_a_lost_connection_in_one_line(mongo_db, warehouse, tmp_
     killer = subprocess.Popen([sys.executable, str(script), warehouse])
     proc = subprocess.run(
         [sys.executable, "-m", "loaders", "mongo", "-c", "search_queries", "--batch-size", "1"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+        cwd=PROJECT_ROOT, capture_output=True, text=True,
     )  # fmt: skip
     killer.wait(timeout=30)
     assert proc.returncode == 1, proc.stderr

@@ -218,7 +218,6 @@ def run_loaders_cli() -> subprocess.CompletedProcess[str]:
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
     )
 
 

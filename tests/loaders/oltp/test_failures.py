@@ -172,7 +172,7 @@ def test_a_connection_cut_mid_copy_prints_one_line_and_nothing_else(
     cutter = CutMidCopy(pg_server, os.environ[server], query_like)
     proc = subprocess.run(
         [sys.executable, "-c", CLI_LIKE, "6000"], cwd=PROJECT_ROOT, capture_output=True,
-        text=True, timeout=120,
+        text=True,
     )  # fmt: skip
     cutter.join()
     assert cutter.cut and proc.returncode == 1, proc.stderr
