@@ -112,10 +112,11 @@ browser: ## install headless Chromium for the dashboards test if missing (apt-ge
 
 # Test tiers, by pytest marker (docs/testing.md); ARGS goes to pytest:
 # make test ARGS="-k kafka". Each tier starts its own ephemeral servers and
-# removes them, also when stopped (SIGTERM or Ctrl-C). PYTEST_WORKERS=0 runs
-# in one process (for pdb).
-PYTEST_WORKERS ?= 2
-PYTEST := $(RUN) pytest -n $(PYTEST_WORKERS)
+# removes them, also when stopped (SIGTERM or Ctrl-C). Three xdist workers
+# (most tests wait on a server, not a core), idle ones stealing queued tests;
+# PYTEST_WORKERS=0 runs in one process (for pdb).
+PYTEST_WORKERS ?= 3
+PYTEST := $(RUN) pytest -n $(PYTEST_WORKERS) --dist worksteal
 test: install ## the fast tier (about 3 min): loaders, datagen, config, servers, DAG integrity, dbt parse, rules and unit tests
 	$(PYTEST) -m "not e2e and not bench" $(ARGS)
 

@@ -76,8 +76,10 @@ def test_a_stopped_tier_stops_its_servers_and_removes_its_folders(tmp_path: Path
     inherited = (TEST_RUN_MARKER, "TEST_PORTS_DIR", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
     env = {k: v for k, v in os.environ.items() if k not in inherited}
     env["TMPDIR"] = str(tmp_path)
+    # SIGTERM on the default workers (a controller and its xdist workers); Ctrl-C in one process.
+    workers = "2" if how == "sigterm-to-make" else "0"
     make = subprocess.Popen(
-        ["make", "--no-print-directory", "test",
+        ["make", "--no-print-directory", "test", f"PYTEST_WORKERS={workers}",
          "ARGS=tests/loaders/kafka/test_job.py -p no:cacheprovider -q"],
         cwd=PROJECT_ROOT, env=env, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
