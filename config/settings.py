@@ -336,7 +336,7 @@ class ReportSettings:
     backoff_seconds: float  # the first wait when no Retry-After is given; it doubles
     alert_chart_hours: int  # how much history an alert's chart shows
     alert_max_age_hours: int  # flags older than this (before the latest slice) are not alerted
-    alerts_target: str  # the dbt target whose feed_anomalies the alerts read
+    alerts_target: str  # where the alerts read feed_anomalies: warehouse or clickhouse
 
     @classmethod
     def from_env(cls) -> ReportSettings:
@@ -604,6 +604,13 @@ class DbtSettings:
             manifest_path=_env_path("DBT_MANIFEST_PATH", target_path / "manifest.json"),
             schema_prefix=schema_prefix(target),
         )
+
+    def marts_schema_on(self, system: str) -> str:
+        """Where the marts are on ``system``: the warehouse's target's rule, or on
+        ClickHouse (its own profile target) DBT_SCHEMA_PREFIX alone."""
+        if system == "warehouse":
+            return self.marts_schema
+        return os.environ.get("DBT_SCHEMA_PREFIX", "") + "marts"
 
     def target_for(self, system: str) -> str:
         """The profile target that builds on ``system``: "warehouse" (the configured

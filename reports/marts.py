@@ -109,10 +109,10 @@ class Flag:
 class AnomalyMart:
     """``feed_anomalies`` on one dbt target; ``fetch`` runs a query and returns its rows."""
 
-    def __init__(self, fetch: Callable[[str], list[tuple]], where: str):
+    def __init__(self, fetch: Callable[[str], list[tuple]], where: str, system: str):
         self._fetch = fetch
         self.where = where
-        self.table = f"{DbtSettings.from_env().marts_schema}.feed_anomalies"
+        self.table = f"{DbtSettings.from_env().marts_schema_on(system)}.feed_anomalies"
 
     def _rows(self, sql: str) -> list[Flag]:
         return [
@@ -186,7 +186,7 @@ def open_anomalies(target: str, conn: psycopg.Connection) -> Iterator[AnomalyMar
                     "the warehouse yet: run `make run` (or dbt build) first"
                 ) from None
 
-        yield AnomalyMart(fetch, where)
+        yield AnomalyMart(fetch, where, "warehouse")
         return
     from loaders.events.client import open_source
 
@@ -197,4 +197,4 @@ def open_anomalies(target: str, conn: psycopg.Connection) -> Iterator[AnomalyMar
             with source.errors("reading feed_anomalies"):
                 return list(source.client.query(sql).result_rows)
 
-        yield AnomalyMart(fetch_ch, source.where)
+        yield AnomalyMart(fetch_ch, source.where, "clickhouse")

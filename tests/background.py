@@ -18,6 +18,7 @@ COMMAND and records its exit code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -61,6 +62,10 @@ def start(
     return True
 
 
+def started(name: str) -> bool:
+    return (_folder(name) / "started").exists()
+
+
 def info(name: str) -> dict:
     return json.loads((_folder(name) / "info.json").read_text())
 
@@ -74,7 +79,10 @@ def wait(name: str, timeout: float) -> tuple[int, str, float]:
     began = time.monotonic()
     while not (folder / "exit").exists():
         if time.monotonic() - began > timeout:
-            pytest.fail(f"the background run {name} took over {timeout:.0f} s; see {folder}/log")
+            pytest.fail(
+                f"the background run {name} took over {timeout:.0f} s; see {folder}/log"
+                " (kept if the run is rerun with TEST_KEEP_TMP=1)"
+            )
         time.sleep(0.5)
     code = int((folder / "exit").read_text())
     return code, (folder / "log").read_text(errors="replace"), time.monotonic() - began
@@ -84,25 +92,29 @@ def stop_all(grace: float = 20.0) -> None:
     """End what this test run started in the background (its owner calls this at the end)."""
     root = Path(tempfile.gettempdir()) / "background"
     folders = sorted(root.iterdir()) if root.is_dir() else []
+    running = []
     for folder in folders:
         try:
             pid = int((folder / "pid").read_text())
         except (OSError, ValueError):
             continue
         if not (folder / "exit").exists():
-            # Cut short: SIGINT, so the run (and what it waits on) stops its servers.
-            try:
-                os.killpg(pid, signal.SIGINT)
-            except ProcessLookupError:
-                continue
-            deadline = time.monotonic() + grace
-            while not (folder / "exit").exists() and time.monotonic() < deadline:
-                time.sleep(0.2)
+            # Cut short: SIGINT to the wrapper, which passes it on once, so the run
+            # (and what it waits on) stops its servers.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)
+                running.append(folder)
+    deadline = time.monotonic() + grace  # one grace for all: the clean stop has a deadline
+    while any(not (f / "exit").exists() for f in running) and time.monotonic() < deadline:
+        time.sleep(0.2)
     for folder in folders:  # a set-up that leaves a server running says how to stop it
-        stop = info(folder.name).get("stop")
-        if stop:
-            env = {**os.environ, **info(folder.name)["env"]}
-            subprocess.run(stop, cwd=PROJECT_ROOT, env=env, capture_output=True, timeout=60)
+        try:
+            details = info(folder.name)
+        except (OSError, ValueError):  # cut short between its lock and its info
+            continue
+        if details.get("stop"):
+            env = {**os.environ, **details["env"]}
+            subprocess.run(details["stop"], cwd=PROJECT_ROOT, env=env, capture_output=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -91,8 +91,9 @@ def _finish(force: bool = False) -> None:
 
 
 def _on_sigterm(signum, frame) -> None:
-    # Only the first one counts: a second must not interrupt the teardown.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Only the first one counts: a second must not interrupt the teardown. Not
+    # SIG_IGN, which every process started from here on would inherit.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
 
     def watchdog() -> None:
         time.sleep(STOP_DEADLINE)
@@ -108,7 +109,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if TEST_RUN_MARKER not in os.environ:
         # The first pytest process of the run (xdist workers inherit both).
         _owner = True
-        os.environ["TEST_PORTS_DIR"] = tempfile.gettempdir()  # shared by concurrent runs
+        os.environ.setdefault("TEST_PORTS_DIR", tempfile.gettempdir())  # shared by every run
         # A short name: PostgreSQL's socket path, deep inside it, has a length limit.
         _root = Path(tempfile.mkdtemp(prefix="sa-tests-"))
         os.environ[TEST_RUN_MARKER] = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"

@@ -272,3 +272,7 @@ def api(
 def pytest_configure(config: pytest.Config) -> None:
     # dbt and the loaders must never fall back to a developer's running services.
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    # The tests build on the dev target, unprefixed, whatever a developer's .env
+    # says (a test that needs a prefix or another target sets it itself).
+    os.environ["DBT_TARGET"] = "dev"
+    os.environ.pop("DBT_SCHEMA_PREFIX", None)

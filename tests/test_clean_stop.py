@@ -73,10 +73,10 @@ def tmp_path() -> Iterator[Path]:
 @pytest.mark.parametrize("how", ["sigterm-to-make", "ctrl-c"])
 def test_a_stopped_tier_stops_its_servers_and_removes_its_folders(tmp_path: Path, how) -> None:
     # A run of its own, not a part of this one's (nor of the make that started this one).
-    inherited = (TEST_RUN_MARKER, "TEST_PORTS_DIR", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    inherited = (TEST_RUN_MARKER, "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
     env = {k: v for k, v in os.environ.items() if k not in inherited}
     env["TMPDIR"] = str(tmp_path)
-    # SIGTERM on the default workers (a controller and its xdist workers); Ctrl-C in one process.
+    # SIGTERM to a controller and its xdist workers; Ctrl-C to one process.
     workers = "2" if how == "sigterm-to-make" else "0"
     make = subprocess.Popen(
         ["make", "--no-print-directory", "test", f"PYTEST_WORKERS={workers}",

@@ -4,4 +4,4 @@ dbt never reads this module.
 """
 
 type = "postgres"
-name = "warehouse"
+name = "dev"

@@ -91,9 +91,10 @@ def test_the_transforms_on_clickhouse_build_the_marts_there(
     slices and their anomaly bounds in ClickHouse, and nothing in the warehouse.
 
     One run of this kind of DAG (Cosmos on ClickHouse). The daily ClickHouse
-    DAG (every events model but the slices) runs under the real scheduler in
-    tests/bench/test_airflow_scheduler.py, its marts equal to make run's; the
-    models' values on ClickHouse are tests/dbt/test_events_models.py's."""
+    DAG (every events model but the slices) runs for two days, without a
+    failure, under the real scheduler in tests/bench/test_airflow_scheduler.py;
+    the models' values on ClickHouse are tests/dbt/test_events_models.py's
+    (equal to the warehouse's) and make run's (tests/stack/test_run.py)."""
     monkeypatch.setenv("DATAGEN_SCALE", "0.05")
     monkeypatch.setenv("DATAGEN_HISTORY_DAYS", "1")
     monkeypatch.setenv("DATAGEN_START_DATE", D.date().isoformat())

@@ -20,6 +20,7 @@ from tests.bench.airflow_days import DAY_DAGS
 pytestmark = pytest.mark.bench
 
 
+@pytest.mark.timeout(2400)  # waits for its background run (tests/bench/conftest.py)
 def test_two_days_under_the_scheduler_equal_make_run(airflow_days_output: str) -> None:
     out = airflow_days_output
     days = re.findall(r"^== (\d{4}-\d\d-\d\d): ", out, re.M)

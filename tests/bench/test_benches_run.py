@@ -67,6 +67,7 @@ def test_events_dbt_bench_runs() -> None:
     assert "ratio PostgreSQL/ClickHouse" in out and "ratio full/incremental" in out
 
 
+@pytest.mark.timeout(2400)  # waits for its background run (tests/bench/conftest.py)
 def test_scaling_bench_runs(scaling_bench_output: str) -> None:
     """Two tiny stacks (1 and 2 days of history), one more day in each, full refreshes.
 

@@ -34,6 +34,8 @@ def _needs_superset(item: pytest.Item) -> bool:
 
 
 def _start() -> None:
+    if background.started(NAME):  # by another worker
+        return
     data_dir = Path(tempfile.mkdtemp(prefix="superset-"))
     port = free_port()
     env = {

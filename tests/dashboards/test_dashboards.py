@@ -21,7 +21,8 @@ from stack.run import run_dbt
 from stack.superset import ASSETS_DIR, Superset, import_assets, login
 from tests.dashboards import browser
 
-pytestmark = pytest.mark.e2e  # a real Superset in headless Chromium
+# A real Superset in headless Chromium; the first test may wait for its set-up.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 START = dt.date(2026, 10, 1)
 DAYS = 3  # enough for day-over-day numbers, trendlines and weekly retention
