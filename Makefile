@@ -112,22 +112,22 @@ browser: ## install headless Chromium for the dashboards test if missing (apt-ge
 
 # Test tiers, by pytest marker (docs/testing.md); ARGS goes to pytest:
 # make test ARGS="-k kafka". Each tier starts its own ephemeral servers and
-# removes them, also when stopped (SIGTERM or Ctrl-C). Three xdist workers
-# (most tests wait on a server, not a core), idle ones stealing queued tests;
-# PYTEST_WORKERS=0 runs in one process (for pdb).
-PYTEST_WORKERS ?= 3
-PYTEST := $(RUN) pytest -n $(PYTEST_WORKERS) --dist worksteal
+# removes them, also when stopped (SIGTERM or Ctrl-C). On xdist workers, idle
+# ones stealing queued tests: three for the fast tier (its tests mostly wait on
+# a server), two for the others (dbt keeps a core busy). PYTEST_WORKERS=N
+# overrides both; PYTEST_WORKERS=0 runs in one process (for pdb).
+pytest = $(RUN) pytest -n $(or $(PYTEST_WORKERS),$(1)) --dist worksteal
 test: install ## the fast tier (about 3 min): loaders, datagen, config, servers, DAG integrity, dbt parse, rules and unit tests
-	$(PYTEST) -m "not e2e and not bench" $(ARGS)
+	$(call pytest,3) -m "not e2e and not bench" $(ARGS)
 
 test-e2e: install browser ## whole pipelines: dbt marts on hand-worked days (both adapters), make run, dag.test(), reports, dashboards
-	$(PYTEST) -m e2e $(ARGS)
+	$(call pytest,2) -m e2e $(ARGS)
 
 test-bench: install ## every benchmark at a tiny size, and two days under Airflow's real scheduler
-	$(PYTEST) -m bench $(ARGS)
+	$(call pytest,2) -m bench $(ARGS)
 
 test-all: install browser ## every tier in one run (what .ci/run and the nightly CI run)
-	$(PYTEST) $(ARGS)
+	$(call pytest,2) $(ARGS)
 
 lint: install ## ruff, sqlfluff and actionlint (the locked versions; .ci/run runs this)
 	$(RUN) ruff check .

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -221,14 +220,27 @@ def test_on_real_systems_each_loader_runs_for_the_day_that_ended(monkeypatch) ->
     )
 
 
-def test_dag_folder_parses_quickly(manifest: Path) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+def test_parsing_the_dag_folder_runs_neither_dbt_nor_any_process(
+    manifest: Path, monkeypatch
+) -> None:
+    """What keeps parsing fast: the DAGs render from the manifest, never by running dbt.
 
-    started = time.perf_counter()
-    DagBag(dag_folder=str(PROJECT_ROOT / "airflow" / "dags"))
-    elapsed = time.perf_counter() - started
-    print(f"DAG folder parse: {elapsed:.2f}s")
-    assert elapsed < 5, f"parsing the DAG folder took {elapsed:.1f}s"
+    Not a timed assertion (a busy machine would trip it): the parse time is
+    measured against `dbt ls` by the Airflow bench (make bench).
+    """
+    import subprocess
+
+    from airflow.dag_processing.dagbag import DagBag
+    from dbt.cli.main import dbtRunner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"parsing the DAG folder ran {args[1:2] or kwargs}")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+    monkeypatch.setattr(dbtRunner, "invoke", refuse)
+    dagbag = DagBag(dag_folder=str(PROJECT_ROOT / "airflow" / "dags"))
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == EXPECTED_DAGS
 
 
 def test_watcher_mode_runs_one_build_watched_from_the_triggerer(manifest, monkeypatch) -> None:
