@@ -3,7 +3,7 @@
 Debian's ``chromium`` and ``chromium-driver`` (``make browser`` installs
 them); selenium drives them through the given chromedriver, never
 downloading one. Used by the dashboards test and by
-``python -m tests.dashboards.screenshots`` (the README's pictures).
+``python -m tests.dashboards.screenshots`` (the pictures in docs/dashboards.md).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from selenium.webdriver.common.keys import Keys
 
 from stack.superset import asset_files
 
-WIDTH = 1400  # px: the README's screenshots are this wide
+WIDTH = 1400  # px: the screenshots in docs/dashboards.md are this wide
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 DRIVER = "chromedriver"
 

@@ -1,4 +1,4 @@
-"""``python -m tests.dashboards.screenshots``: the README's pictures, from the running Superset.
+"""``python -m tests.dashboards.screenshots``: docs/dashboards.md's pictures, from Superset.
 
 Start it with `make dashboards` first (after `make run`, so the marts have a
 week of data). This logs in as the admin (SUPERSET_ADMIN_PASSWORD or the
