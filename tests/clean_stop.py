@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -46,8 +47,8 @@ _owner = False  # this process made the run's marker and folder (not an xdist wo
 _root: Path | None = None
 
 
-def marked_processes(marker: str) -> list[psutil.Process]:
-    """Processes other than this one whose environment carries ``marker``.
+def processes_where(test: Callable[[dict[str, str]], bool]) -> list[psutil.Process]:
+    """Processes other than this one whose environment passes ``test``.
 
     Not multiprocessing's resource tracker: it is this process's own helper,
     still alive at the end of a good run, and ends with its parent.
@@ -57,13 +58,18 @@ def marked_processes(marker: str) -> list[psutil.Process]:
         if proc.pid == os.getpid():
             continue
         try:
-            if proc.environ().get(TEST_RUN_MARKER) == marker and not any(
+            if test(proc.environ()) and not any(
                 "multiprocessing.resource_tracker" in arg for arg in proc.cmdline()
             ):
                 found.append(proc)
         except (psutil.Error, OSError):  # gone already, or not ours to read
             continue
     return found
+
+
+def marked_processes(marker: str) -> list[psutil.Process]:
+    """The run's processes: their environment carries its marker."""
+    return processes_where(lambda env: env.get(TEST_RUN_MARKER) == marker)
 
 
 def sweep(marker: str, grace: float = _SWEEP_GRACE) -> list[int]:

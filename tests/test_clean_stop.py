@@ -24,21 +24,14 @@ import psutil
 import pytest
 
 from config import PROJECT_ROOT
-from tests.clean_stop import TEST_RUN_MARKER
+from tests.clean_stop import TEST_RUN_MARKER, processes_where
 
 STOP_WITHIN = 30.0
 
 
 def run_processes(tmpdir: Path) -> list[psutil.Process]:
     """Processes started by the run: it gives each child its own TMPDIR under ``tmpdir``."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get("TMPDIR", "").startswith(f"{tmpdir}/"):
-                found.append(proc)
-        except (psutil.Error, OSError):
-            continue
-    return found
+    return processes_where(lambda env: env.get("TMPDIR", "").startswith(f"{tmpdir}/"))
 
 
 def listening_ports(procs: list[psutil.Process]) -> set[int]:
