@@ -27,11 +27,11 @@ $(UV):
 	@echo "uv not found: installing it with pip (user site)"
 	python3 -m pip install --user --quiet "uv==$(UV_VERSION)"
 
-.venv/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --compile-bytecode
 	@touch $@
 
-install: .venv/.installed ## create .venv with the locked dependencies (uv)
+install: .venv/.synced ## create .venv with the locked dependencies (uv)
 
 up: install ## start the embedded PostgreSQL, MongoDB, sales API and Kafka (EMBEDDED_SERVICES)
 	$(RUN) python -m stack up

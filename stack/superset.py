@@ -213,7 +213,9 @@ def install(superset: Superset) -> None:
     _run_logged(
         superset,
         "installing Superset's environment (uv sync)",
-        [_uv(), "sync", "--frozen", "--project", str(DASHBOARDS_DIR)],
+        # Compiled at install: the environment may forbid writing bytecode later
+        # (PYTHONDONTWRITEBYTECODE), and then every start compiles Superset anew.
+        [_uv(), "sync", "--frozen", "--compile-bytecode", "--project", str(DASHBOARDS_DIR)],
         env,
     )
 
