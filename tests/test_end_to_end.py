@@ -75,7 +75,9 @@ def dbt_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def build(log_dir: Path) -> None:
-    summary = run_dbt(["build"], log_dir)
+    # The app database's models (its tag): the other sources' have nothing to
+    # build here, and their own hand-worked tests build them.
+    summary = run_dbt(["build", "--select", "tag:mongo"], log_dir)
     assert summary.success, summary.failures
     assert summary.counts["unit_test"].get("pass", 0) >= 3
     assert summary.counts["test"].get("pass", 0) >= 50

@@ -57,7 +57,9 @@ def rows(conninfo: str, query: str) -> list[tuple]:
 def land_and_build(conninfo: str, day: dt.date, folder: Path, log_dir: Path) -> None:
     with psycopg.connect(conninfo) as conn:
         land_increment(conn, day, check_increment(folder))
-    summary = run_dbt(["build"], log_dir)
+    # The sales API's models (its tag): the other sources' have nothing to
+    # build here, and their own hand-worked tests build them.
+    summary = run_dbt(["build", "--select", "tag:sales_api"], log_dir)
     assert summary.success, summary.failures
 
 

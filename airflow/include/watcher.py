@@ -44,9 +44,16 @@ from cosmos.operators._watcher.base import BaseConsumerSensor
 from cosmos.operators._watcher.triggerer import WatcherEventReason, WatcherTrigger
 from cosmos.operators.watcher import DbtProducerWatcherOperator
 
-# How often a watcher asks for its node's result: each ask is two XCom reads
-# through the API server, for every node still waiting.
+# How often a watcher asks for its node's result: each ask is two reads
+# through the API server, for every node still waiting. The first wait is
+# POKE_SECONDS, each next one POKE_GROWTH times longer, up to POKE_MAX_SECONDS:
+# a node that ends early is seen at once, one at the end of a long build is
+# asked about ten times rather than every two seconds (with thirty nodes
+# waiting, polling at a fixed 2 s kept the triggerer and the API server busier
+# than the build). A run ends at most POKE_MAX_SECONDS after its last node.
 POKE_SECONDS = 2.0
+POKE_GROWTH = 1.5
+POKE_MAX_SECONDS = 15.0
 # A watcher whose producer never reports (its worker lost, say) fails then.
 WATCH_TIMEOUT = dt.timedelta(hours=24)
 
@@ -66,8 +73,20 @@ class TriggererWatcherTrigger(WatcherTrigger):
         super().__init__(**kwargs)
         self.upstream_task_ids = sorted(upstream_task_ids or [])
 
+    @property
+    def poke_interval(self) -> float:
+        """The next wait: Cosmos's loop reads this once before each sleep."""
+        wait = self._next_poke
+        self._next_poke = min(wait * POKE_GROWTH, max(POKE_MAX_SECONDS, self._first_poke))
+        return wait
+
+    @poke_interval.setter
+    def poke_interval(self, seconds: float) -> None:
+        self._first_poke = self._next_poke = seconds
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
         _, kwargs = super().serialize()
+        kwargs["poke_interval"] = self._first_poke  # not a wait the loop would then skip
         kwargs["upstream_task_ids"] = self.upstream_task_ids
         return f"{__name__}.{type(self).__name__}", kwargs
 

@@ -81,6 +81,36 @@ def test_the_trigger_serializes_as_itself() -> None:
     assert kwargs["model_unique_id"] == "m"
 
 
+def test_a_waiting_watcher_asks_less_often_as_the_build_goes_on(monkeypatch) -> None:
+    """Cosmos's loop sleeps ``poke_interval`` between asks: growing waits, capped."""
+    from include import watcher
+
+    waits: list[float] = []
+    polls = iter([None] * 11 + ["success"])  # the node ends at the twelfth ask
+
+    async def status(self):
+        return next(polls), None
+
+    async def producer(self):
+        return "running"
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(WatcherTrigger, "_parse_dbt_node_status_and_compiled_sql", status)
+    monkeypatch.setattr(WatcherTrigger, "_get_producer_task_status", producer)
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    trigger = started_trigger(try_number=1, poke_interval=watcher.POKE_SECONDS)
+    [event] = events_of(trigger)
+    assert isinstance(event, TaskSuccessEvent)
+    assert len(waits) == 11 and waits[0] == watcher.POKE_SECONDS
+    assert all(b == min(a * watcher.POKE_GROWTH, watcher.POKE_MAX_SECONDS)
+               for a, b in zip(waits, waits[1:], strict=False))  # fmt: skip
+    assert waits[-1] == watcher.POKE_MAX_SECONDS
+    # Serialized (the triggerer's copy of the trigger) with its first wait, not a later one.
+    assert trigger.serialize()[1]["poke_interval"] == watcher.POKE_SECONDS
+
+
 def test_the_producer_publishes_in_order_and_only_what_watchers_read(monkeypatch) -> None:
     pushed: list[tuple[str, object]] = []
     threads: set[str] = set()

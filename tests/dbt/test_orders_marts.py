@@ -36,7 +36,7 @@ import pytest
 from psycopg import sql
 
 from loaders.raw_tables import ensure_all_raw_tables
-from stack.run import run_dbt
+from stack.run import Tested, dbt_scope, run_dbt
 from tests.dbt.conftest import rows
 
 UTC = dt.UTC
@@ -281,10 +281,11 @@ def lookup_indexes(wh: str, schema: str, table: str) -> set[str]:
     return {definition[definition.rindex(" (") :].strip() for (definition,) in found}
 
 
-def build(logs, day: str, tested: str = "") -> None:
-    """`dbt build` for the logical day; with `tested` (vars tested_before and tested_day,
-    as make run's daily builds have them) the snapshots read only new batches."""
-    summary = run_dbt(["build", "--vars", f"{{logical_date: '{day}'{tested}}}"], logs)
+def build(logs, day: str, tested: Tested | None = None) -> None:
+    """`dbt build` for the logical day; with `tested` (the last passing build, as make
+    run's daily builds have it) the snapshots read only new batches."""
+    with dbt_scope(dt.date.fromisoformat(day), tested):
+        summary = run_dbt(["build"], logs)
     assert summary.success, summary.failures
     assert set(summary.counts["test"]) == {"pass"}, summary.counts["test"]
     assert set(summary.counts["snapshot"]) == {"success"}
@@ -450,9 +451,7 @@ def test_orders_marts_and_user_activity_over_two_days(
         ).fetchone()
         conn.execute(f'drop index staging."{index}"')
     # A daily build, as make run's: the last passing build (day 2's) is on record.
-    build(
-        logs, "2026-10-12", f", tested_before: '{day2_built.isoformat()}', tested_day: '2026-10-11'"
-    )
+    build(logs, "2026-10-12", Tested(day2_built, dt.date(2026, 10, 11)))
     assert lookup_indexes(warehouse, "staging", "stg_oltp__orders") == {
         "(batch_id)", "(loaded_at)", "(order_id)"
     }  # fmt: skip

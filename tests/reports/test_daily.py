@@ -163,6 +163,9 @@ def test_an_unreachable_api_is_one_line_without_the_token(
 ) -> None:
     """As a real process: one line on stderr, exit 1, no traceback, no token."""
     monkeypatch.setenv("TELEGRAM_API_URL", "http://127.0.0.1:9")  # nothing listens on port 9
+    # Retried (a refused connection is transient), but without the default waits.
+    monkeypatch.setenv("TELEGRAM_ATTEMPTS", "2")
+    monkeypatch.setenv("TELEGRAM_BACKOFF_SECONDS", "0.01")
     result = subprocess.run(
         [sys.executable, "-m", "reports", "daily", "--date", str(DAY)],
         capture_output=True, text=True, cwd=PROJECT_ROOT,
