@@ -12,6 +12,7 @@ task instance by one that records its pushes.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 from types import SimpleNamespace
@@ -104,8 +105,10 @@ def test_a_waiting_watcher_asks_less_often_as_the_build_goes_on(monkeypatch) -> 
     [event] = events_of(trigger)
     assert isinstance(event, TaskSuccessEvent)
     assert len(waits) == 11 and waits[0] == watcher.POKE_SECONDS
-    assert all(b == min(a * watcher.POKE_GROWTH, watcher.POKE_MAX_SECONDS)
-               for a, b in zip(waits, waits[1:], strict=False))  # fmt: skip
+    assert all(
+        b == min(a * watcher.POKE_GROWTH, watcher.POKE_MAX_SECONDS)
+        for a, b in itertools.pairwise(waits)
+    )
     assert waits[-1] == watcher.POKE_MAX_SECONDS
     # Serialized (the triggerer's copy of the trigger) with its first wait, not a later one.
     assert trigger.serialize()[1]["poke_interval"] == watcher.POKE_SECONDS
