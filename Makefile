@@ -19,9 +19,16 @@ PSQL_CONN = "host=$${WAREHOUSE_HOST:-127.0.0.1} port=$${WAREHOUSE_PORT:-54329} u
 	dashboards dashboards-down browser test test-e2e test-bench test-all lint format bench psql sql clean
 
 # Only this file: once .env is included, MAKEFILE_LIST names it too.
+# ${NAME:-default} in a target's help shows NAME's value (from .env or the
+# environment), else the default.
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(firstword $(MAKEFILE_LIST)) \
-		| awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*##' $(firstword $(MAKEFILE_LIST)) \
+		| awk -F':.*## ' '{ text = $$2; \
+			while (match(text, /\$$\{[A-Z_]+:-[^}]*\}/)) { \
+				split(substr(text, RSTART + 2, RLENGTH - 3), kv, ":-"); \
+				value = (ENVIRON[kv[1]] != "") ? ENVIRON[kv[1]] : kv[2]; \
+				text = substr(text, 1, RSTART - 1) value substr(text, RSTART + RLENGTH) } \
+			printf "  make %-16s %s\n", $$1, text }'
 
 $(UV):
 	@echo "uv not found: installing it with pip (user site)"
@@ -33,7 +40,7 @@ $(UV):
 
 install: .venv/.synced ## create .venv with the locked dependencies (uv)
 
-up: install ## start the embedded PostgreSQL, MongoDB, sales API and Kafka (EMBEDDED_SERVICES)
+up: install ## start the embedded servers every source needs: PostgreSQL, MongoDB, sales API, Kafka, ClickHouse (EMBEDDED_SERVICES)
 	$(RUN) python -m stack up
 
 down: ## stop the embedded services
@@ -45,14 +52,11 @@ status: install ## show which services are configured and whether they answer (e
 run: install ## set up, generate the next day, load it, dbt build, print a summary
 	$(RUN) python -m stack.run
 
-datagen: up ## write the next logical day into the app database and the order system
-	$(RUN) python -m datagen mongo
-	$(RUN) python -m datagen oltp
+datagen: up ## every simulated source system writes the next logical day (ARGS="--date D --days N")
+	$(RUN) python -m pipelines simulate $(ARGS)
 
-load: up ## land what is new in MongoDB, the OLTP database and Kafka into raw_*
-	$(RUN) python -m loaders mongo
-	$(RUN) python -m loaders oltp
-	$(RUN) python -m loaders kafka
+load: up ## land what is new from every source into raw_* (ARGS="--date D": daily sources up to D)
+	$(RUN) python -m pipelines land $(ARGS)
 
 loaders: up ## any loader command: make loaders ARGS="sales --date 2026-10-05 --days 7"
 	$(RUN) python -m loaders $(or $(ARGS),--help)
@@ -81,16 +85,16 @@ dbt-slim-ci: install ## slim CI: restore SLIM_CI_STATE into an empty warehouse, 
 	$(RUN) python -m stack.slim_ci restore "$(SLIM_CI_STATE)"
 	DBT_TARGET=ci $(DBT) build --select state:modified+ --defer --state "$(abspath $(SLIM_CI_STATE))" $(DBT_ARGS)
 
-airflow: install ## Airflow 3 standalone on http://127.0.0.1:8080 (AIRFLOW_UI_PORT; login admin, password printed), DAGs unpaused
+airflow: install ## Airflow 3 standalone on http://127.0.0.1:${AIRFLOW_UI_PORT:-8080} (login admin, password printed), DAGs unpaused
 	$(RUN) python -m stack.airflow
 
 DOCS_PORT ?= 8081
-docs: up ## dbt docs site (lineage) on http://127.0.0.1:DOCS_PORT (default 8081)
+docs: up ## dbt docs site (lineage) on http://127.0.0.1:${DOCS_PORT:-8081}
 	$(DBT) docs generate $(DBT_ARGS)
 	$(DBT) docs serve $(DBT_ARGS) --port $(DOCS_PORT) --host 127.0.0.1 --no-browser
 
 # Superset in its own virtualenv (DATA_DIR/superset), the dashboards imported from dashboards/assets.
-dashboards: up ## Superset on http://127.0.0.1:8088 (SUPERSET_PORT) with the dashboards imported from dashboards/ (login admin, password printed)
+dashboards: up ## Superset on http://127.0.0.1:${SUPERSET_PORT:-8088} with the dashboards imported from dashboards/ (login admin, password printed)
 	$(RUN) python -m stack.superset up
 
 dashboards-down: ## stop Superset (make down stops it too)

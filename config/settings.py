@@ -127,7 +127,7 @@ class MongoSettings:
 
 @dataclass(frozen=True)
 class OltpSettings(WarehouseSettings):
-    """The order system's OLTP PostgreSQL (seed 002): a source, read-only for the loader.
+    """The order system's OLTP PostgreSQL: a source, read-only for the loader.
 
     Locally a separate database (``oltp``) on the embedded PostgreSQL server;
     ``OLTP_*`` point at a real one (use a replica or a read-only user).
@@ -147,7 +147,7 @@ class OltpSettings(WarehouseSettings):
 
 @dataclass(frozen=True)
 class KafkaSettings:
-    """The Kafka broker and the topic of new registrations (seed 002)."""
+    """The Kafka broker and the order system's topic of new registrations."""
 
     bootstrap_servers: str
     topic: str
@@ -189,7 +189,7 @@ class KafkaSettings:
 
 @dataclass(frozen=True)
 class ClickHouseSettings:
-    """ClickHouse (seed 003's event store), over its HTTP interface.
+    """ClickHouse (the feed and messenger events' store), over its HTTP interface.
 
     Locally the project's own small HTTP server over the chdb engine
     (``stack/embedded_clickhouse.py``); ``CLICKHOUSE_*`` point at a real server.
@@ -319,13 +319,13 @@ class SupersetSettings:
 
 @dataclass(frozen=True)
 class ReportSettings:
-    """Seed 003's daily report and anomaly alerts, and the Telegram chat they go to.
+    """The daily app report and anomaly alerts, and the Telegram chat they go to.
 
     Without TELEGRAM_BOT_TOKEN (or TELEGRAM_CHAT_ID) nothing is sent: the
     report and alerts are written under ``output_dir`` instead.
     """
 
-    timezone: str  # the report goes out at report_time in this zone (the seeds' "local time")
+    timezone: str  # the report goes out at report_time in this zone (the specified "local time")
     report_time: str  # HH:MM
     output_dir: Path  # one dated folder per report; alerts beside them
     bot_token: str
@@ -475,11 +475,11 @@ class DatagenSettings:
 
 @dataclass(frozen=True)
 class SalesApiSettings:
-    """The partner sales API (seed 004): where it is, and how patiently to wait for it."""
+    """The partner sales API: where it is, and how patiently to wait for it."""
 
     url: str
     api_key: str
-    poll_seconds: float  # between report status checks (seed 004 polls every 10 s)
+    poll_seconds: float  # between report status checks (the specified interval is 10 s)
     deadline_seconds: float  # give up on a report that is not ready by then
     timeout_seconds: float  # per HTTP request
     attempts: int  # per request, on 5xx and timeouts, with exponential backoff

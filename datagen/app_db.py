@@ -14,7 +14,7 @@ AND new versions of older ones, as the real app would:
   jsonb cannot store: the loader must reject them visibly, not drop them.
 
 The app stamps ``updated_at`` on every write (``last_updated`` for
-recommendations, as the seed names it): that write time is what the loader's
+recommendations, as its schema names it): that write time is what the loader's
 incremental watermark follows, so late and changed documents are picked up.
 """
 

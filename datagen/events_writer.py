@@ -1,4 +1,4 @@
-"""Write the simulated feed and messenger (seed 003's app) into ClickHouse, a day at a time.
+"""Write the simulated app's feed and messenger events into ClickHouse, a day at a time.
 
 The rows are ``datagen.feed_events.day_events``: a pure function of (seed,
 scale, start date, day, incidents), so a day can be rewritten at any time and
@@ -85,7 +85,7 @@ CREATE TABLE IF NOT EXISTS {FEED_TABLE}
 ENGINE = MergeTree
 PARTITION BY toDate(time)
 ORDER BY (time, user_id)
-COMMENT 'Simulated feed actions (seed 003): one row per view or like of a post'
+COMMENT 'Simulated feed actions: one row per view or like of a post'
 """
 MESSAGE_DDL = f"""
 CREATE TABLE IF NOT EXISTS {MESSAGE_TABLE}
@@ -104,7 +104,7 @@ CREATE TABLE IF NOT EXISTS {MESSAGE_TABLE}
 ENGINE = MergeTree
 PARTITION BY toDate(time)
 ORDER BY (time, user_id)
-COMMENT 'Simulated messenger actions (seed 003): one row per message, the sender''s attributes'
+COMMENT 'Simulated messenger actions: one row per message, the sender''s attributes'
 """
 MARKERS_DDL = f"""
 CREATE TABLE IF NOT EXISTS {MARKERS}

@@ -1,4 +1,4 @@
-"""The social feed and messenger events (seed 003), generated one logical day at a time.
+"""The social feed and messenger events, generated one logical day at a time.
 
 Two tables, columns as SPEC.md section 4 names them (``FEED_SCHEMA``,
 ``MESSAGE_SCHEMA``), returned as ``pyarrow.Table`` so a writer can hand them

@@ -1,11 +1,11 @@
-"""The order system's OLTP database (seed 002), simulated one logical day at a time.
+"""The order system's OLTP database, simulated one logical day at a time.
 
 Like the app simulator (``mongo_writer``), every row is a function of (seed,
 scale, start date, logical day): the same days give the same rows. All times
 are UTC; a logical day runs from its midnight to the next.
 
 - **Initial generation** (once): the 12 categories, the population's products
-  and users, and seed 002's history at scale 1.0: 10,000 orders with 40,000
+  and users, and the specified history at scale 1.0: 10,000 orders with 40,000
   order lines, placed over the 90 days before the start date. Each order's
   status is its state at the start date's midnight, so old orders are mostly
   delivered (some cancelled) and recent ones pending, paid or shipped.
@@ -49,7 +49,7 @@ from psycopg.types.json import Jsonb
 from datagen.oltp_schema import LOYALTY_STATUSES, PRIMARY_KEYS, create_schema
 from datagen.population import Population, User, rng_for
 
-# Seed 002's volumes at scale 1.0, and the simulated store's daily rhythm.
+# The specified volumes at scale 1.0, and the simulated store's daily rhythm.
 INITIAL_ORDERS = 10_000
 LINES_PER_ORDER = 4  # exactly: 40,000 order_details for 10,000 orders
 MAX_LINES = 8
@@ -234,7 +234,7 @@ class Simulator:
     # -- orders --------------------------------------------------------------------------
     @functools.cached_property
     def initial_orders(self) -> tuple[list[Order], list[Line]]:
-        """Seed 002's order history: placed over the 90 days before the start date."""
+        """The initial order history: placed over the 90 days before the start date."""
         rng = rng_for(self.pop.seed, "initial-orders")
         span = HISTORY_DAYS_BEFORE_START * 86_400
         times = sorted(
@@ -540,7 +540,7 @@ def _check_population(conn: psycopg.Connection, population: Population) -> bool:
 
 
 def write_initial(conn: psycopg.Connection, population: Population) -> dict[str, int] | None:
-    """The catalog, the population and seed 002's order history; None if already there.
+    """The catalog, the population and the initial order history; None if already there.
 
     Creates the order system's tables and the markers table first if they are missing.
     """

@@ -1,4 +1,4 @@
-"""The order system's OLTP schema (seed 002), as the simulated store's backend creates it.
+"""The order system's OLTP schema, as the simulated store's backend creates it.
 
 Every table carries ``created_at``/``updated_at`` (SPEC.md): a trigger stamps
 ``updated_at`` on any update that does not set it itself, so replication by

@@ -1,10 +1,10 @@
 """The one population every simulated system shares: users, categories, products.
 
 Built from (seed, scale) alone, so ids join across MongoDB, the OLTP database,
-the sales API and the event stream. Scale 1.0 gives seed 002's volumes
-(5000 users, 500 products).
+the sales API and the event stream. Scale 1.0 gives the order system's
+specified volumes (5000 users, 500 products).
 
-The feed and messenger events (seed 003) also need each user's demographics:
+The feed and messenger events also need each user's demographics:
 ``profile`` and ``profiles`` give them (``datagen/profiles.py``, imported only
 when asked for, so the other simulators do not pay for numpy).
 """
@@ -165,7 +165,7 @@ class Population:
             )
         return products
 
-    # -- registrations after the start date (the order system, seed 002) -------------
+    # -- registrations after the start date (the order system) -----------------------
     @property
     def new_users_per_day(self) -> int:
         """Users who register each simulated day (about 15 at scale 1.0, at least 2)."""
@@ -206,7 +206,7 @@ class Population:
         midnight = dt.datetime.combine(user.registration_date, dt.time(), tzinfo=dt.UTC)
         return midnight + dt.timedelta(seconds=rng.randrange(86_400))
 
-    # -- the event systems' demographics (seed 003) -----------------------------------
+    # -- the event systems' demographics ----------------------------------------------
     def profiles(self, user_ids: np.ndarray) -> Profiles:
         """Fixed attributes of ``user_ids`` (any ids, vectorised): see ``user_profiles``."""
         from datagen.profiles import user_profiles

@@ -1,4 +1,4 @@
-"""The event systems' per-user profile (seed 003): gender, age, country, city, os, source, group.
+"""The event systems' per-user profile: gender, age, country, city, os, source, group.
 
 Fixed per (seed, user id), computed with numpy so a whole population is one
 vectorised call; ``Population.profile``/``profiles`` are the way in.

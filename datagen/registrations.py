@@ -1,4 +1,4 @@
-"""The order system's stream of new registrations: Kafka topic ``new_users_events`` (seed 002).
+"""The order system's stream of new registrations: Kafka topic ``new_users_events``.
 
 Each simulated day's sign-ups (``Population.new_users``) are published as JSON
 objects with exactly SPEC's fields: first_name, last_name, email, phone,

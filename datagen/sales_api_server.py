@@ -1,4 +1,4 @@
-"""The partner sales API (seed 004), served locally over HTTP.
+"""The partner sales API, served locally over HTTP.
 
     POST /generate_report                  -> {"task_id"}
     GET  /get_report?task_id=...           -> {"status": "RUNNING"}, later "SUCCESS" + "report_id"

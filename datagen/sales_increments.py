@@ -1,4 +1,4 @@
-"""The partner's daily sales increments (seed 004), over the shared population.
+"""The partner's daily sales increments, over the shared population.
 
 An increment for day D is a pure function of (seed, scale, start date, D), as
 three CSV files. Like the real partner's files it contains:

@@ -25,3 +25,15 @@ def next_days() -> list[dt.date]:
         return days_to_generate(db, dt.date.fromisoformat(gen.start_date), gen.history_days)
     finally:
         client.close()
+
+
+def written_days() -> list[dt.date]:
+    """Every day the simulated systems have written so far (the app database keeps the record)."""
+    from datagen.mongo_writer import generated_days
+    from loaders.mongo.client import mongo_database
+
+    client, db = mongo_database(MongoSettings.from_env())
+    try:
+        return generated_days(db)
+    finally:
+        client.close()

@@ -65,6 +65,9 @@ class Source:
     # 003's events also "clickhouse" (that profile target), where the same
     # models read the events in place.
     dbt_targets: tuple[str, ...] = ("warehouse",)
+    # The servers it reads from (stack.services.SERVERS names): `make up` starts
+    # those EMBEDDED_SERVICES names, `make status` probes them.
+    servers: tuple[str, ...] = ()
 
     @property
     def dbt_tag(self) -> str:

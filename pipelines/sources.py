@@ -65,10 +65,11 @@ MONGO = Source(
     steps=(Step("load", load_mongo_collection, streams=mongo_job.STREAMS),),
     daily=False,
     simulate=simulate_mongo,
+    servers=("mongo",),
 )
 
 
-# --- Partner sales API (seed 004) -------------------------------------------------------
+# --- Partner sales API ------------------------------------------------------------------
 def generate_report(ctx: StepContext) -> str:
     return sales_job.request_report()
 
@@ -103,16 +104,17 @@ SALES_API = Source(
     raw_tables=SALES_RAW_TABLES,
     steps=(
         Step("generate_report", generate_report),
-        Step("get_report", get_report, sensor=True, poke_seconds=10),  # seed 004 polls every 10 s
+        Step("get_report", get_report, sensor=True, poke_seconds=10),  # polled every 10 s
         Step("get_increment", get_increment),
         Step("check_files", check_files),
         Step("load", load_increment),
     ),
     daily=True,
+    servers=("sales_api",),
 )
 
 
-# --- Order system (seed 002): OLTP PostgreSQL and its Kafka stream of registrations ---
+# --- Order system: OLTP PostgreSQL and its Kafka stream of registrations --------------
 def simulate_orders(day: dt.date) -> dict[str, int] | None:
     """The order system writes ``day`` (and any missing days) and publishes its registrations."""
     import psycopg
@@ -170,6 +172,7 @@ OLTP = Source(
     daily=False,
     simulate=simulate_orders,
     transform="orders",
+    servers=("postgres",),
 )
 
 KAFKA = Source(
@@ -179,10 +182,11 @@ KAFKA = Source(
     steps=(Step("load", load_kafka_topic),),
     daily=False,
     transform="orders",
+    servers=("kafka",),
 )
 
 
-# --- Social feed and messenger events (seed 003): ClickHouse -------------------------
+# --- Social feed and messenger events: ClickHouse ------------------------------------
 def simulate_events(day: dt.date) -> dict[str, int] | None:
     """The app writes ``day``'s feed and messenger events (and any missing days before it)."""
     from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -222,12 +226,13 @@ EVENTS = Source(
     name="events",
     description="ClickHouse feed and messenger events -> raw_events.* (a UTC day at a time)",
     raw_tables=EVENTS_RAW_TABLES,
-    # One task per table: seed 003 extracts both in parallel.
+    # One task per table: both are extracted in parallel.
     steps=(Step("load", load_event_table, streams=events_job.STREAMS, parallel=True),),
     daily=True,
     simulate=simulate_events,
     # The same models are also built on ClickHouse, from the events in place.
     dbt_targets=("warehouse", "clickhouse"),
+    servers=("clickhouse",),
 )
 
 SOURCES: tuple[Source, ...] = (MONGO, SALES_API, OLTP, KAFKA, EVENTS)

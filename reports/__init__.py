@@ -1,4 +1,4 @@
-"""Seed 003's daily report and anomaly alerts, built from the marts and sent to Telegram.
+"""The daily app report and anomaly alerts, built from the marts and sent to Telegram.
 
 ``daily``: yesterday's app metrics with day-on-day and week-on-week changes
 and one PNG of 7-day charts. ``alerts``: one message per newly flagged

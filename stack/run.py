@@ -41,8 +41,9 @@ from loaders.core.control import (
     write_watermark,
 )
 from loaders.core.warehouse import LoaderError, connect
-from pipelines import SOURCES, run_source
+from pipelines import SOURCES
 from pipelines.clock import next_days
+from pipelines.day import land, landed_lines, simulate
 from stack import services
 from stack.embedded_postgres import ServiceError
 from stack.run_lock import RunLocked, run_lock
@@ -142,25 +143,6 @@ def _first_run(wh: WarehouseSettings) -> bool:
         return not row or row[0] == 0
 
 
-def _days_to_land(wh: WarehouseSettings, source: str, days: list[dt.date]) -> list[dt.date]:
-    """A daily source's days from the one after its last landed increment up to ``days[-1]``."""
-    with connect(wh) as conn:
-        exists = conn.execute("select to_regclass('loader.watermarks') is not null").fetchone()
-        row = (
-            conn.execute(
-                "select min((value ->> 'increment_date')::date) from loader.watermarks"
-                " where source = %s",
-                (source,),
-            ).fetchone()
-            if exists and exists[0]
-            else None
-        )
-    if not row or row[0] is None:
-        return days
-    first = row[0] + dt.timedelta(days=1)
-    return [first + dt.timedelta(days=k) for k in range((days[-1] - first).days + 1)]
-
-
 def run() -> int:
     t0 = time.monotonic()
     local, wh = LocalSettings.from_env(), WarehouseSettings.from_env()
@@ -178,25 +160,16 @@ def run() -> int:
     steps: dict[str, float] = {}  # step -> seconds, for the summary and make bench
     t_step = time.monotonic()
 
-    # 1. Each simulated source system writes the logical day(s).
-    for day in days:
-        for source in SOURCES:
-            if source.simulate is not None:
-                counts = source.simulate(day) or {}
-                say(f"datagen  {day}: {sum(counts.values()):,} records written ({source.name})")
+    # 1. Each simulated source system writes the logical day(s); 2. land what
+    # is new (every day a daily source has not landed yet, watermark-based
+    # sources once).
+    simulate(days, say)
     steps["datagen"], t_step = time.monotonic() - t_step, time.monotonic()
-
-    # 2. Land what is new: day-by-day sources every day not landed yet (a day that
-    # failed last time is not skipped), watermark-based ones once.
-    landed: list[dict] = []
-    for source in SOURCES:
-        for day in _days_to_land(wh, source.name, days) if source.daily else days[-1:]:
-            print(f"  {source.name} {day} ...", file=sys.stderr, flush=True)
-            landed += run_source(source, day)
+    landed = land(wh, days)
     steps["load"] = time.monotonic() - t_step
 
     # 3. Transform: every model on the warehouse, then the models some sources
-    # also build elsewhere (seed 003's events on ClickHouse, from the events in
+    # also build elsewhere (the events models on ClickHouse, from the events in
     # place), each target with its own dbt target dir so the warehouse's
     # manifest stays the one Airflow and `make dbt-changed` read.
     tested = last_passed_build(wh, dbt_settings)  # None: the full check (every row, unit tests)
@@ -224,21 +197,8 @@ def run() -> int:
     say()
     kind = "first run (full build)" if first else "incremental run"
     say(f"== summary: {kind} for logical day {days[-1]} ({len(days)} new day(s) of source data) ==")
-    say(f"{'landed (rows, this run)':<46}{'landed':>9}   {'rejected':>8}")
-    totals: dict[str, list[int]] = {}
-    for result in landed:
-        for table, counts in result["tables"].items():
-            acc = totals.setdefault(table, [0, 0])
-            acc[0] += counts["landed"]
-            acc[1] += counts["rejected"]
-    for table, (n_landed, n_rejected) in totals.items():
-        say(f"  {table:<44}{n_landed:>9,}   {n_rejected:>8,}")
-    say(
-        f"  {'total':<44}{sum(v[0] for v in totals.values()):>9,}   "
-        f"{sum(v[1] for v in totals.values()):>8,}"
-    )
-    for note in [n for r in landed for n in r["notes"]]:
-        say(f"  note: {note}")
+    for line in landed_lines(landed):
+        say(line)
     say(f"dbt build ({dbt.seconds:.1f}s): " + _counts_line(dbt))
     say(
         "  the full check: tests over every row, and the unit tests (every DBT_FULL_CHECK_HOURS)"
@@ -298,7 +258,7 @@ def run() -> int:
 
 
 def _daily_report(day: dt.date, say) -> LoaderError | None:
-    """The logical day's report (seed 003), delivered where REPORT_*/TELEGRAM_* say.
+    """The logical day's app report, delivered where REPORT_*/TELEGRAM_* say.
 
     A day the marts do not have (events not built) is a note; a delivery that
     fails (Telegram refusing) fails the run after the summary.

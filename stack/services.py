@@ -9,6 +9,8 @@ warehouse and the order system's OLTP database (when OLTP_* point at it).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -26,6 +28,7 @@ from config import (
 )
 from loaders.core.warehouse import LoaderError, connect, first_line
 from loaders.mongo.client import mongo_database
+from pipelines import SOURCES
 from stack.embedded_clickhouse import EmbeddedClickHouse
 from stack.embedded_kafka import EmbeddedKafka
 from stack.embedded_mongo import EmbeddedMongo
@@ -80,71 +83,124 @@ def _oltp_is_embedded(local: LocalSettings, wh: WarehouseSettings, oltp: OltpSet
     return "postgres" in local.embedded and (oltp.host, oltp.port) == (wh.host, wh.port)
 
 
-def up() -> list[str]:
-    """Start every embedded service, create the warehouse database; return status lines."""
-    local, wh, mongo = (
-        LocalSettings.from_env(),
-        WarehouseSettings.from_env(),
-        MongoSettings.from_env(),
-    )
-    local.logs_dir.mkdir(parents=True, exist_ok=True)
-    lines = []
-    if "postgres" in local.embedded:
-        pg = embedded_postgres(local, wh)
-        pg.start()
-        pg.ensure_database(wh.dbname)
-        lines.append(f"postgres  embedded  {wh.describe()}  data: {pg.pgdata}")
-        oltp = OltpSettings.from_env()
-        if _oltp_is_embedded(local, wh, oltp):
-            pg.ensure_database(oltp.dbname)
-            lines.append(f"oltp      embedded  {oltp.describe()}  (same server)")
-    if "mongo" in local.embedded:
-        mg = embedded_mongo(local, mongo)
-        mg.start()
-        lines.append(f"mongo     embedded  {mg.uri}/{mongo.database}  data: {mg.data_dir}")
-    if "sales_api" in local.embedded:
-        api = embedded_sales_api(local, SalesApiSettings.from_env())
-        api.start()
-        lines.append(f"sales_api embedded  {api.url}  log: {api.log_file}")
-    if "kafka" in local.embedded:
-        broker = embedded_kafka(local, KafkaSettings.from_env())
-        broker.start()
-        lines.append(
+@dataclass(frozen=True)
+class Server:
+    """A server the sources need: embedded here (EMBEDDED_SERVICES names it), or a real
+    one its settings point at, which is only probed."""
+
+    name: str  # the EMBEDDED_SERVICES name, and the status line's
+    embedded: Callable[[LocalSettings], Any]  # the embedded server: start(), stop(), is_running()
+    started: Callable[[Any], str]  # what `make up` says once it runs
+    address: Callable[[], str]  # where the settings point (make status)
+    answers: Callable[[], bool]  # it answers there (make status)
+    stopped: str = "stopped"
+    # After the embedded server started: its own set-up, and any more lines to say.
+    ready: Callable[[Any, LocalSettings], list[str]] = lambda server, local: []
+
+
+def _postgres_ready(pg: EmbeddedPostgres, local: LocalSettings) -> list[str]:
+    """The warehouse database, and the order system's when OLTP_* point at the same server."""
+    wh, oltp = WarehouseSettings.from_env(), OltpSettings.from_env()
+    pg.ensure_database(wh.dbname)
+    if not _oltp_is_embedded(local, wh, oltp):
+        return []
+    pg.ensure_database(oltp.dbname)
+    return [f"oltp      embedded  {oltp.describe()}  (same server)"]
+
+
+def _probe(check: Callable[[], None]) -> Callable[[], bool]:
+    def answers() -> bool:
+        try:
+            check()
+            return True
+        except LoaderError:
+            return False
+
+    return answers
+
+
+# In start order. A source names the ones it reads from (pipelines.SOURCES).
+SERVERS: tuple[Server, ...] = (
+    Server(
+        "postgres",
+        lambda local: embedded_postgres(local, WarehouseSettings.from_env()),
+        lambda pg: (
+            f"postgres  embedded  {WarehouseSettings.from_env().describe()}  data: {pg.pgdata}"
+        ),
+        lambda: WarehouseSettings.from_env().describe(),
+        _probe(lambda: _check_warehouse(WarehouseSettings.from_env())),
+        ready=_postgres_ready,
+    ),
+    Server(
+        "mongo",
+        lambda local: embedded_mongo(local, MongoSettings.from_env()),
+        lambda mg: (
+            f"mongo     embedded  {mg.uri}/{MongoSettings.from_env().database}  data: {mg.data_dir}"
+        ),
+        lambda: f"{MongoSettings.from_env().describe()}/{MongoSettings.from_env().database}",
+        _probe(lambda: _check_mongo(MongoSettings.from_env())),
+    ),
+    Server(
+        "sales_api",
+        lambda local: embedded_sales_api(local, SalesApiSettings.from_env()),
+        lambda api: f"sales_api embedded  {api.url}  log: {api.log_file}",
+        lambda: mask_uri_password(SalesApiSettings.from_env().url),
+        lambda: _http_answers(SalesApiSettings.from_env().url),
+    ),
+    Server(
+        "kafka",
+        lambda local: embedded_kafka(local, KafkaSettings.from_env()),
+        lambda broker: (
             f"kafka     embedded  {broker.bootstrap_servers}  (memory storage)  "
             f"log: {broker.log_file}"
-        )
-    if "clickhouse" in local.embedded:
-        ch = embedded_clickhouse(local, ClickHouseSettings.from_env())
-        ch.start()
-        lines.append(f"clickhouse embedded  {ch.url}  (chdb)  data: {ch.data_dir}")
-    check_reachable(wh, mongo)
+        ),
+        lambda: (
+            f"{KafkaSettings.from_env().bootstrap_servers}  topic {KafkaSettings.from_env().topic}"
+        ),
+        _probe(lambda: _check_kafka(KafkaSettings.from_env())),
+        stopped="stopped (its topics were in memory)",
+    ),
+    Server(
+        "clickhouse",
+        lambda local: embedded_clickhouse(local, ClickHouseSettings.from_env()),
+        lambda ch: f"clickhouse embedded  {ch.url}  (chdb)  data: {ch.data_dir}",
+        lambda: ClickHouseSettings.from_env().describe(),
+        lambda: _clickhouse_answers(ClickHouseSettings.from_env()),
+    ),
+)
+SERVERS_BY_NAME = {server.name: server for server in SERVERS}
+
+
+def needed() -> list[Server]:
+    """The warehouse's server and every server a source of the registry reads from."""
+    names = {"postgres", *(name for source in SOURCES for name in source.servers)}
+    return [server for server in SERVERS if server.name in names]
+
+
+def up() -> list[str]:
+    """Start every embedded server, create the warehouse database; return status lines."""
+    local = LocalSettings.from_env()
+    local.logs_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for server in needed():
+        if server.name in local.embedded:
+            running = server.embedded(local)
+            running.start()
+            lines.append(server.started(running))
+            lines += server.ready(running, local)
+    check_reachable(WarehouseSettings.from_env(), MongoSettings.from_env())
     return lines
 
 
 def down() -> list[str]:
-    local, wh, mongo = (
-        LocalSettings.from_env(),
-        WarehouseSettings.from_env(),
-        MongoSettings.from_env(),
-    )
+    local = LocalSettings.from_env()
     lines = []
     if stop_superset(Superset.from_env()):  # `make dashboards`, if it is running
         lines.append("superset  stopped")
-    if "postgres" in local.embedded:
-        embedded_postgres(local, wh).stop()
-        lines.append("postgres  stopped")
-    if "mongo" in local.embedded:
-        embedded_mongo(local, mongo).stop()
-        lines.append("mongo     stopped")
-    if "sales_api" in local.embedded:
-        embedded_sales_api(local, SalesApiSettings.from_env()).stop()
-        lines.append("sales_api stopped")
-    if "kafka" in local.embedded:
-        embedded_kafka(local, KafkaSettings.from_env()).stop()
-        lines.append("kafka     stopped (its topics were in memory)")
-    if "clickhouse" in local.embedded:
-        embedded_clickhouse(local, ClickHouseSettings.from_env()).stop()
-        lines.append("clickhouse stopped")
+    for server in SERVERS:
+        if server.name in local.embedded:
+            server.embedded(local).stop()
+            lines.append(f"{server.name:<9} {server.stopped}")
     return lines
 
 
@@ -198,14 +254,6 @@ def _clickhouse_answers(ch: ClickHouseSettings) -> bool:
         return False
 
 
-def _answers(check: Callable[[], None]) -> str:
-    try:
-        check()
-        return "up"
-    except LoaderError:
-        return "down"
-
-
 def _http_answers(url: str) -> bool:
     """A real partner API has no /health: any HTTP answer at its URL means it is up."""
     try:
@@ -216,38 +264,22 @@ def _http_answers(url: str) -> bool:
 
 
 def status() -> tuple[list[str], bool]:
-    """One line per service, and whether every one of them answers."""
-    local, wh, mongo = (
-        LocalSettings.from_env(),
-        WarehouseSettings.from_env(),
-        MongoSettings.from_env(),
-    )
-    pg_state = "embedded" if "postgres" in local.embedded else "external"
-    mg_state = "embedded" if "mongo" in local.embedded else "external"
-    pg_up = _answers(lambda: _check_warehouse(wh))
-    mg_up = _answers(lambda: _check_mongo(mongo))
-    api_settings = SalesApiSettings.from_env()
-    api_state = "embedded" if "sales_api" in local.embedded else "external"
-    if "sales_api" in local.embedded:
-        api_up = "up" if embedded_sales_api(local, api_settings).is_running() else "down"
-    else:
-        api_up = "up" if _http_answers(api_settings.url) else "down"
-    oltp, kafka = OltpSettings.from_env(), KafkaSettings.from_env()
+    """One line per server (and the OLTP database), and whether every one of them answers."""
+    local, wh = LocalSettings.from_env(), WarehouseSettings.from_env()
+    oltp = OltpSettings.from_env()
+    oltp_up = _probe(lambda: _check_oltp(oltp))()
     oltp_state = "embedded" if _oltp_is_embedded(local, wh, oltp) else "external"
-    oltp_up = _answers(lambda: _check_oltp(oltp))
-    kafka_state = "embedded" if "kafka" in local.embedded else "external"
-    kafka_up = _answers(lambda: _check_kafka(kafka))
-    ch = ClickHouseSettings.from_env()
-    ch_state = "embedded" if "clickhouse" in local.embedded else "external"
-    ch_up = "up" if _clickhouse_answers(ch) else "down"
-    lines = [
-        f"postgres  {pg_state:<8}  {pg_up:<4}  {wh.describe()}",
-        f"oltp      {oltp_state:<8}  {oltp_up:<4}  {oltp.describe()}",
-        f"mongo     {mg_state:<8}  {mg_up:<4}  {mongo.describe()}/{mongo.database}",
-        f"sales_api {api_state:<8}  {api_up:<4}  {mask_uri_password(api_settings.url)}",
-        f"kafka     {kafka_state:<8}  {kafka_up:<4}  {kafka.bootstrap_servers}  "
-        f"topic {kafka.topic}",
-        f"clickhouse {ch_state:<7}  {ch_up:<4}  {ch.describe()}",
-    ]
-    states = (pg_up, oltp_up, mg_up, api_up, kafka_up, ch_up)
-    return lines, all(state == "up" for state in states)
+    lines = []
+    healthy = oltp_up
+    for server in needed():
+        state = "embedded" if server.name in local.embedded else "external"
+        up = server.answers()
+        healthy = healthy and up
+        lines.append(
+            f"{server.name:<9} {state:<8}  {'up' if up else 'down':<4}  {server.address()}"
+        )
+        if server.name == "postgres":
+            lines.append(
+                f"oltp      {oltp_state:<8}  {'up' if oltp_up else 'down':<4}  {oltp.describe()}"
+            )
+    return lines, healthy

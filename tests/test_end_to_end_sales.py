@@ -1,4 +1,4 @@
-"""Sales files -> check -> raw -> `dbt build` -> seed-004 marts, against values worked out by hand.
+"""Sales files -> check -> raw -> `dbt build` -> sales marts, against values worked out by hand.
 
 Day 1 (old format, no status) has a duplicate line; day 2 corrects a day-1
 line, adds a refund and moves both customers to a new city.

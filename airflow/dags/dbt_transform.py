@@ -73,9 +73,9 @@ def transform_dag(
 ) -> DbtDag | None:
     """A Cosmos DAG building ``select`` (default: the tag's models) on a dbt target.
 
-    ``target``: a profile output other than the configured one (seed 003's
-    events models also build on ``clickhouse``); the DAG then emits no
-    transform asset of its own tag. None in a task's process that runs
+    ``target``: a profile output other than the configured one (the feed and
+    messenger events models also build on ``clickhouse``); the DAG then emits
+    no transform asset of its own tag. None in a task's process that runs
     another DAG of this file: Airflow parses the file there for one DAG only.
     """
     dag_id = dag_id or f"dbt_transform_{tag}"
@@ -163,9 +163,10 @@ for tag, parents in COMBINED_TRANSFORMS.items():
         with_sources=False,
     )
 
-# Sources whose models are also built on another target (seed 003's events on
-# ClickHouse, from the events in place): scheduled like the warehouse's, on
-# the landed raw tables, which say the day is complete in ClickHouse too.
+# Sources whose models are also built on another target (the feed and
+# messenger events on ClickHouse, from the events in place): scheduled like
+# the warehouse's, on the landed raw tables, which say the day is complete in
+# ClickHouse too.
 for source in SOURCES:
     for target in source.dbt_targets:
         if target == "warehouse":  # the DAGs above, on the configured target
@@ -185,14 +186,14 @@ for source in SOURCES:
             exclude=INTRADAY_MODELS if target == "clickhouse" else (),
         )
 
-# Seed 003's alerts during the day: the 15-minute slices and their bounds on
+# Anomaly alerts during the day: the 15-minute slices and their bounds on
 # ClickHouse, where a real app's events arrive as they happen (the warehouse
 # gets a day once it is over; the local simulator writes whole days). Every
 # 15 minutes; each run rebuilds from the day before the latest day it holds.
 dbt_anomalies_clickhouse = transform_dag(
     "events",
     CronTriggerTimetable("*/15 * * * *", timezone="UTC"),
-    "seed 003's 15-minute slices and anomaly bounds on ClickHouse, during the day",
+    "the feed's 15-minute slices and their anomaly bounds on ClickHouse, during the day",
     with_sources=False,
     target="clickhouse",
     dag_id="dbt_anomalies_clickhouse",

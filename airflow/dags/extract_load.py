@@ -2,7 +2,7 @@
 
 ``extract_load_mongo``: one task per collection, each landing what is new
 since its watermark and emitting its raw table. ``extract_load_sales_api``:
-seed 004's steps, generate_report -> get_report (a sensor) -> get_increment
+the partner API's report steps, generate_report -> get_report (a sensor) -> get_increment
 -> check_files -> load. Each run is for one day, once the source holds it
 (``include/clock.py``).
 """

@@ -1,4 +1,4 @@
-"""Airflow: seed 003's daily report (REPORT_TIME in REPORT_TIMEZONE) and its anomaly alerts.
+"""Airflow: the daily app report (REPORT_TIME in REPORT_TIMEZONE) and its anomaly alerts.
 
 Both read the marts only, and deliver to Telegram or, without a bot, to REPORT_DIR.
 """

@@ -65,7 +65,7 @@ def daily_report_dag() -> DAG:
     with DAG(
         dag_id="daily_report",
         description=(
-            f"Seed 003's daily app report at {settings.report_time} {settings.timezone}, "
+            f"The daily app report at {settings.report_time} {settings.timezone}, "
             "for the day before, to Telegram (or REPORT_DIR)"
         ),
         schedule=report_schedule(settings),
@@ -117,7 +117,7 @@ def anomaly_alerts_dag() -> DAG:
     target = ReportSettings.from_env().alerts_target
     with DAG(
         dag_id="anomaly_alerts",
-        description=f"Seed 003's anomaly alerts, after feed_anomalies is built on {target}",
+        description=f"Anomaly alerts on the app metrics, after feed_anomalies is built on {target}",
         # On the warehouse only the daily transform builds the slices (a day at a time).
         schedule=(
             after(transform_asset("events"))

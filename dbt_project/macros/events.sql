@@ -1,5 +1,5 @@
 {#
-    Seed 003's events models run on two adapters: the PostgreSQL warehouse
+    The events models run on two adapters: the PostgreSQL warehouse
     (from raw_events.*) and ClickHouse (from the event tables in place). The
     SQL of the models is shared; what differs between the adapters lives in
     the dispatched macros below.

@@ -1,5 +1,5 @@
 {#
-    A dimension that only ever adds new keys (seed 004's d_city and d_item):
+    A dimension that only ever adds new keys (the partner's d_city and d_item):
     each key with the name it was first seen with in `relation`; on an
     incremental run, only keys the dimension does not have yet.
 #}

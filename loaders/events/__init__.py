@@ -1,4 +1,4 @@
-"""Feed and messenger events (seed 003) in ClickHouse -> ``raw_events.*``, a UTC day at a time.
+"""Feed and messenger events in ClickHouse -> ``raw_events.*``, a UTC day at a time.
 
 - ``client``: the ClickHouse side (read-only): the tables' contract, rows per day,
   a day's rows streamed as TabSeparated text;

@@ -1,4 +1,4 @@
-"""Reading seed 003's events from ClickHouse over HTTP: the contract, day counts, a day's rows.
+"""Reading the app's events from ClickHouse over HTTP: the contract, day counts, a day's rows.
 
 The loader only reads: it never creates the database or a table (the user
 may be read-only; it needs SELECT on the two tables and on

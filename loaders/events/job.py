@@ -2,7 +2,7 @@
 
 - ``load_table_day(table, day)``: one table, one day (Airflow's per-stream task);
 - ``load_day(day)`` / ``load_days(first, days)``: both tables, extracted in
-  parallel (seed 003), each in its own thread with its own ClickHouse client
+  parallel, each in its own thread with its own ClickHouse client
   and warehouse connection;
 - ``latest_day()``: the latest day ClickHouse has events of (the CLI's default).
 

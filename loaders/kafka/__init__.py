@@ -1,4 +1,4 @@
-"""Kafka topic ``new_users_events`` (seed 002) -> ``raw_kafka.new_users_events``, exactly once.
+"""Kafka topic ``new_users_events`` -> ``raw_kafka.new_users_events``, exactly once.
 
 - ``client``: the consumer (explicit partition assignment, no consumer-group commits)
   and one-line broker errors;

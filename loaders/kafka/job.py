@@ -36,7 +36,7 @@ from loaders.kafka.landing import (
 )
 from loaders.raw_tables import ensure_all_raw_tables
 
-STREAMS = ("new_users_events",)  # the seed's topic; KAFKA_NEW_USERS_TOPIC can rename it
+STREAMS = ("new_users_events",)  # the specified topic; KAFKA_NEW_USERS_TOPIC can rename it
 
 
 def print_progress(result: LoadResult) -> None:

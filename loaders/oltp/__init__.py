@@ -1,4 +1,4 @@
-"""Order system OLTP PostgreSQL (seed 002) -> ``raw_oltp.*``, incremental by a keyset watermark.
+"""Order system OLTP PostgreSQL -> ``raw_oltp.*``, incremental by a keyset watermark.
 
 - ``client``: the source connection and its keyset reads (``COPY ... TO STDOUT``);
 - ``checks``: the replicated tables' contract, and the rows the watermark refuses;

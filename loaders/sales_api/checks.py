@@ -1,6 +1,6 @@
 """The contract of the increment's files, and the check run before anything lands.
 
-Seed 004's FileSensor step, on two levels:
+The file-sensor step (every file present before anything loads), on two levels:
 
 - **file level**: a file missing, a header that breaks the contract, a
   transfer that ends mid-line or holds another number of rows than the API

@@ -1,4 +1,4 @@
-"""Entry points shared by the CLI, ``make run`` and Airflow: seed 004's steps, and a whole day."""
+"""Entry points shared by the CLI, ``make run`` and Airflow: the API's steps, and a whole day."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def fetch_increment(report_id: str, day: dt.date, root: Path | None = None) -> P
 
 
 def check_folder(folder: Path) -> dict[str, dict[str, int]]:
-    """Every file present and whole (seed 004's sensor step); valid and rejected rows per file.
+    """Every file present and whole (the file-sensor step); valid and rejected rows per file.
 
     File-level problems stop here with one line; lines that break the field
     contract are only counted: the load step lands the rest and records them.
@@ -70,7 +70,7 @@ def fetch_day(day: dt.date, root: Path | None = None) -> Path:
 
 
 def load_day(day: dt.date, root: Path | None = None) -> DayResult:
-    """The whole seed-004 pipeline for one logical date, as the CLI uses it."""
+    """The whole partner API pipeline for one logical date, as the CLI uses it."""
     started = time.monotonic()
     result = land_folder(fetch_day(day, root), day)
     result.seconds = time.monotonic() - started

@@ -12,7 +12,7 @@ daily build), in a process of its own as a user would run it, timed after
 each measured run.
 
 Prints each mode's median DAG time and its ratio to the baseline's median
-(issue 11's target: 1.5 or less), and the first run's time.
+(the target: 1.5 or less), and the first run's time.
 """
 
 from __future__ import annotations

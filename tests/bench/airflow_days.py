@@ -32,23 +32,8 @@ from psycopg import sql
 
 from tests.bench.airflow_stack import AirflowStack, Run
 from tests.bench.scaling_bench import Stack
+from tests.dag_ids import DAY_DAGS
 
-# The DAGs that process a day (one run per day each); the 15-minute ClickHouse
-# DAG and the alerts have no day.
-DAY_DAGS = (
-    "extract_load_mongo",
-    "extract_load_sales_api",
-    "extract_load_oltp",
-    "extract_load_kafka",
-    "extract_load_events",
-    "dbt_transform_mongo",
-    "dbt_transform_sales_api",
-    "dbt_transform_orders",
-    "dbt_transform_activity",
-    "dbt_transform_events",
-    "dbt_transform_events_clickhouse",
-    "daily_report",
-)
 # Bookkeeping, not data: when a row was loaded or built or a snapshot version
 # began, and the loader batch that brought it (numbered across all loads).
 VOLATILE = re.compile(r"(^_?loaded_at$|^dbt_|valid_from|valid_to|^etl_|^last_updated$|^batch_id$)")

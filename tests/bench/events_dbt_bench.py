@@ -1,4 +1,4 @@
-"""Seed 003's dbt models: ClickHouse vs PostgreSQL, and an incremental day vs a full refresh.
+"""The events dbt models: ClickHouse vs PostgreSQL, and an incremental day vs a full refresh.
 
 ``python -m tests.bench.events_dbt_bench`` starts a throwaway PostgreSQL and
 a throwaway embedded ClickHouse on free ports, writes the events into

@@ -1,4 +1,4 @@
-"""Does an incremental day stay incremental as history grows? (issue 12)
+"""Does an incremental day stay incremental as history grows?
 
 ``python -m tests.bench.scaling_bench [--days 7] [--scale 10]`` builds two
 throwaway copies of the whole local stack (every embedded server on free

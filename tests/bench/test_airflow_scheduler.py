@@ -1,4 +1,4 @@
-"""Two simulated days under Airflow's real scheduler equal `make run`'s (issue 11's acceptance).
+"""Two simulated days under Airflow's real scheduler equal `make run`'s.
 
 ``tests.bench.airflow_days`` runs in the background from the start of the
 session (tests/bench/conftest.py) and makes the checks itself, exiting 1 on
@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from tests.bench.airflow_days import DAY_DAGS
+from tests.dag_ids import DAY_DAGS
 
 pytestmark = pytest.mark.bench
 

@@ -1,4 +1,4 @@
-"""The feed and messenger event generator (seed 003): pure generation, no database."""
+"""The feed and messenger event generator: pure generation, no database."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The order system's simulator (seed 002) against a real PostgreSQL OLTP database."""
+"""The order system's simulator against a real PostgreSQL OLTP database."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def test_initial_generation_small_scale(oltp: str) -> None:
     assert [o[2] for o in orders] == sorted(o[2] for o in orders)
 
 
-def test_initial_generation_at_scale_one_has_seed_002_volumes(oltp: str) -> None:
+def test_initial_generation_at_scale_one_has_the_specified_volumes(oltp: str) -> None:
     pop = Population(seed=42, scale=1.0, start_date=START)
     with psycopg.connect(oltp) as conn:
         written = write_initial(conn, pop)

@@ -1,4 +1,4 @@
-"""Seed 003's events models on both adapters: hand-worked values, identical rows, incidents.
+"""The events models on both adapters: hand-worked values, identical rows, incidents.
 
 The events go into ClickHouse (the embedded server, a database of the test's
 own), the real loader lands them in the warehouse, and the same dbt models

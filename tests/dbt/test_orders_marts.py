@@ -1,4 +1,4 @@
-"""Seed 002's marts and seed 001's user_activity, worked out by hand over two days.
+"""The order system's marts and user_activity, worked out by hand over two days.
 
 A small store is written straight into the raw tables, as the loaders land
 it: the order system's tables one row per replicated version (every column as

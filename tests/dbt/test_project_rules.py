@@ -27,10 +27,10 @@ Manifest = dict
 PROJECT = "store_analytics"
 
 # Exceptions to the mart naming rule (fct_ / dim_ prefixes): these are the
-# names SPEC.md fixes, because they are what the store's users asked for in
-# the seeds (review_mart, support_efficiency: seeds 000-001; d_*/f_*: seed
-# 004), plus the marts SPEC.md names that are not built yet, so that adding
-# them needs no new exception.
+# names SPEC.md fixes, because they are what the store's users asked for
+# (review_mart, support_efficiency, and the partner's d_*/f_*), plus the
+# marts SPEC.md names that are not built yet, so that adding them needs no
+# new exception.
 SPEC_MART_NAMES = {
     "review_mart", "support_efficiency",
     "d_city", "d_item", "d_customer", "f_sales", "f_customer_retention",
@@ -158,10 +158,11 @@ def no_rejoined_concepts(m: Manifest) -> list[str]:
     return sorted(out)
 
 
-# Exceptions to the primary-key rule: seed 003's event tables have no key. An
-# event row is a fact without an identity in the source (the same user can
-# view the same post twice in one second), so staging keeps every row and the
-# models above them are keyed (per user and day, per slice and metric).
+# Exceptions to the primary-key rule: the feed and messenger event tables
+# have no key. An event row is a fact without an identity in the source (the
+# same user can view the same post twice in one second), so staging keeps
+# every row and the models above them are keyed (per user and day, per slice
+# and metric).
 KEYLESS_EVENT_MODELS = {"stg_events__feed_actions", "stg_events__message_actions"}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,17 @@ def test_make_help_lists_targets_once_a_dot_env_exists(tmp_path) -> None:
     lines = out.splitlines()
     assert lines and all(line.startswith("  make ") for line in lines), out
     assert "Makefile" not in out and "make dbt " in out
+    # Every target with a help comment is listed (names with digits too).
+    documented = re.findall(r"^([a-z0-9-]+):.*##", (PROJECT_ROOT / "Makefile").read_text(), re.M)
+    assert [line.split()[1] for line in lines] == documented
+    # Addresses show the configured port, not the default.
+    with (tmp_path / ".env").open("a") as env:
+        env.write("AIRFLOW_UI_PORT=18080\nSUPERSET_PORT=18088\n")
+    out = subprocess.run(
+        ["make", "-s", "help"], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout
+    assert "http://127.0.0.1:18080 " in out and "http://127.0.0.1:18088 " in out
+    assert "${" not in out and "http://127.0.0.1:8081" in out  # DOCS_PORT unset: its default
 
 
 def test_a_second_run_at_once_stops_with_one_line(local_dirs, capsys) -> None:

@@ -193,7 +193,7 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
         assert f"marts.{mart} " in marts_part, mart
     assert "stg_mongo__event_logs" in summary.split("staging tables")[1].split("marts tables")[0]
 
-    # Seed 003's daily report for the logical day, on disk (no Telegram configured),
+    # The daily app report for the logical day, on disk (no Telegram configured),
     # with the mart's numbers.
     folder = local_dirs / "reports" / "2026-10-03"
     assert f"report   2026-10-03: written to {folder}" in second

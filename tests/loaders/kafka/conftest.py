@@ -40,7 +40,7 @@ def produce(bootstrap: str, topic: str, items: Iterable[Item]) -> None:
 
 
 def registration(i: int, **fields) -> bytes:
-    """A new-user event as the seed describes it, as JSON bytes."""
+    """A new-user event with the specified fields, as JSON bytes."""
     body = {
         "first_name": f"Name{i}",
         "last_name": f"Surname{i}",

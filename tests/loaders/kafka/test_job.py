@@ -43,7 +43,7 @@ def watermark(conninfo: str, topic: str) -> dict:
     )
 
 
-def test_streams_name_the_seed_topic() -> None:
+def test_streams_name_the_specified_topic() -> None:
     assert STREAMS == ("new_users_events",)
 
 

@@ -1,4 +1,4 @@
--- Per user: the activity measures of user_activity (seed 001), as of the
+-- Per user: the activity measures of user_activity, as of the
 -- run's logical day (var logical_date, which make run passes; when null, the
 -- latest day with a session in the data, so a plain `dbt build` or an
 -- asset-triggered Airflow run agrees with make run rather than with the wall

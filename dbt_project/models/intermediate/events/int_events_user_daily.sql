@@ -2,7 +2,7 @@
 
 -- One row per user and day with any activity: what the user did in the feed
 -- (views, likes) and in the messenger (sent and received messages, and to
--- or from how many distinct users). The grain seed 003's feed_dimension_daily
+-- or from how many distinct users). The grain feed_dimension_daily
 -- is aggregated from, and the daily active users are counted on.
 
 with

@@ -3,7 +3,7 @@
 -- Review measures per product. The measures are cheap to recompute from the
 -- moderation queue; what is incremental is the write: only products whose
 -- measures are new or changed are merged, so last_updated is the time the
--- row last changed in the mart (seed 000's definition), not the last run.
+-- row last changed in the mart (as the mart is specified), not the last run.
 
 with
 

@@ -1,9 +1,10 @@
 {{ config(materialized='incremental', unique_key=events_day_key()) }}
 
--- Seed 003's app metrics per day: daily active users of the feed, of the
+-- The app metrics per day: daily active users of the feed, of the
 -- messenger (users who sent a message) and of both, views, likes, CTR,
--- messages sent, distinct senders and distinct receivers, and seed 003's
--- "sent/received" ratio. What the daily report and the app dashboard read.
+-- messages sent, distinct senders and distinct receivers, and the
+-- messenger's "sent/received" ratio. What the daily report and the app
+-- dashboard read.
 
 with
 

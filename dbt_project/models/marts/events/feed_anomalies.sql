@@ -1,6 +1,6 @@
 {{ config(materialized='incremental', unique_key=events_day_key()) }}
 
--- Seed 003's alert rule, per 15-minute slice and metric: the bounds are
+-- The alert rule, per 15-minute slice and metric: the bounds are
 -- Q25 - a * IQR and Q75 + a * IQR of the metric's previous n slices
 -- (n = var('anomaly_window_slices'), a = var('anomaly_iqr_multiplier')),
 -- and the slice is an anomaly when its value falls outside them. A slice

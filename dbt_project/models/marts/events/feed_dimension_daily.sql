@@ -1,6 +1,6 @@
 {{ config(materialized='incremental', unique_key=events_day_key()) }}
 
--- Seed 003's daily table: per day, per dimension (os, gender, age) and value,
+-- The daily table: per day, per dimension (os, gender, age) and value,
 -- the sums over the day's users of what each did in the feed and the
 -- messenger. A user's attributes are those of their first own event up to
 -- that day (int_events_users_first_seen); a user who only received messages

@@ -1,5 +1,5 @@
 -- The average order total per current order status and the ordering user's
--- current loyalty level (seed 002). A table: orders move between rows when
+-- current loyalty level. A table: orders move between rows when
 -- their status or their user's level changes.
 
 with

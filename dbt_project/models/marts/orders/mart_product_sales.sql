@@ -1,4 +1,4 @@
--- Units and sales per product and current order status (seed 002). A table:
+-- Units and sales per product and current order status. A table:
 -- a line moves between rows when its order's status changes.
 
 with
@@ -14,7 +14,7 @@ order_lines as (
 per_product_and_status as (
     select
         product_id,
-        -- `name` is the column seed 002 asks for.
+        -- `name` is the specified column name.
         product_name as name,  -- noqa: RF04
         status,
         sum(quantity)::bigint as total_quantity_sold,

@@ -1,4 +1,4 @@
--- Orders and spend per user and current order status (seed 002). Each order
+-- Orders and spend per user and current order status. Each order
 -- counts once, in its current status. A table: an order moves between rows
 -- when its status changes, so rows are not append-only.
 

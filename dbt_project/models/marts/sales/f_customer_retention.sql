@@ -1,4 +1,4 @@
--- Weekly retention per item (seed 004). A customer's orders in a week are
+-- Weekly retention per item. A customer's orders in a week are
 -- their shipped order lines that ISO week, across all items: one makes them
 -- "new" that week, more than one "returning". Refunds are counted apart.
 
