@@ -90,7 +90,7 @@ class Server:
 
     name: str  # the EMBEDDED_SERVICES name, and the status line's
     embedded: Callable[[LocalSettings], Any]  # the embedded server: start(), stop(), is_running()
-    started: Callable[[Any], str]  # what `make up` says once it runs
+    started: Callable[[Any], str]  # where it runs, and its data or log (make up)
     address: Callable[[], str]  # where the settings point (make status)
     answers: Callable[[], bool]  # it answers there (make status)
     stopped: str = "stopped"
@@ -124,9 +124,7 @@ SERVERS: tuple[Server, ...] = (
     Server(
         "postgres",
         lambda local: embedded_postgres(local, WarehouseSettings.from_env()),
-        lambda pg: (
-            f"postgres  embedded  {WarehouseSettings.from_env().describe()}  data: {pg.pgdata}"
-        ),
+        lambda pg: f"{WarehouseSettings.from_env().describe()}  data: {pg.pgdata}",
         lambda: WarehouseSettings.from_env().describe(),
         _probe(lambda: _check_warehouse(WarehouseSettings.from_env())),
         ready=_postgres_ready,
@@ -134,26 +132,21 @@ SERVERS: tuple[Server, ...] = (
     Server(
         "mongo",
         lambda local: embedded_mongo(local, MongoSettings.from_env()),
-        lambda mg: (
-            f"mongo     embedded  {mg.uri}/{MongoSettings.from_env().database}  data: {mg.data_dir}"
-        ),
+        lambda mg: f"{mg.uri}/{MongoSettings.from_env().database}  data: {mg.data_dir}",
         lambda: f"{MongoSettings.from_env().describe()}/{MongoSettings.from_env().database}",
         _probe(lambda: _check_mongo(MongoSettings.from_env())),
     ),
     Server(
         "sales_api",
         lambda local: embedded_sales_api(local, SalesApiSettings.from_env()),
-        lambda api: f"sales_api embedded  {api.url}  log: {api.log_file}",
+        lambda api: f"{api.url}  log: {api.log_file}",
         lambda: mask_uri_password(SalesApiSettings.from_env().url),
         lambda: _http_answers(SalesApiSettings.from_env().url),
     ),
     Server(
         "kafka",
         lambda local: embedded_kafka(local, KafkaSettings.from_env()),
-        lambda broker: (
-            f"kafka     embedded  {broker.bootstrap_servers}  (memory storage)  "
-            f"log: {broker.log_file}"
-        ),
+        lambda broker: f"{broker.bootstrap_servers}  (memory storage)  log: {broker.log_file}",
         lambda: (
             f"{KafkaSettings.from_env().bootstrap_servers}  topic {KafkaSettings.from_env().topic}"
         ),
@@ -163,7 +156,7 @@ SERVERS: tuple[Server, ...] = (
     Server(
         "clickhouse",
         lambda local: embedded_clickhouse(local, ClickHouseSettings.from_env()),
-        lambda ch: f"clickhouse embedded  {ch.url}  (chdb)  data: {ch.data_dir}",
+        lambda ch: f"{ch.url}  (chdb)  data: {ch.data_dir}",
         lambda: ClickHouseSettings.from_env().describe(),
         lambda: _clickhouse_answers(ClickHouseSettings.from_env()),
     ),
@@ -186,7 +179,7 @@ def up() -> list[str]:
         if server.name in local.embedded:
             running = server.embedded(local)
             running.start()
-            lines.append(server.started(running))
+            lines.append(f"{server.name:<9} embedded  {server.started(running)}")
             lines += server.ready(running, local)
     check_reachable(WarehouseSettings.from_env(), MongoSettings.from_env())
     return lines
