@@ -295,6 +295,7 @@ class SupersetSettings:
     admin_password: str
     public_url: str
     secret_key: str  # signs sessions and encrypts the stored warehouse password; empty: generated
+    venv: str = ""  # its own virtualenv; empty: DATA_DIR/superset/venv
 
     APP_DASHBOARD_SLUG = "app-metrics"
     SALES_DASHBOARD_SLUG = "sales-retention"
@@ -311,6 +312,7 @@ class SupersetSettings:
             admin_password=_env("SUPERSET_ADMIN_PASSWORD", ""),
             public_url=_env("SUPERSET_PUBLIC_URL", f"http://{local}:{port}").rstrip("/"),
             secret_key=_env("SUPERSET_SECRET_KEY", ""),
+            venv=_env("SUPERSET_VENV", ""),
         )
 
     def dashboard_url(self, slug: str) -> str:

@@ -1,8 +1,9 @@
 """``python -m stack.superset [up|start|import|down|status]``: Superset, dashboards as code.
 
-Superset runs in its own virtualenv (DATA_DIR/superset/venv, installed by uv
-from ``dashboards/uv.lock``: its Flask stack and Airflow's pin each other
-out), with its metadata in SQLite beside it, on loopback. The dashboards,
+Superset runs in its own virtualenv (SUPERSET_VENV, default
+DATA_DIR/superset/venv, installed by uv from ``dashboards/uv.lock``: its Flask
+stack and Airflow's pin each other out), with its metadata in SQLite in
+DATA_DIR/superset, on loopback. The dashboards,
 charts, datasets and the warehouse connection are YAML files in
 ``dashboards/assets``; ``up`` zips them and posts the bundle to Superset's
 ``/api/v1/assets/import/``, which creates or overwrites each asset by uuid, so
@@ -80,7 +81,7 @@ class Superset:
 
     @property
     def venv(self) -> Path:
-        return self.home / "venv"
+        return Path(self.settings.venv) if self.settings.venv else self.home / "venv"
 
     @property
     def url(self) -> str:

@@ -54,6 +54,14 @@ from cosmos.operators.watcher import DbtProducerWatcherOperator
 POKE_SECONDS = 2.0
 POKE_GROWTH = 1.5
 POKE_MAX_SECONDS = 15.0
+# Cosmos reads the producer's state at every poke as well as the node's result;
+# it matters only when the producer ended without a result for the node, so it
+# is read at the first poke and then every PRODUCER_EVERY-th: such an end is
+# seen a few pokes later, and most pokes are one read instead of two. (Each
+# read is a request the triggerer's supervisor serves, and each request a
+# turn of its loop, with its own queries: on two cores the triggerer was the
+# busiest process of a run.)
+PRODUCER_EVERY = 3
 # A watcher whose producer never reports (its worker lost, say) fails then.
 WATCH_TIMEOUT = dt.timedelta(hours=24)
 
@@ -93,7 +101,14 @@ class TriggererWatcherTrigger(WatcherTrigger):
     async def _log_startup_events(self) -> None:
         """Not here: the producer's log has dbt's versions; this would add an XCom read a second."""
 
+    async def get_xcom_val(self, key: str) -> Any | None:
+        """Cosmos's read without its INFO line for every read of every waiting node."""
+        return await self.get_xcom_val_af3(key)
+
     async def _get_producer_task_status(self) -> str | None:
+        self._pokes = getattr(self, "_pokes", 0) + 1
+        if self._pokes % PRODUCER_EVERY != 1:
+            return None  # not read this time: Cosmos then goes by the node's result alone
         # Cosmos waits for failed, skipped or success: a producer that never
         # ran because its own upstream failed would keep the watchers waiting.
         state = await super()._get_producer_task_status()

@@ -114,6 +114,56 @@ def test_a_waiting_watcher_asks_less_often_as_the_build_goes_on(monkeypatch) -> 
     assert trigger.serialize()[1]["poke_interval"] == watcher.POKE_SECONDS
 
 
+def watch(monkeypatch, nodes: list, producers: list) -> tuple[list, list[str]]:
+    """A watcher over scripted node results and producer states: its events, and its reads."""
+    reads: list[str] = []
+    node_results, producer_states = iter(nodes), iter(producers)
+
+    async def status(self):
+        reads.append("node")
+        return next(node_results), None
+
+    async def producer(self):
+        reads.append("producer")
+        return next(producer_states)
+
+    async def sleep(seconds: float) -> None:
+        pass
+
+    monkeypatch.setattr(WatcherTrigger, "_parse_dbt_node_status_and_compiled_sql", status)
+    monkeypatch.setattr(WatcherTrigger, "_get_producer_task_status", producer)
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    return events_of(started_trigger(try_number=1, poke_interval=2.0)), reads
+
+
+def test_the_producer_state_is_read_every_few_pokes_the_node_result_at_each(monkeypatch) -> None:
+    from include import watcher
+
+    every = watcher.PRODUCER_EVERY
+    pokes = 2 * every + 1
+    [event], reads = watch(monkeypatch, [None] * (pokes - 1) + ["success"], ["running"] * pokes)
+    assert isinstance(event, TaskSuccessEvent)
+    assert reads.count("node") == pokes
+    assert reads.count("producer") == len(range(0, pokes, every)) < pokes  # the 1st, 1+every-th...
+    # A producer that ended without the node's result is still seen, a few pokes on.
+    [event], reads = watch(monkeypatch, [None] * 10, ["running", "failed", "failed"])
+    assert event.payload == {"status": "failed", "reason": "producer_failed"}
+    assert reads.count("node") == every + 1
+
+
+def test_reading_a_result_logs_nothing(monkeypatch, caplog) -> None:
+    """Cosmos logs each XCom read at INFO: two lines a poke for every waiting node."""
+
+    async def read(self, key: str):
+        return {"status": "success"}
+
+    monkeypatch.setattr(WatcherTrigger, "get_xcom_val_af3", read)
+    trigger = started_trigger(try_number=1)
+    with caplog.at_level("DEBUG"):
+        assert asyncio.run(trigger.get_xcom_val("model__p__m_status")) == {"status": "success"}
+    assert not [r for r in caplog.records if r.name.startswith(("cosmos", "include"))]
+
+
 def test_the_producer_publishes_in_order_and_only_what_watchers_read(monkeypatch) -> None:
     pushed: list[tuple[str, object]] = []
     threads: set[str] = set()

@@ -11,32 +11,31 @@ It prints each DAG's runs per day and their times, and fails unless:
   naming the day, and succeeded;
 - no task needed a retry or failed;
 - the marts hold the same rows as `make run`'s (bookkeeping columns aside:
-  load and build times, snapshot validity, loader batch ids);
+  load and build times, snapshot validity, loader batch ids); with
+  ``--reference-marts FILE``, `make run`'s marts are read from the file
+  another process saved for the same days, seed and size (the bench tier's
+  scaling bench runs exactly those), not built again here;
 - then, with one model broken on purpose (its raw table loses the column it
   reads), a run of its transform fails loudly: the model's own task and the
   dbt build fail, both logs name the model, and the unrelated models still
   build.
 
-The test ``tests/airflow/test_scheduler.py`` runs it at a tiny size.
+The test ``tests/bench/test_airflow_scheduler.py`` runs it at a tiny size.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
+from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
 from tests.bench.airflow_stack import AirflowStack, Run
+from tests.bench.marts import marts, wait_for, warehouse_conninfo
 from tests.bench.scaling_bench import Stack
 from tests.dag_ids import DAY_DAGS
-
-# Bookkeeping, not data: when a row was loaded or built or a snapshot version
-# began, and the loader batch that brought it (numbered across all loads).
-VOLATILE = re.compile(r"(^_?loaded_at$|^dbt_|valid_from|valid_to|^etl_|^last_updated$|^batch_id$)")
 
 
 def day_runs(runs: list[Run], day: str) -> dict[str, list[Run]]:
@@ -57,35 +56,6 @@ def day_done(day: str):
         return all(any(r.state == "success" for r in rs) for rs in day_runs(runs, day).values())
 
     return done
-
-
-def warehouse_conninfo(env: dict[str, str]) -> str:
-    return f"host=127.0.0.1 port={env['WAREHOUSE_PORT']} user=postgres dbname=warehouse"
-
-
-def marts(env: dict[str, str]) -> dict[str, list[tuple]]:
-    """Every table in the warehouse's marts schema, wall-clock columns left out, sorted."""
-    out: dict[str, list[tuple]] = {}
-    with psycopg.connect(warehouse_conninfo(env)) as conn:
-        tables = conn.execute(
-            "select table_name from information_schema.tables"
-            " where table_schema = 'marts' and table_type = 'BASE TABLE' order by 1"
-        ).fetchall()
-        for (table,) in tables:
-            columns = [
-                c
-                for (c,) in conn.execute(
-                    "select column_name from information_schema.columns"
-                    " where table_schema = 'marts' and table_name = %s order by ordinal_position",
-                    (table,),
-                ).fetchall()
-                if not VOLATILE.search(c)
-            ]
-            query = sql.SQL("select {} from marts.{}").format(
-                sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table)
-            )
-            out[table] = sorted(conn.execute(query).fetchall(), key=repr)
-    return out
 
 
 # The model broken on purpose after the two days, and how: its raw table loses
@@ -114,18 +84,43 @@ def broken_model_run(airflow: AirflowStack) -> dict:
     }
 
 
-def run_two_days(datagen_scale: float, execution_mode: str, keep: bool = False) -> dict:
+def make_run_marts(airflow_stack: Stack, reference_marts: Path | None, keep: bool) -> dict:
+    """`make run`'s marts for the same two days: read from ``reference_marts``
+    (another process's stack, e.g. the scaling bench's) when it holds them, or
+    built here in a second stack."""
+    if reference_marts is not None:
+        saved = wait_for(reference_marts, airflow_stack.env, timeout=1800)
+        if saved is not None:
+            print(f"make run's marts for the same days: {reference_marts}", flush=True)
+            return saved
+    print("make run, twice, in the reference stack ...", flush=True)
+    reference = Stack.create(1, float(airflow_stack.env["DATAGEN_SCALE"]))
+    reference.env["DATAGEN_START_DATE"] = airflow_stack.env["DATAGEN_START_DATE"]
+    try:
+        reference.make_run()
+        reference.make_run()
+        return marts(reference.env)
+    finally:
+        reference.down(keep)
+
+
+def run_two_days(
+    datagen_scale: float,
+    execution_mode: str,
+    keep: bool = False,
+    reference_marts: Path | None = None,
+) -> dict:
     """Both stacks, both days; returns what the checks need (see the module docstring)."""
     # One day of history, then one more: yesterday and the day before.
     airflow_stack = Stack.create(1, datagen_scale)
-    reference = Stack.create(1, datagen_scale)
-    reference.env["DATAGEN_START_DATE"] = airflow_stack.env["DATAGEN_START_DATE"]
-    day1 = airflow_stack.env["DATAGEN_START_DATE"]
     airflow = AirflowStack(
         airflow_stack,
         # One tick when Airflow starts; the second day is triggered by hand.
         AIRFLOW_SIMULATE_CRON="0 0 1 1 *",
         AIRFLOW_DBT_EXECUTION_MODE=execution_mode,
+        # The DAG files do not change during the run: parsed when Airflow
+        # starts, not again every 30 s (a core's tenth, beside the runs).
+        AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="3600",
     )
     result: dict = {"days": []}
     try:
@@ -154,14 +149,10 @@ def run_two_days(datagen_scale: float, execution_mode: str, keep: bool = False) 
             print("a transform with a broken model ...", flush=True)
             result["broken"] = broken_model_run(airflow)
         airflow.stop()
-        print("make run, twice, in the reference stack ...", flush=True)
-        reference.make_run()
-        reference.make_run()
-        result["make_run_marts"] = marts(reference.env)
+        result["make_run_marts"] = make_run_marts(airflow_stack, reference_marts, keep)
     finally:
         airflow.stop()
         airflow_stack.down(keep)
-        reference.down(keep)
     return result
 
 
@@ -219,8 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datagen-scale", type=float, default=0.05, help="DATAGEN_SCALE (0.05)")
     parser.add_argument("--mode", default="watcher", choices=("watcher", "local"))
     parser.add_argument("--keep", action="store_true", help="leave the stacks and servers up")
+    parser.add_argument(
+        "--reference-marts", type=Path, metavar="FILE",
+        help="make run's marts for the same days, saved by another run (scaling_bench --marts-out)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    problems = report(run_two_days(args.datagen_scale, args.mode, args.keep))
+    result = run_two_days(args.datagen_scale, args.mode, args.keep, args.reference_marts)
+    problems = report(result)
     for problem in problems:
         print(f"FAILED {problem}")
     return 1 if problems else 0

@@ -6,7 +6,8 @@ process start-up and dbt's fixed cost, whatever the data size:
 - ``scaling_bench_output``: `tests.bench.scaling_bench` at a tiny size, two
   small stacks with a day timed in each;
 - ``airflow_days_output``: `tests.bench.airflow_days`, two simulated days
-  under Airflow's real scheduler against `make run`.
+  under Airflow's real scheduler against `make run` (whose marts, when both
+  run, come from the scaling bench's small stack: the same days, seed and size).
 
 When a test using one of these fixtures is collected (and not deselected),
 its run starts at once in the background (tests/background.py: once per test
@@ -19,6 +20,8 @@ so it still stops its servers.
 from __future__ import annotations
 
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +34,13 @@ BACKGROUND: dict[str, list[str]] = {
     "airflow_days_output": ["tests.bench.airflow_days", "--datagen-scale", "0.02"],
 }  # fmt: skip
 TIMEOUT_SECONDS = 1800
+# The scaling bench's small stack runs `make run` for the same two days, seed
+# and size as the Airflow run: when both run, it saves its marts and the Airflow
+# run compares with those instead of building a stack of its own for them.
+SHARED_REFERENCE = {
+    "scaling_bench_output": "--marts-out",
+    "airflow_days_output": "--reference-marts",
+}
 
 
 def _background(item: pytest.Item) -> list[str]:
@@ -45,8 +55,12 @@ def pytest_collection_modifyitems(
         return
     wanted = {name for item in items for name in _background(item)}
     items[:] = [i for i in items if not _background(i)] + [i for i in items if _background(i)]
+    # In the run's own temporary folder (tests/clean_stop.py): removed with it.
+    reference = Path(tempfile.gettempdir()) / "bench-make-run-marts.json"
+    shared = wanted >= set(SHARED_REFERENCE)
     for name in sorted(wanted):
-        background.start(name, [sys.executable, "-m", *BACKGROUND[name]])
+        extra = [SHARED_REFERENCE[name], str(reference)] if shared else []
+        background.start(name, [sys.executable, "-m", *BACKGROUND[name], *extra])
 
 
 def _output(name: str) -> str:

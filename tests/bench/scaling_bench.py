@@ -25,6 +25,10 @@ busy machine):
   and 10 (a straight line through both full refreshes, the day's cost
   taken as constant).
 
+``--marts-out FILE`` saves the 1x stack's marts after its measured day:
+two days of `make run`, the reference ``tests.bench.airflow_days`` compares
+Airflow's marts with (``--reference-marts``).
+
 Each ``stack.run`` prints its steps' times (``steps    datagen ...``); the
 bench reads that line. ``--datagen-scale`` shrinks the simulated volume
 (``DATAGEN_SCALE``) for a quick run; ``--keep`` leaves the folders and
@@ -46,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from config import PROJECT_ROOT
+from tests.bench.marts import save as save_marts
+from tests.bench.marts import save_failure
 from tests.conftest import free_port
 
 STEP = re.compile(r"([a-z][a-z ]*?) ([\d.]+)s")
@@ -174,7 +180,7 @@ class Stack:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def measure(days: int, datagen_scale: float, keep: bool) -> Stack:
+def measure(days: int, datagen_scale: float, keep: bool, marts_out: Path | None = None) -> Stack:
     stack = Stack.create(days, datagen_scale)
     try:
         print(f"{days} days: writing and building the history ...", flush=True)
@@ -188,6 +194,8 @@ def measure(days: int, datagen_scale: float, keep: bool) -> Stack:
         if "tests checked what is new since the last build that passed" not in out:
             raise SystemExit(f"{days} days: the measured day was not a daily build")
         print(f"{days} days: {next(ln for ln in out.splitlines() if ln.startswith('steps'))}")
+        if marts_out is not None:  # before the full refreshes: make run's own build
+            save_marts(marts_out, stack.env)
         day = re.search(r"for logical day (\d{4}-\d\d-\d\d)", out)
         assert day, "stack.run printed no logical day"
         for target in ("warehouse", "clickhouse"):
@@ -242,10 +250,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=10, help="history multiple measured (10)")
     parser.add_argument("--datagen-scale", type=float, default=1.0, help="DATAGEN_SCALE (1.0)")
     parser.add_argument("--keep", action="store_true", help="leave the stacks and servers up")
+    parser.add_argument(
+        "--marts-out", type=Path, metavar="FILE",
+        help="save the 1x stack's marts after its measured day (airflow_days --reference-marts)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.days < 1 or args.scale <= 1:
         parser.error("--days must be at least 1 and --scale more than 1")
-    small = measure(args.days, args.datagen_scale, args.keep)
+    try:
+        small = measure(args.days, args.datagen_scale, args.keep, args.marts_out)
+    finally:
+        if args.marts_out is not None:  # a no-op once saved; else its reader stops waiting
+            save_failure(args.marts_out, "the scaling bench stopped before its 1x day's marts")
     large = measure(round(args.days * args.scale), args.datagen_scale, args.keep)
     report(small, large)
     return 0

@@ -44,6 +44,11 @@ def _start() -> None:
         "SUPERSET_PORT": str(port),
         "SUPERSET_ADMIN_USER": "admin",
         "SUPERSET_ADMIN_PASSWORD": secrets.token_urlsafe(12),
+        # The environment is the configured one (DATA_DIR/superset/venv unless
+        # SUPERSET_VENV says otherwise), installed once and kept: installing
+        # and compiling Superset anew costs a core for a minute and a half
+        # every run. Its metadata and server are the run's own.
+        "SUPERSET_VENV": str(Superset.from_env().venv),
     }
     stop = [sys.executable, "-m", "stack.superset", "down"]
     background.start(NAME, [sys.executable, "-m", "stack.superset", "start"], env, {"stop": stop})
@@ -82,5 +87,6 @@ def superset() -> Superset:
         admin_password=env["SUPERSET_ADMIN_PASSWORD"],
         public_url=f"http://127.0.0.1:{env['SUPERSET_PORT']}",
         secret_key="",
+        venv=env["SUPERSET_VENV"],
     )
     return Superset(settings, data_dir / "superset", data_dir / "logs")
