@@ -46,13 +46,14 @@ def day_runs(runs: list[Run], day: str) -> dict[str, list[Run]]:
     return found
 
 
-def day_done(day: str):
-    """Every day DAG has a finished run for ``day``; a failed run ends the wait at once."""
+def day_done(airflow: AirflowStack, day: str):
+    """Every day DAG has a finished run for ``day``; a failed run ends the wait at once,
+    naming its failed tasks with the end of their logs (the stack is removed after)."""
 
     def done(runs: list[Run]) -> bool:
         failed = [r for r in runs if r.state == "failed"]
         if failed:
-            raise AssertionError(f"failed runs: {failed}")
+            raise AssertionError("\n".join(airflow.failure(r) for r in failed))
         return all(any(r.state == "success" for r in rs) for rs in day_runs(runs, day).values())
 
     return done
@@ -129,7 +130,7 @@ def run_two_days(
         print(f"Airflow up in {result['start_seconds']:.0f}s; first day ...", flush=True)
         airflow.wait_until(lambda runs: any(r.day for r in runs), 300, "the first day's runs")
         day1 = next(r.day for r in airflow.runs() if r.day)
-        airflow.wait_until(day_done(day1), 1800, f"day {day1}")
+        airflow.wait_until(day_done(airflow, day1), 1800, f"day {day1}")
         result["days"].append(day1)
         result[day1] = time.monotonic() - started
         print(f"{day1} done after {result[day1]:.0f}s; the next day ...", flush=True)
@@ -138,7 +139,7 @@ def run_two_days(
         keys = lambda runs: sorted({r.day for r in runs if r.day})  # noqa: E731
         airflow.wait_until(lambda runs: len(keys(runs)) > 1, 600, "the second day's runs")
         day2 = keys(airflow.runs())[-1]
-        airflow.wait_until(day_done(day2), 1800, f"day {day2}")
+        airflow.wait_until(day_done(airflow, day2), 1800, f"day {day2}")
         result["days"].append(day2)
         result[day2] = time.monotonic() - started
         print(f"{day2} done after {result[day2]:.0f}s", flush=True)

@@ -134,6 +134,21 @@ class AirflowStack:
             ).fetchall()
         return {task: state for task, state in rows}
 
+    def failure(self, run: Run, lines: int = 25) -> str:
+        """A failed run's failed tasks, each with the end of its last log."""
+        failed = sorted(
+            t for t, s in self.task_states(run.dag_id, run.run_id).items() if s == "failed"
+        )
+        logs = self.stack.folder / "data" / "airflow" / "logs" / f"dag_id={run.dag_id}"
+        said = [
+            f"{run.dag_id} {run.run_id} failed; its failed tasks: {', '.join(failed) or 'none'}"
+        ]
+        for task in failed:
+            found = sorted(logs.glob(f"run_id={run.run_id}/task_id={task}/*.log"))
+            tail = found[-1].read_text(errors="replace").splitlines()[-lines:] if found else []
+            said += [f"--- {task}", *tail]
+        return "\n".join(said)
+
     def timeline(self, dag_id: str, run_id: str) -> list[tuple[str, str, float, float]]:
         """Each task of a run: (task, state, seconds from the run's start to its start and end)."""
         with self.metadata() as conn:
