@@ -276,3 +276,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # says (a test that needs a prefix or another target sets it itself).
     os.environ["DBT_TARGET"] = "dev"
     os.environ.pop("DBT_SCHEMA_PREFIX", None)
+    # dbt writes every statement and event to logs/dbt.log at debug level: a
+    # fourteenth of its time on a build here, for a file no test reads but the
+    # one that sets it back (tests/dbt/test_orders_marts.py).
+    os.environ["DBT_LOG_LEVEL_FILE"] = "none"

@@ -17,7 +17,12 @@ from tests.conftest import free_port
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "local"))
     monkeypatch.setenv("SUPERSET_PORT", str(free_port()))  # nothing listens there
-    for name in ("SUPERSET_ADMIN_PASSWORD", "SUPERSET_SECRET_KEY", "SUPERSET_HOST"):
+    for name in (
+        "SUPERSET_ADMIN_PASSWORD",
+        "SUPERSET_SECRET_KEY",
+        "SUPERSET_HOST",
+        "SUPERSET_VENV",
+    ):
         monkeypatch.delenv(name, raising=False)
     return tmp_path / "local" / "superset"
 
@@ -54,6 +59,14 @@ def test_superset_gets_none_of_the_projects_secrets(home, monkeypatch) -> None:
     assert env["SUPERSET_HOME"] == str(home)
     assert env["SUPERSET_CONFIG_PATH"] == str(PROJECT_ROOT / "dashboards" / "superset_config.py")
     assert env["PATH"].startswith(str(home / "venv" / "bin"))
+
+
+def test_a_configured_environment_is_used_in_place_of_the_data_dirs(home, monkeypatch) -> None:
+    monkeypatch.setenv("SUPERSET_VENV", "/opt/superset-venv")
+    env = superset_env(Superset.from_env())
+    assert env["VIRTUAL_ENV"] == "/opt/superset-venv"
+    assert env["PATH"].startswith("/opt/superset-venv/bin")
+    assert env["SUPERSET_HOME"] == str(home)  # its metadata stays in DATA_DIR
 
 
 @pytest.mark.parametrize("command", ["import", "up"])

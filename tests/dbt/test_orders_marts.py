@@ -294,9 +294,10 @@ def build(logs, day: str, tested: Tested | None = None) -> None:
 
 @pytest.mark.e2e
 def test_orders_marts_and_user_activity_over_two_days(
-    warehouse, local_dirs, dbt_target, tmp_path
+    warehouse, local_dirs, dbt_target, tmp_path, monkeypatch
 ) -> None:
     logs = tmp_path / "dbt-logs"
+    monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")  # the snapshots' SQL is read from the log
     with psycopg.connect(warehouse) as conn:
         ensure_all_raw_tables(conn)
         land_day1(conn)
