@@ -65,8 +65,9 @@ def tmp_path() -> Iterator[Path]:
 
 @pytest.mark.parametrize("how", ["sigterm-to-make", "ctrl-c"])
 def test_a_stopped_tier_stops_its_servers_and_removes_its_folders(tmp_path: Path, how) -> None:
-    # A run of its own, not a part of this one's (nor of the make that started this one).
-    inherited = (TEST_RUN_MARKER, "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    # A run of its own, not a part of this one's (nor of the make that started this one),
+    # with the default clean-up even when this run keeps its folder for a post-mortem.
+    inherited = (TEST_RUN_MARKER, "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "TEST_KEEP_TMP")
     env = {k: v for k, v in os.environ.items() if k not in inherited}
     env["TMPDIR"] = str(tmp_path)
     # SIGTERM to a controller and its xdist workers; Ctrl-C to one process.
