@@ -66,7 +66,7 @@ def pytest_collection_modifyitems(
 def _output(name: str) -> str:
     """A background run's output, once it finished; the test fails with its tail if it failed."""
     code, out, _ = background.wait(name, TIMEOUT_SECONDS)
-    assert code == 0, out[-3000:]
+    assert code == 0, out[-8000:]  # a failed Airflow run prints its failed tasks' logs
     return out
 
 
