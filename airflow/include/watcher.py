@@ -80,6 +80,7 @@ class TriggererWatcherTrigger(WatcherTrigger):
     def __init__(self, *, upstream_task_ids: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.upstream_task_ids = sorted(upstream_task_ids or [])
+        self._pokes = 0  # producer-state asks so far (read every PRODUCER_EVERY-th)
 
     @property
     def poke_interval(self) -> float:
@@ -106,7 +107,7 @@ class TriggererWatcherTrigger(WatcherTrigger):
         return await self.get_xcom_val_af3(key)
 
     async def _get_producer_task_status(self) -> str | None:
-        self._pokes = getattr(self, "_pokes", 0) + 1
+        self._pokes += 1
         if self._pokes % PRODUCER_EVERY != 1:
             return None  # not read this time: Cosmos then goes by the node's result alone
         # Cosmos waits for failed, skipped or success: a producer that never
