@@ -144,8 +144,8 @@ format: install ## apply ruff and sqlfluff fixes
 	$(RUN) ruff format .
 	$(RUN) sqlfluff fix dbt_project
 
-# The scaling bench builds two throwaway stacks (7 and 70 days of history by
-# default, about 15 minutes): make bench SCALING="--days 14 --scale 10".
+# The scaling bench grows one throwaway stack from 7 to 70 days of history by
+# default, timing a day at each (about 12 minutes): make bench SCALING="--days 14 --scale 10".
 SCALING ?=
 bench: install ## loaders vs psql \copy / a bare Kafka consumer; sales API per day; events models; one day at 10x vs 1x history (SCALING="--days N --scale K"); a Cosmos DAG vs dbt build
 	$(RUN) python -m tests.bench.scaling_bench $(SCALING)

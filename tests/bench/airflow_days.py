@@ -26,6 +26,7 @@ The test ``tests/bench/test_airflow_scheduler.py`` runs it at a tiny size.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -110,10 +111,11 @@ def run_two_days(
     execution_mode: str,
     keep: bool = False,
     reference_marts: Path | None = None,
+    start: dt.date | None = None,
 ) -> dict:
     """Both stacks, both days; returns what the checks need (see the module docstring)."""
-    # One day of history, then one more: yesterday and the day before.
-    airflow_stack = Stack.create(1, datagen_scale)
+    # One day of history, then one more: from ``start``, else yesterday and the day before.
+    airflow_stack = Stack.create(1, datagen_scale, start=start)
     airflow = AirflowStack(
         airflow_stack,
         # One tick when Airflow starts; the second day is triggered by hand.
@@ -215,8 +217,14 @@ def main(argv: list[str] | None = None) -> int:
         "--reference-marts", type=Path, metavar="FILE",
         help="make run's marts for the same days, saved by another run (scaling_bench --marts-out)",
     )  # fmt: skip
+    parser.add_argument(
+        "--first-day", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
+        help="the first simulated day (default: the day before yesterday)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    result = run_two_days(args.datagen_scale, args.mode, args.keep, args.reference_marts)
+    result = run_two_days(
+        args.datagen_scale, args.mode, args.keep, args.reference_marts, args.first_day
+    )
     problems = report(result)
     for problem in problems:
         print(f"FAILED {problem}")

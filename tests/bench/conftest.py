@@ -3,11 +3,12 @@
 Two runs build throwaway stacks of their own and take minutes, mostly
 process start-up and dbt's fixed cost, whatever the data size:
 
-- ``scaling_bench_output``: `tests.bench.scaling_bench` at a tiny size, two
-  small stacks with a day timed in each;
+- ``scaling_bench_output``: `tests.bench.scaling_bench` at a tiny size, a
+  small stack with a day timed after one and after two days of history;
 - ``airflow_days_output``: `tests.bench.airflow_days`, two simulated days
   under Airflow's real scheduler against `make run` (whose marts, when both
-  run, come from the scaling bench's small stack: the same days, seed and size).
+  run, come from the scaling bench's stack after its first two days: the
+  same days, seed and size).
 
 When a test using one of these fixtures is collected (and not deselected),
 its run starts at once in the background (tests/background.py: once per test
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests import background
+from tests.bench.scaling_bench import first_day
 
 BACKGROUND: dict[str, list[str]] = {
     "scaling_bench_output": [
@@ -34,12 +36,14 @@ BACKGROUND: dict[str, list[str]] = {
     "airflow_days_output": ["tests.bench.airflow_days", "--datagen-scale", "0.02"],
 }  # fmt: skip
 TIMEOUT_SECONDS = 1800
-# The scaling bench's small stack runs `make run` for the same two days, seed
-# and size as the Airflow run: when both run, it saves its marts and the Airflow
-# run compares with those instead of building a stack of its own for them.
+# The scaling bench's stack runs `make run` for two days (its history and its
+# 1x day) from first_day(2), with the Airflow run's seed and size: when both
+# run, the Airflow run simulates those two days, the scaling bench saves its
+# marts after them, and the Airflow run compares with those instead of
+# building a stack of its own for them.
 SHARED_REFERENCE = {
-    "scaling_bench_output": "--marts-out",
-    "airflow_days_output": "--reference-marts",
+    "scaling_bench_output": ["--marts-out"],
+    "airflow_days_output": ["--first-day", first_day(2).isoformat(), "--reference-marts"],
 }
 
 
@@ -59,7 +63,7 @@ def pytest_collection_modifyitems(
     reference = Path(tempfile.gettempdir()) / "bench-make-run-marts.json"
     shared = wanted >= set(SHARED_REFERENCE)
     for name in sorted(wanted):
-        extra = [SHARED_REFERENCE[name], str(reference)] if shared else []
+        extra = [*SHARED_REFERENCE[name], str(reference)] if shared else []
         background.start(name, [sys.executable, "-m", *BACKGROUND[name], *extra])
 
 

@@ -69,7 +69,7 @@ def test_events_dbt_bench_runs() -> None:
 
 @pytest.mark.timeout(2400)  # waits for its background run (tests/bench/conftest.py)
 def test_scaling_bench_runs(scaling_bench_output: str) -> None:
-    """Two tiny stacks (1 and 2 days of history), one more day in each, full refreshes.
+    """A tiny stack: a day timed after 1 and after 2 days of history, full refreshes after each.
 
     Run in the background from the start of the session (tests/bench/conftest.py).
     """
