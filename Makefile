@@ -1,29 +1,35 @@
-# Everyday commands. Configuration comes from the environment; a .env file
-# (copy .env.example) is read here and its variables exported to every command.
+# Everyday commands. Configuration comes from the environment and from a .env
+# file (copy .env.example; ENV_FILE=path for another): every command below runs
+# through `python -m config.env_file`, which reads that file with python-dotenv
+# (the environment wins), warns about keys no setting reads, and passes it on
+# to the command and everything it starts. make itself does not parse it.
 SHELL := /bin/bash
-ifneq (,$(wildcard .env))
-include .env
-export $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' .env)
+ifdef ENV_FILE
+export ENV_FILE
 endif
 
 UV_VERSION ?= 0.13.9
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
-RUN := $(UV) run --frozen --no-sync
+RUN := $(UV) run --frozen --no-sync python -m config.env_file --
+# The .env check (a key no setting reads) once per make, not once per command.
+ifneq (,$(wildcard .venv/.synced))
+ifndef ENV_FILE_CHECKED
+$(shell $(if $(ENV_FILE),ENV_FILE='$(ENV_FILE)') $(UV) run --frozen --no-sync python -m config.env_file --check >&2)
+export ENV_FILE_CHECKED := 1
+endif
+endif
 DBT := $(RUN) dbt --no-use-colors
 DBT_ARGS := --project-dir dbt_project --profiles-dir profiles
-PSQL = "$$($(RUN) python -c 'from stack.embedded_postgres import psql_path; print(psql_path())')"
-PSQL_CONN = "host=$${WAREHOUSE_HOST:-127.0.0.1} port=$${WAREHOUSE_PORT:-54329} user=$${WAREHOUSE_USER:-postgres} dbname=$${WAREHOUSE_DB:-warehouse} sslmode=$${WAREHOUSE_SSLMODE:-prefer}"
 
 .DEFAULT_GOAL := help
 .PHONY: help install up down status run datagen load loaders dbt dbt-build dbt-changed dbt-state-save dbt-slim-ci airflow docs report \
 	dashboards dashboards-down browser test test-e2e test-bench test-all lint format bench psql sql clean
 
-# Only this file: once .env is included, MAKEFILE_LIST names it too.
 # ${NAME:-default} in a target's help shows NAME's value (from .env or the
-# environment), else the default.
+# environment, once the venv that reads .env is installed), else the default.
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(firstword $(MAKEFILE_LIST)) \
-		| awk -F':.*## ' '{ text = $$2; \
+		| $(if $(wildcard .venv/.synced),$(RUN)) awk -F':.*## ' '{ text = $$2; \
 			while (match(text, /\$$\{[A-Z_]+:-[^}]*\}/)) { \
 				split(substr(text, RSTART + 2, RLENGTH - 3), kv, ":-"); \
 				value = (ENVIRON[kv[1]] != "") ? ENVIRON[kv[1]] : kv[2]; \
@@ -69,10 +75,11 @@ dbt-build: up ## dbt build against the configured warehouse
 
 # Slim CI: build and test only what changed against the last good build's
 # manifest (make run saves it), reading unchanged parents from that build.
-DBT_STATE_DIR ?= $(or $(DATA_DIR),.local)/dbt-state
 dbt-changed: up ## build only models changed since the last good build (state:modified+, --defer)
-	@test -f "$(DBT_STATE_DIR)/manifest.json" || { echo "no saved manifest in $(DBT_STATE_DIR): run make run (or copy production's manifest.json there) first" >&2; exit 1; }
-	$(DBT) build --select state:modified+ --defer --state "$(abspath $(DBT_STATE_DIR))" $(DBT_ARGS)
+	@state="$$($(RUN) python -c 'from config import DbtSettings; print(DbtSettings.from_env().state_dir)')" && \
+	test -f "$$state/manifest.json" || { echo "no saved manifest in $$state: run make run (or copy production's manifest.json there) first" >&2; exit 1; }; \
+	echo "dbt build --select state:modified+ --defer --state $$state"; \
+	$(DBT) build --select state:modified+ --defer --state "$$state" $(DBT_ARGS)
 
 # dbt slim CI (.github/workflows/dbt-slim-ci.yml): main's workflow saves its
 # last good build (manifest and a warehouse dump); a pull request restores it
@@ -88,10 +95,9 @@ dbt-slim-ci: install ## slim CI: restore SLIM_CI_STATE into an empty warehouse, 
 airflow: install ## Airflow 3 standalone on http://127.0.0.1:${AIRFLOW_UI_PORT:-8080} (login admin, password printed), DAGs unpaused
 	$(RUN) python -m stack.airflow
 
-DOCS_PORT ?= 8081
 docs: up ## dbt docs site (lineage) on http://127.0.0.1:${DOCS_PORT:-8081}
 	$(DBT) docs generate $(DBT_ARGS)
-	$(DBT) docs serve $(DBT_ARGS) --port $(DOCS_PORT) --host 127.0.0.1 --no-browser
+	$(RUN) bash -c 'exec dbt --no-use-colors docs serve $(DBT_ARGS) --port "$${DOCS_PORT:-8081}" --host 127.0.0.1 --no-browser'
 
 # Superset in its own virtualenv (DATA_DIR/superset), the dashboards imported from dashboards/assets.
 dashboards: up ## Superset on http://127.0.0.1:${SUPERSET_PORT:-8088} with the dashboards imported from dashboards/ (login admin, password printed)
@@ -161,11 +167,11 @@ report: up ## the daily report of the latest day in the marts, to Telegram or .l
 	$(RUN) python -m reports $(or $(ARGS),daily --latest)
 
 psql: up ## an interactive psql on the warehouse
-	PGPASSWORD="$${WAREHOUSE_PASSWORD:-}" $(PSQL) $(PSQL_CONN)
+	$(RUN) python -m stack psql
 
 sql: install ## run one query, output only: make sql Q="select count(*) from marts.review_mart"
 	@$(RUN) python -m stack up --quiet
-	@PGPASSWORD="$${WAREHOUSE_PASSWORD:-}" $(PSQL) $(PSQL_CONN) -X -v ON_ERROR_STOP=1 -c "$(Q)"
+	@$(RUN) python -m stack psql -c "$(Q)"
 
 clean: down ## stop services and delete local data, logs and dbt output
 	rm -rf .local dbt_project/target dbt_project/logs

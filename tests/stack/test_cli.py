@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -28,14 +30,21 @@ def test_status_exits_nonzero_when_a_configured_server_is_down(monkeypatch, tmp_
     assert "does not answer" in proc.stderr
 
 
-def test_make_help_lists_targets_once_a_dot_env_exists(tmp_path) -> None:
+def make(*args: str, env_file: Path) -> subprocess.CompletedProcess:
+    """make in the project, with ``env_file`` as its .env (ENV_FILE)."""
     if shutil.which("make") is None:
         pytest.fail("make is not installed")
-    shutil.copy(PROJECT_ROOT / "Makefile", tmp_path / "Makefile")
-    shutil.copy(PROJECT_ROOT / ".env.example", tmp_path / ".env")
-    out = subprocess.run(
-        ["make", "-s", "help"], cwd=tmp_path, capture_output=True, text=True, check=True
-    ).stdout
+    env = {k: v for k, v in os.environ.items() if not re.match(r"(WAREHOUSE|AIRFLOW|SUPERSET)_", k)}
+    return subprocess.run(
+        ["make", "-s", *args, f"ENV_FILE={env_file}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, env=env,
+    )  # fmt: skip
+
+
+def test_make_help_lists_targets_with_the_configured_addresses(tmp_path) -> None:
+    env_file = tmp_path / ".env"
+    shutil.copy(PROJECT_ROOT / ".env.example", env_file)
+    out = make("help", env_file=env_file).stdout
     lines = out.splitlines()
     assert lines and all(line.startswith("  make ") for line in lines), out
     assert "Makefile" not in out and "make dbt " in out
@@ -43,13 +52,72 @@ def test_make_help_lists_targets_once_a_dot_env_exists(tmp_path) -> None:
     documented = re.findall(r"^([a-z0-9-]+):.*##", (PROJECT_ROOT / "Makefile").read_text(), re.M)
     assert [line.split()[1] for line in lines] == documented
     # Addresses show the configured port, not the default.
-    with (tmp_path / ".env").open("a") as env:
-        env.write("AIRFLOW_UI_PORT=18080\nSUPERSET_PORT=18088\n")
-    out = subprocess.run(
-        ["make", "-s", "help"], cwd=tmp_path, capture_output=True, text=True, check=True
-    ).stdout
+    env_file.write_text("AIRFLOW_UI_PORT=18080\nSUPERSET_PORT = '18088'\n")
+    out = make("help", env_file=env_file).stdout
     assert "http://127.0.0.1:18080 " in out and "http://127.0.0.1:18088 " in out
     assert "${" not in out and "http://127.0.0.1:8081" in out  # DOCS_PORT unset: its default
+
+
+def test_every_command_reads_dot_env_as_python_does_and_a_misspelled_key_warns(tmp_path) -> None:
+    """make does not parse .env: spaces around `=`, quotes and `export` read as python-dotenv
+    reads them, for make's commands too; a key no setting reads names the one meant."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "WAREHOUSE_PORT = 55451\n"
+        'export WAREHOUSE_USER="ana maria"\n'
+        "WAREHOUSE_DB='wh'  # a comment\n"
+        "WAREHOUSE_PROT=55452\n"
+        "EMBEDDED_SERVICES=none\n"
+        "AIRFLOW__CORE__PARALLELISM=8\n"
+    )
+    proc = make("status", env_file=env_file)
+    assert "postgresql://ana maria@127.0.0.1:55451/wh" in proc.stdout, proc.stdout + proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "is not a setting" in line]
+    assert warnings == [
+        ".env: warning: WAREHOUSE_PROT is not a setting this project reads;"
+        " did you mean WAREHOUSE_PORT?"
+    ], proc.stderr
+    # The environment wins over the file.
+    env = {**os.environ, "WAREHOUSE_PORT": "55453"}
+    out = subprocess.run(
+        [sys.executable, "-m", "config.env_file", "--", sys.executable, "-c",
+         "from config import WarehouseSettings as W; w = W.from_env(); print(w.port, w.user)"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+        env={**env, "ENV_FILE": str(env_file)},
+    ).stdout  # fmt: skip
+    assert out.split() == ["55453", "ana", "maria"]
+
+
+def test_a_missing_env_file_or_command_is_one_line(tmp_path) -> None:
+    env = {**os.environ, "ENV_FILE": str(tmp_path / "nope.env")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "config.env_file", "--", "true"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no such file" in proc.stderr
+    env["ENV_FILE"] = str(tmp_path / ".env")
+    (tmp_path / ".env").write_text("")
+    proc = subprocess.run(
+        [sys.executable, "-m", "config.env_file", "--", "no-such-command-here"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 127 and proc.stderr.count("\n") == 1
+
+
+def test_every_setting_the_code_reads_is_documented_in_env_example() -> None:
+    """The unknown-key warning trusts .env.example: every variable the settings,
+    profiles.yml and the dbt project read is in it."""
+    from config.env_file import _not_ours, documented_keys
+
+    read: set[str] = set()
+    for path in (PROJECT_ROOT / "config").glob("*.py"):
+        read |= set(re.findall(r'_env\w*\(\s*"([A-Z][A-Z0-9_]*)"', path.read_text()))
+    dbt = [p for p in (PROJECT_ROOT / "dbt_project").rglob("*.[sy][qm][l]")
+           if p.is_file() and not {"target", "logs"} & set(p.parts)]  # fmt: skip
+    for path in [PROJECT_ROOT / "profiles" / "profiles.yml", *dbt]:
+        read |= set(re.findall(r"env_var\(\s*'([A-Z][A-Z0-9_]*)'", path.read_text()))
+    assert len(read) > 40
+    assert {k for k in read - documented_keys() if not _not_ours(k)} == set()
 
 
 def test_a_second_run_at_once_stops_with_one_line(local_dirs, capsys) -> None:
