@@ -64,7 +64,7 @@ datagen: up ## every simulated source system writes the next logical day (ARGS="
 load: up ## land what is new from every source into raw_* (ARGS="--date D": daily sources up to D)
 	$(RUN) python -m pipelines land $(ARGS)
 
-loaders: up ## any loader command: make loaders ARGS="sales --date 2026-10-05 --days 7"
+loaders: up ## any loader command: make loaders ARGS="sales_api --date 2026-10-05 --days 7"
 	$(RUN) python -m loaders $(or $(ARGS),--help)
 
 dbt: up ## any dbt command with the project's settings: make dbt ARGS="build -s review_mart"

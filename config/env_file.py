@@ -17,10 +17,11 @@ value kept its quotes).
   ``.env.example``) that no setting reads gets a one-line warning naming the
   nearest documented key: ``WAREHOUSE_PROT`` would otherwise be silently
   ignored, and the commands would go to the default port. Airflow's own
-  ``AIRFLOW__SECTION__KEY`` settings and dbt's own ``DBT_`` flags are not
-  the project's and are passed on as they are. make checks once when it
-  starts (``--check``) and sets ``ENV_FILE_CHECKED``, so a target that runs
-  several commands warns once.
+  variables (``AIRFLOW__SECTION__KEY``, ``AIRFLOW_CONN_*``, ``AIRFLOW_VAR_*``,
+  ``AIRFLOW_HOME``) and dbt's (its flags, ``DBT_ENV_SECRET_*``,
+  ``DBT_ENV_CUSTOM_ENV_*``) are not the project's and are passed on as they
+  are. make checks once when it starts (``--check``) and sets
+  ``ENV_FILE_CHECKED``, so a target that runs several commands warns once.
 """
 
 from __future__ import annotations
@@ -72,8 +73,19 @@ def _dbt_flags() -> frozenset[str]:
     return frozenset(names)
 
 
+# Airflow's and dbt's own variables: configuration, connections, Variables,
+# AIRFLOW_HOME; dbt's secret and custom env vars (its flags: _dbt_flags).
+_TOOLS_OWN = (
+    "AIRFLOW__",
+    "AIRFLOW_CONN_",
+    "AIRFLOW_VAR_",
+    "DBT_ENV_SECRET_",
+    "DBT_ENV_CUSTOM_ENV_",
+)
+
+
 def _not_ours(key: str) -> bool:
-    if key.startswith("AIRFLOW__"):  # Airflow's own configuration
+    if key.startswith(_TOOLS_OWN) or key == "AIRFLOW_HOME":
         return True
     return key.startswith("DBT_") and key in _dbt_flags()
 

@@ -1,7 +1,7 @@
 """Long set-ups started once per test run, in the background, shared by every pytest worker.
 
 Superset's set-up (about a minute of one core) and the bench tier's two long
-runs (the scaling bench's two small stacks, two days under Airflow's real
+runs (the scaling bench's small growing stack, two days under Airflow's real
 scheduler) start as soon as the tests that need them are collected, so they
 overlap the rest of the run, and those tests wait for them.
 

@@ -238,7 +238,9 @@ def test_watcher_mode_runs_one_build_watched_from_the_triggerer(manifest, monkey
     dag = bag.dags["dbt_transform_mongo"]
     producer = dag.get_task("dbt_producer_watcher")
     assert type(producer) is QueuedProducer
-    assert producer.base_cmd == ["build"] and "unit_test" in producer.dbt_cmd_flags
+    assert (
+        producer.base_cmd == ["build"] and producer.env["DBT_EXCLUDE_RESOURCE_TYPES"] == "unit_test"
+    )
     # Freshness is the hourly DAG's: no second dbt run before the build.
     assert producer._check_source_freshness is False
     watchers = [t for t in dag.tasks if t.task_id not in ("dbt_producer_watcher", "built")]

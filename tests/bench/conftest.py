@@ -37,13 +37,17 @@ BACKGROUND: dict[str, list[str]] = {
 }  # fmt: skip
 TIMEOUT_SECONDS = 1800
 # The scaling bench's stack runs `make run` for two days (its history and its
-# 1x day) from first_day(2), with the Airflow run's seed and size: when both
+# 1x day) from first_day(--days * --scale), with the Airflow run's seed and size: when both
 # run, the Airflow run simulates those two days, the scaling bench saves its
 # marts after them, and the Airflow run compares with those instead of
 # building a stack of its own for them.
+_scaling = BACKGROUND["scaling_bench_output"]
+_LARGE = round(
+    int(_scaling[_scaling.index("--days") + 1]) * float(_scaling[_scaling.index("--scale") + 1])
+)
 SHARED_REFERENCE = {
     "scaling_bench_output": ["--marts-out"],
-    "airflow_days_output": ["--first-day", first_day(2).isoformat(), "--reference-marts"],
+    "airflow_days_output": ["--first-day", first_day(_LARGE).isoformat(), "--reference-marts"],
 }
 
 

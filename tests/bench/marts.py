@@ -1,7 +1,7 @@
 """A throwaway stack's marts as plain data, to compare two stacks' builds.
 
 The bench tier's two background runs share one `make run` reference: the
-scaling bench's small stack runs `make run` for the same days, seed and size
+scaling bench's stack runs `make run` for the same first days, seed and size
 as the two days under Airflow's scheduler (``tests.bench.airflow_days``), so
 it saves its marts to a file (``save``) that the Airflow run reads
 (``wait_for``) instead of building a second stack for the same result.

@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=7, help="days of history at 1x (7)")
     parser.add_argument("--scale", type=float, default=10, help="history multiple measured (10)")
     parser.add_argument("--datagen-scale", type=float, default=1.0, help="DATAGEN_SCALE (1.0)")
-    parser.add_argument("--keep", action="store_true", help="leave the stacks and servers up")
+    parser.add_argument("--keep", action="store_true", help="leave the stack and its servers up")
     parser.add_argument(
         "--marts-out", type=Path, metavar="FILE",
         help="save the marts after the 1x day (airflow_days --reference-marts)",

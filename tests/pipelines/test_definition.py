@@ -52,3 +52,25 @@ def test_run_source_chains_steps_waits_on_sensors_and_fans_out() -> None:
         ("land", None, "b"),
     ]
     assert [list(r["tables"]) for r in landed] == [["raw.a"], ["raw.b"]]
+
+
+def test_every_source_has_its_loader_command_and_nothing_else_does() -> None:
+    """`python -m loaders` finds each source's loaders/<source>/cli.py: no list to edit."""
+    import argparse
+    import subprocess
+    import sys
+
+    from config import PROJECT_ROOT
+    from loaders.__main__ import commands
+
+    found = commands()
+    assert sorted(found) == sorted(s.name for s in SOURCES)
+    for name, module in found.items():
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)  # its options build, and run is there to call
+        assert callable(module.run), name
+    out = subprocess.run(
+        [sys.executable, "-m", "loaders", "--help"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "{" + ",".join(sorted(found)) + "}" in out

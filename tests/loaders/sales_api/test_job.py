@@ -275,7 +275,7 @@ def test_the_pipeline_steps_and_the_cli_report_rejected_counts(api, warehouse, c
     }  # fmt: skip
     assert landed["tables"]["raw_sales.customer_research"]["rejected"] == 0
     capsys.readouterr()
-    assert cli(["sales", "--date", day.isoformat()]) == 0
+    assert cli(["sales_api", "--date", day.isoformat()]) == 0
     out = capsys.readouterr()
     assert f"sales {day}: landed " in out.out and "; rejected user_order_log=2 " in out.out
     assert "2 row(s) rejected (in loader.rejects), e.g. user_order_log_inc.csv: line 2:" in out.err
@@ -321,18 +321,18 @@ def test_retry_after_reads_both_forms_and_caps_the_wait() -> None:
 def test_cli_errors_are_one_line_without_traceback_or_api_key(
     api, warehouse, capsys, monkeypatch
 ) -> None:
-    assert cli(["sales", "--date", "2026-09-01"]) == 1  # before the partner's first day
+    assert cli(["sales_api", "--date", "2026-09-01"]) == 1  # before the partner's first day
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err and SALES_KEY not in err
     assert f"the sales API at {api.url}/get_increment answered HTTP 404: " in err
     monkeypatch.setenv("SALES_API_KEY", "a-wrong-but-secret-key")
-    assert cli(["sales", "--date", START.isoformat()]) == 1
+    assert cli(["sales_api", "--date", START.isoformat()]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "a-wrong-but-secret-key" not in err
     assert "refused the API key: check SALES_API_KEY" in err
     set_faults(api, rate_limit_next=10, retry_after="0")
     monkeypatch.setenv("SALES_API_KEY", SALES_KEY)
-    assert cli(["sales", "--date", START.isoformat()]) == 1
+    assert cli(["sales_api", "--date", START.isoformat()]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "(HTTP 429) 3 time(s) in a row" in err
 
