@@ -5,111 +5,46 @@ simulator write the next logical day, lands what is new, runs ``dbt build``
 and prints a summary (also saved under DATA_DIR/logs). The first run writes
 DATAGEN_HISTORY_DAYS days and builds everything; every later run adds one day
 and processes only what is new. Airflow runs the same steps as tasks.
+
+The steps and the summary are here; dbt invoked in-process and what a build
+did are ``stack.dbt_build``'s, and what the last passing build covered (what
+scopes the next one) is ``stack.dbt_state``'s.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import shutil
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from config import (
-    DBT_PROJECT_DIR,
-    PROFILES_DIR,
-    ClickHouseSettings,
     ConfigError,
     DbtSettings,
     LocalSettings,
     WarehouseSettings,
     redact,
 )
-from loaders.core.control import (
-    ensure_control_tables,
-    full_check_due,
-    mark_full_check,
-    read_watermark,
-    write_watermark,
-)
 from loaders.core.warehouse import LoaderError, connect
 from pipelines import SOURCES
 from pipelines.clock import next_days
 from pipelines.day import land, landed_lines, simulate
 from stack import services
+from stack.dbt_build import DbtFailed, DbtSummary, counts_line, run_dbt, target_tables
+from stack.dbt_state import (
+    Tested,
+    dbt_scope,
+    dbt_scope_args,
+    keep_unchanged_views_args,
+    last_passed_build,
+    record_passed_build,
+    save_state,
+    warehouse_now,
+)
 from stack.embedded_postgres import ServiceError
 from stack.run_lock import RunLocked, run_lock
-
-
-class DbtFailed(RuntimeError):
-    pass
-
-
-@dataclass
-class DbtSummary:
-    success: bool
-    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # resource type -> status -> n
-    failures: list[str] = field(default_factory=list)
-    incremental_rows: dict[str, int] = field(default_factory=dict)  # model -> rows merged
-    incremental: set[str] = field(default_factory=set)  # incremental models built
-    views_built: int = 0
-    layers: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
-    seconds: float = 0.0
-
-
-def run_dbt(args: list[str], log_dir: Path) -> DbtSummary:
-    """Invoke dbt in-process and summarise its results (counts, failures, new rows)."""
-    from dbt.cli.main import dbtRunner
-
-    started = time.monotonic()
-    res = dbtRunner().invoke(
-        [
-            *args,
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(PROFILES_DIR),
-            "--log-path",
-            str(log_dir),
-            "--quiet",
-        ]
-    )
-    summary = DbtSummary(success=bool(res.success), seconds=time.monotonic() - started)
-    results = getattr(res.result, "results", None)
-    if results is None:
-        reason = res.exception or "dbt did not run (see its log)"
-        summary.failures.append(str(reason).strip().splitlines()[0])
-        return summary
-    for r in results:
-        node = r.node
-        kind = str(node.resource_type).split(".")[-1].lower()
-        status = str(r.status).split(".")[-1].lower()
-        summary.counts.setdefault(kind, {}).setdefault(status, 0)
-        summary.counts[kind][status] += 1
-        if status in ("error", "fail"):
-            msg = " ".join(
-                line.strip() for line in (r.message or status).splitlines() if line.strip()
-            )
-            summary.failures.append(f"{kind} {node.name}: {msg[:400]}")
-        if kind == "model" and node.config.materialized == "incremental":
-            summary.incremental.add(node.name)
-            rows = (r.adapter_response or {}).get("rows_affected")
-            if rows is not None:
-                summary.incremental_rows[node.name] = rows
-        if kind == "model" and node.config.materialized == "view":
-            summary.views_built += 1
-        if kind == "model" and status == "success" and len(node.fqn) > 1:
-            layer = summary.layers.setdefault(node.fqn[1], [])
-            layer.append((node.name, node.schema, node.alias))
-    return summary
 
 
 def _is_table(conn: psycopg.Connection, schema: str, table: str) -> bool:
@@ -173,14 +108,14 @@ def run() -> int:
     # place), each target with its own dbt target dir so the warehouse's
     # manifest stays the one Airflow and `make dbt-changed` read.
     tested = last_passed_build(wh, dbt_settings)  # None: the full check (every row, unit tests)
-    build_started = _warehouse_now(wh)  # rows loaded before this are in this build
+    build_started = warehouse_now(wh)  # rows loaded before this are in this build
     full_check = tested is None
     keep_views = [] if full_check else keep_unchanged_views_args(wh, dbt_settings)
     with dbt_scope(days[-1], tested):
         dbt = run_dbt(["build", *dbt_scope_args(full_check), *keep_views], local.logs_dir / "dbt")
         steps["dbt"] = dbt.seconds
         if dbt.success:
-            _save_state()
+            save_state()
         other_targets = sorted({t for s in SOURCES for t in s.dbt_targets} - {"warehouse"})
         elsewhere: dict[str, DbtSummary] = {}
         for target in other_targets:
@@ -192,14 +127,14 @@ def run() -> int:
             )  # fmt: skip
             steps[f"dbt {target}"] = elsewhere[target].seconds
     if dbt.success and all(d.success for d in elsewhere.values()):
-        _dbt_passed(wh, dbt_settings, Tested(build_started, days[-1]), full_check)
+        record_passed_build(wh, dbt_settings, Tested(build_started, days[-1]), full_check)
 
     say()
     kind = "first run (full build)" if first else "incremental run"
     say(f"== summary: {kind} for logical day {days[-1]} ({len(days)} new day(s) of source data) ==")
     for line in landed_lines(landed):
         say(line)
-    say(f"dbt build ({dbt.seconds:.1f}s): " + _counts_line(dbt))
+    say(f"dbt build ({dbt.seconds:.1f}s): " + counts_line(dbt))
     say(
         "  the full check: tests over every row, and the unit tests (every DBT_FULL_CHECK_HOURS)"
         if full_check
@@ -223,10 +158,10 @@ def run() -> int:
                 say(f"  {schema + '.' + table:<44}{n or 0:>9,}   {written}")
         total_rejects = _table_count(conn, "loader", "rejects") or 0
     for target, summary in elsewhere.items():
-        say(f"dbt build --target {target} ({summary.seconds:.1f}s): " + _counts_line(summary))
+        say(f"dbt build --target {target} ({summary.seconds:.1f}s): " + counts_line(summary))
         for failure in summary.failures:
             say(redact(f"  FAILED {failure}"))
-        for line in _target_tables(target, summary):
+        for line in target_tables(target, summary):
             say(line)
     t_step = time.monotonic()
     if dbt.success:
@@ -280,170 +215,6 @@ def _daily_report(day: dt.date, say) -> LoaderError | None:
     else:
         say(f"report   {day}: {done} {result.delivered_to}")
     return None
-
-
-@dataclass(frozen=True)
-class Tested:
-    """What the last build whose every test passed covered: the daily builds test what is newer.
-
-    ``before``: when it started, on the warehouse's clock (the loaders stamp
-    rows with it too); every row loaded earlier was in that build. ``day``: its
-    logical day; the events models' days up to it were rebuilt and tested.
-    """
-
-    before: dt.datetime
-    day: dt.date
-
-
-def _warehouse_now(wh: WarehouseSettings) -> dt.datetime:
-    with connect(wh) as conn:
-        row = conn.execute("select now()").fetchone()
-    assert row is not None
-    return row[0]
-
-
-def _dbt_stream(settings: DbtSettings) -> str:
-    """One record per set of schemas: two prefixes on one warehouse are two projects."""
-    return f"{settings.schema_prefix}build"
-
-
-def last_passed_build(wh: WarehouseSettings, settings: DbtSettings) -> Tested | None:
-    """The last passing build, or None when this build must be the full check.
-
-    The full check is due every DBT_FULL_CHECK_HOURS, and whenever no build has
-    passed yet. A failed build records nothing, so the next daily build tests
-    everything since the last one that passed, however many days ago.
-    """
-    with connect(wh) as conn:
-        ensure_control_tables(conn)
-        if full_check_due(conn, "dbt", _dbt_stream(settings), settings.full_check_hours):
-            return None
-        last = read_watermark(conn, "dbt", _dbt_stream(settings))
-    if not last:
-        return None
-    return Tested(dt.datetime.fromisoformat(last["before"]), dt.date.fromisoformat(last["day"]))
-
-
-def _dbt_passed(wh: WarehouseSettings, settings: DbtSettings, tested: Tested, full: bool) -> None:
-    with connect(wh) as conn:
-        value = {"before": tested.before.isoformat(), "day": tested.day.isoformat()}
-        write_watermark(conn, "dbt", _dbt_stream(settings), value)
-        if full:
-            mark_full_check(conn, "dbt", _dbt_stream(settings))
-
-
-def dbt_scope_args(full_check: bool) -> list[str]:
-    """Unit tests test the SQL, which a new day does not change: CI and the full check run them."""
-    return [] if full_check else ["--exclude-resource-type", "unit_test"]
-
-
-def keep_unchanged_views_args(wh: WarehouseSettings, settings: DbtSettings) -> list[str]:
-    """A daily build's views unchanged since the last good build stay as they are.
-
-    dbt_project/selectors.yml's daily_build, against that build's manifest (the
-    one _save_state keeps). Only when every view of that manifest exists in the
-    warehouse: one dropped by hand, or a warehouse that is not the one that
-    manifest was built on, means every view is built again.
-    """
-    manifest = settings.state_dir / "manifest.json"
-    try:
-        nodes = json.loads(manifest.read_text())["nodes"].values()
-    except (OSError, ValueError, KeyError):
-        return []  # no good build yet (or a manifest we cannot read): build them all
-    views = {
-        (node["schema"], node["alias"])
-        for node in nodes
-        if node.get("resource_type") == "model"
-        and node.get("config", {}).get("materialized") == "view"
-        and node.get("config", {}).get("enabled", True)
-    }
-    # That manifest must be this build's: another DBT_SCHEMA_PREFIX's (one
-    # DATA_DIR, two sets of schemas) says nothing about these schemas' views.
-    ours = {f"{settings.schema_prefix}{layer}" for layer in ("staging", "intermediate", "marts")}
-    if not views or not {schema for schema, _ in views} <= ours:
-        return []
-    with connect(wh) as conn:
-        present = set(conn.execute("select schemaname, viewname from pg_views").fetchall())
-    if not views <= present:
-        return []
-    return ["--selector", "daily_build", "--state", str(settings.state_dir)]
-
-
-@contextmanager
-def dbt_scope(day: dt.date, tested: Tested | None) -> Iterator[None]:
-    """The logical day, and what the last passing build tested, for in-process dbt builds.
-
-    See dbt_project/macros/run_scope.sql. Without ``tested`` every test checks
-    every row. Environment, not --vars: a var that changes every run makes dbt
-    re-parse the whole project (about 3 s); these are read only when the build runs.
-    """
-    scope = {
-        "DBT_LOGICAL_DATE": day.isoformat(),
-        "DBT_TESTED_BEFORE": tested.before.isoformat() if tested else None,
-        "DBT_TESTED_DAY": tested.day.isoformat() if tested else None,
-    }
-    saved = {name: os.environ.get(name) for name in scope}
-    try:
-        _set_environ(scope)
-        yield
-    finally:
-        _set_environ(saved)
-
-
-def _set_environ(values: dict[str, str | None]) -> None:
-    """Set each variable, or remove it where the value is None."""
-    for name, value in values.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-
-
-def _counts_line(dbt: DbtSummary) -> str:
-    """``models 8 ok, tests 20 ok / 1 warn``: what a dbt build did, by resource type."""
-    parts = []
-    for kind_name in ("model", "snapshot", "test", "unit_test"):
-        c = dbt.counts.get(kind_name, {})
-        ok = c.get("success", 0) + c.get("pass", 0)
-        # Warn-level tests count bad source values that staging nulled or left out.
-        warn = c.get("warn", 0)
-        bad = sum(v for k, v in c.items() if k not in ("success", "pass", "warn"))
-        if ok or warn or bad:
-            parts.append(
-                f"{kind_name}s {ok} ok"
-                + (f" / {warn} warn" if warn else "")
-                + (f" / {bad} not ok" if bad else "")
-            )
-    return ", ".join(parts)
-
-
-def _target_tables(target: str, dbt: DbtSummary) -> list[str]:
-    """Rows in the marts a build on another target made (only ClickHouse so far)."""
-    if target != "clickhouse" or not dbt.layers.get("marts"):
-        return []
-    from loaders.events.client import open_source
-
-    lines = [f"{'marts tables on ' + target:<46}{'rows':>9}   built this run"]
-    marts = sorted(dbt.layers["marts"], key=lambda m: (m[1], m[2]))
-    try:
-        with open_source(ClickHouseSettings.from_env()) as ch, ch.errors("counting the marts"):
-            for name, schema, table in marts:
-                n = ch.client.command(f"SELECT count() FROM `{schema}`.`{table}`")
-                # dbt-clickhouse reports no row counts for incremental runs.
-                kind = "incremental" if name in dbt.incremental else "table"
-                lines.append(f"  {schema + '.' + table:<44}{int(n):>9,}   {kind}")
-    except LoaderError as exc:  # one line, secrets masked
-        lines.append(f"  (cannot count its tables: {exc})")
-    return lines
-
-
-def _save_state() -> None:
-    """Keep the manifest of the last good build: `make dbt-changed` compares against it."""
-    dbt = DbtSettings.from_env()
-    manifest = dbt.target_path / "manifest.json"
-    if manifest.exists():
-        dbt.state_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(manifest, dbt.state_dir / "manifest.json")
 
 
 def main() -> int:

@@ -17,7 +17,7 @@ import pytest
 from bson import ObjectId
 
 from loaders.mongo.job import load_all
-from stack.run import run_dbt
+from stack.dbt_build import run_dbt
 
 D1 = dt.datetime(2026, 10, 1)
 D2 = dt.datetime(2026, 10, 2)

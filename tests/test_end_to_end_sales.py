@@ -16,7 +16,7 @@ import pytest
 from loaders.mongo.job import load_all
 from loaders.sales_api.checks import MANIFEST, check_increment
 from loaders.sales_api.landing import land_increment
-from stack.run import run_dbt
+from stack.dbt_build import run_dbt
 
 ORDER_HEADER = ("uniq_id,date_time,city_id,city_name,customer_id,first_name,last_name,"
                 "item_id,item_name,quantity,payment_amount")  # fmt: skip

@@ -143,7 +143,7 @@ class Stack:
         unchanged ones, as a day after a day does.
         """
         code = (  # target: where it builds ("warehouse": the configured dbt target)
-            "import sys; from pathlib import Path; from stack.run import run_dbt; "
+            "import sys; from pathlib import Path; from stack.dbt_build import run_dbt; "
             "from config import DbtSettings; "
             f"t = DbtSettings.from_env().target_for({target!r}); "
             # As stack.run invokes it: --target only for another target (dbt re-parses

@@ -17,7 +17,7 @@ import yaml
 
 from config import SupersetSettings, WarehouseSettings
 from pipelines import SOURCES_BY_NAME, run_source
-from stack.run import run_dbt
+from stack.dbt_build import run_dbt
 from stack.superset import ASSETS_DIR, Superset, import_assets, login
 from tests.dashboards import browser
 

@@ -24,7 +24,7 @@ from bson import ObjectId
 from psycopg import sql
 
 from loaders.mongo.job import load_all
-from stack.run import run_dbt
+from stack.dbt_build import run_dbt
 from tests.dbt.conftest import rows
 
 DAY = dt.datetime(2026, 10, 1)

@@ -23,7 +23,7 @@ from datagen import events_writer
 from datagen.feed_events import FEED_TABLE, MESSAGE_TABLE, Incident, midnight
 from datagen.population import Population
 from loaders.events.job import load_day
-from stack.run import DbtSummary, run_dbt
+from stack.dbt_build import DbtSummary, run_dbt
 from tests.dbt.conftest import table_rows
 
 pytestmark = pytest.mark.e2e  # dbt builds on both adapters

@@ -25,7 +25,7 @@ from bson import ObjectId
 from psycopg import sql
 
 from loaders.mongo.job import load_all
-from stack.run import run_dbt
+from stack.dbt_build import run_dbt
 from tests.dbt.conftest import incremental_models, rows, table_rows
 
 DAY = dt.datetime(2026, 10, 1)

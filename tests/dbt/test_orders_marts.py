@@ -36,7 +36,8 @@ import pytest
 from psycopg import sql
 
 from loaders.raw_tables import ensure_all_raw_tables
-from stack.run import Tested, dbt_scope, run_dbt
+from stack.dbt_build import run_dbt
+from stack.dbt_state import Tested, dbt_scope
 from tests.dbt.conftest import rows
 
 UTC = dt.UTC

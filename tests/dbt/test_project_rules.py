@@ -20,7 +20,7 @@ import pytest
 
 from config import PROJECT_ROOT
 from loaders.mongo.job import load_all
-from stack.run import run_dbt
+from stack.dbt_build import run_dbt
 from tests.dbt.conftest import rows
 
 Manifest = dict

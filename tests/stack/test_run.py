@@ -21,7 +21,8 @@ import pytest
 from config import DbtSettings, WarehouseSettings
 from pipelines import SOURCES, run_source
 from stack import run as run_module
-from stack.run import dbt_scope, dbt_scope_args, last_passed_build, run_dbt
+from stack.dbt_build import run_dbt
+from stack.dbt_state import dbt_scope, dbt_scope_args, last_passed_build
 from tests.conftest import set_faults
 from tests.dbt.conftest import table_rows
 

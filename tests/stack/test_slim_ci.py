@@ -22,8 +22,8 @@ import pytest
 from config import DbtSettings, WarehouseSettings
 from loaders.mongo.job import load_all
 from stack import slim_ci
+from stack.dbt_build import run_dbt
 from stack.embedded_postgres import EmbeddedPostgres
-from stack.run import run_dbt
 from tests.conftest import free_port
 from tests.dbt.conftest import rows
 from tests.test_end_to_end import D1, T1_MESSAGES, at, review, ticket
