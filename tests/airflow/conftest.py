@@ -36,6 +36,18 @@ os.environ.update(
 )
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """dag.test() runs each task in this process, and Cosmos's OpenLineage step
+    copies a dbt task's environment (DBT_LOGICAL_DATE, DBT_EXCLUDE_RESOURCE_TYPES)
+    into os.environ for good: harmless in a task's own process, but here it would
+    reach the next test on this worker (its dbt build would leave out unit tests)."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`dbt parse` into a private target dir; DAG parsing reads this manifest."""
