@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 
+from loaders.core.commands import say
 from loaders.events.landing import TABLES
 
 
@@ -38,10 +38,10 @@ def run(args: argparse.Namespace) -> int:
     first = args.date or latest_day() - dt.timedelta(days=days - 1)
     for r in load_days(first, days, args.table):
         late = f"; reloaded {len(r.reloaded)} late day(s)" if r.reloaded else ""
-        print(
+        say(
             f"events.{r.table:<16} {r.day}  landed {r.landed:>9,}  rejected {r.rejected:>5,}  "
-            f"{r.seconds:6.2f}s{late}"
+            f"{r.seconds:6.2f}s{late}",
+            r.notes,
+            label="note",
         )
-        for note in r.notes:
-            print(f"  note: {note}", file=sys.stderr)
     return 0

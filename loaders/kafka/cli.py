@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from loaders.core.commands import say
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,10 +29,9 @@ def run(args: argparse.Namespace) -> int:
         max_messages=args.max_messages, batch_size=args.batch_size, progress=print_progress
     )
     lag = ", ".join(f"p{p}={n:,}" for p, n in sorted(r.lag.items())) or "none"
-    print(
+    say(
         f"kafka.{r.topic} landed {r.landed:,}  rejected {r.rejected:,}  batches {r.batches}  "
-        f"{r.seconds:.2f}s  lag {lag}"
+        f"{r.seconds:.2f}s  lag {lag}",
+        r.notes,
     )
-    for note in r.notes:
-        print(f"  warning: {note}", file=sys.stderr)
     return 0

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from config import LoaderSettings
+from loaders.core.commands import add_stream_options, say
 from loaders.mongo.checks import COLLECTIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-c",
-        "--collection",
-        action="append",
-        choices=sorted(COLLECTIONS),
-        help="only this collection (repeatable; default: all)",
-    )
-    parser.add_argument("--batch-size", type=int, help="documents per committed batch")
+    add_stream_options(parser, "collection", COLLECTIONS, "documents")
     parser.add_argument(
         "--full-check",
         action="store_true",
         help="also scan every collection for documents whose write time is missing or not a "
         "date (otherwise every LOADER_FULL_CHECK_HOURS, default weekly)",
-    )
-    parser.add_argument(
-        "--reset",
-        metavar="COLLECTION",
-        choices=sorted(COLLECTIONS),
-        help="drop the collection's raw rows and watermark (then reload it)",
     )
 
 
@@ -50,11 +37,10 @@ def run(args: argparse.Namespace) -> int:
         full_check=True if args.full_check else None,
     )
     for r in results:
-        print(
+        say(
             f"mongo.{r.collection:<22} landed {r.landed:>8,}  rejected {r.rejected:>5,}  "
             f"batches {r.batches:>3}  {r.seconds:6.2f}s"
-            + ("  (full check)" if r.full_check else "")
+            + ("  (full check)" if r.full_check else ""),
+            r.notes,
         )
-        for note in r.notes:
-            print(f"  warning: {note}", file=sys.stderr)
     return 0

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from loaders.core.commands import add_stream_options, say
 from loaders.oltp.checks import TABLES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-t",
-        "--table",
-        action="append",
-        choices=sorted(TABLES),
-        help="only this table (repeatable; default: all)",
-    )
-    parser.add_argument("--batch-size", type=int, help="rows per committed batch")
-    parser.add_argument(
-        "--reset",
-        metavar="TABLE",
-        choices=sorted(TABLES),
-        help="drop the table's raw rows and watermark (then reload it)",
-    )
+    add_stream_options(parser, "table", TABLES, "rows")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,10 +23,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     for r in load_all(args.table, batch_size=args.batch_size, progress=print_progress):
-        print(
+        say(
             f"oltp.{r.table:<20} landed {r.landed:>8,}  rejected {r.rejected:>5,}  "
-            f"batches {r.batches:>3}  {r.seconds:6.2f}s"
+            f"batches {r.batches:>3}  {r.seconds:6.2f}s",
+            r.notes,
         )
-        for note in r.notes:
-            print(f"  warning: {note}", file=sys.stderr)
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
+
+from loaders.core.commands import say
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,10 +22,10 @@ def run(args: argparse.Namespace) -> int:
         r = load_day(args.date + dt.timedelta(days=k))
         rows = ", ".join(f"{t}={n:,}" for t, n in r.rows.items())
         rejected = ", ".join(f"{t}={n:,}" for t, n in r.rejected.items() if n)
-        print(
+        say(
             f"sales {r.day}: landed {rows}; rejected {rejected or 'none'}"
-            f"  ({r.seconds:.1f}s; files in {r.folder})"
+            f"  ({r.seconds:.1f}s; files in {r.folder})",
+            r.notes,
+            label="note",
         )
-        for note in r.notes:
-            print(f"  note: {note}", file=sys.stderr)
     return 0
