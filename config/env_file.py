@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 
-from config.settings import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 EXAMPLE = PROJECT_ROOT / ".env.example"
 # The documented keys: `KEY=value` lines of .env.example, commented out or not.

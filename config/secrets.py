@@ -2,6 +2,8 @@
 
 Error texts from drivers can quote a connection string or a URL; before a
 message reaches the console or a log, every configured secret in it is masked.
+What is a secret follows from the settings classes: every ``SecretStr`` field,
+and the password inside every field marked ``uri_with_password``.
 """
 
 from __future__ import annotations
@@ -9,25 +11,31 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
-# Variables whose whole value is a secret, and URIs that may carry a password.
-SECRET_VARIABLES = (
-    "WAREHOUSE_PASSWORD",
-    "SALES_API_KEY",
-    "TELEGRAM_BOT_TOKEN",
-    "OLTP_PASSWORD",
-    "KAFKA_SASL_PASSWORD",
-    "CLICKHOUSE_PASSWORD",
-    "AIRFLOW_ADMIN_PASSWORD",
-    "SUPERSET_ADMIN_PASSWORD",
-    "SUPERSET_SECRET_KEY",
-)
-URI_VARIABLES = ("MONGO_URI", "SALES_API_URL", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+from pydantic import SecretStr
+
+from config.catalog import all_variables
+
+# Airflow's own, not one of the project's settings.
+AIRFLOW_URIS = ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",)
 MASK = "***"
 
 
+def secret_variables() -> tuple[list[str], list[str]]:
+    """(variables whose whole value is a secret, URI variables that may carry a password)."""
+    whole, uris = [], list(AIRFLOW_URIS)
+    for var, (cls, name) in all_variables().items():
+        field = cls.model_fields[name]
+        if field.annotation is SecretStr:
+            whole.append(var)
+        elif (field.json_schema_extra or {}).get("uri_with_password"):  # type: ignore[union-attr]
+            uris.append(var)
+    return whole, uris
+
+
 def _secrets() -> list[str]:
-    values = [os.environ.get(name, "") for name in SECRET_VARIABLES]
-    for name in URI_VARIABLES:
+    whole, uris = secret_variables()
+    values = [os.environ.get(name, "") for name in whole]
+    for name in uris:
         try:
             values.append(urlsplit(os.environ.get(name, "")).password or "")
         except ValueError:

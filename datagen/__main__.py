@@ -15,18 +15,13 @@ from typing import TYPE_CHECKING
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from config import (
-    ClickHouseSettings,
-    ConfigError,
-    DatagenSettings,
-    KafkaSettings,
-    MongoSettings,
-    OltpSettings,
-    advice,
-    redact,
-)
+from config import ConfigError, DatagenSettings, advice, redact
 from datagen.mongo_writer import days_to_generate, write_days
 from datagen.population import Population
+from loaders.events.settings import ClickHouseSettings
+from loaders.kafka.settings import KafkaSettings
+from loaders.mongo.settings import MongoSettings
+from loaders.oltp.settings import OltpSettings
 
 if TYPE_CHECKING:
     from datagen.feed_events import Incident

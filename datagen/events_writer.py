@@ -56,9 +56,10 @@ from clickhouse_connect.driver.binding import quote_identifier
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from config import ClickHouseSettings, advice, redact
+from config import advice, redact
 from datagen.feed_events import FEED_TABLE, MESSAGE_TABLE, Incident, day_events
 from datagen.population import Population
+from loaders.events.settings import ClickHouseSettings
 
 MARKERS = "datagen_days"
 TABLES = (FEED_TABLE, MESSAGE_TABLE)
@@ -162,7 +163,7 @@ def client(settings: ClickHouseSettings) -> Client:
         "host": settings.host,
         "port": settings.port,
         "username": settings.user,
-        "password": settings.password,
+        "password": settings.password.get_secret_value(),
         "secure": settings.secure,
     }
     try:

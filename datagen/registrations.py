@@ -33,7 +33,7 @@ import psycopg
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from config import KafkaSettings, advice, redact
+from config import advice, redact
 from datagen.oltp_db import (
     advisory_lock,
     check_outside_transaction,
@@ -42,6 +42,7 @@ from datagen.oltp_db import (
     marked_days,
 )
 from datagen.population import Population, User, rng_for
+from loaders.kafka.settings import KafkaSettings
 
 SYSTEM = "kafka"  # datagen.days.system of the published days
 DUPLICATE_SHARE = 0.03

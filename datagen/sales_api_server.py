@@ -23,7 +23,6 @@ import datetime as dt
 import hmac
 import io
 import json
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from fastapi.responses import JSONResponse, Response
 from config import DatagenSettings
 from datagen.population import Population
 from datagen.sales_increments import FILES, SalesDay
+from loaders.sales_api.settings import SalesApiSettings
 
 
 @dataclass
@@ -185,12 +185,12 @@ def with_bad_values(body: str, bad: list[dict]) -> str:
 
 
 def app_from_env() -> FastAPI:
-    gen = DatagenSettings.from_env()
+    gen, api = DatagenSettings.from_env(), SalesApiSettings.from_env()
     return create_app(
         ApiState(
             population=Population(gen.seed, gen.scale, dt.date.fromisoformat(gen.start_date)),
-            api_key=os.environ.get("SALES_API_KEY", "local-dev-key"),
-            report_seconds=float(os.environ.get("SALES_API_REPORT_SECONDS", "2")),
+            api_key=api.api_key.get_secret_value(),
+            report_seconds=api.report_seconds,
         )
     )
 

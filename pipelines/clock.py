@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from config import DatagenSettings, MongoSettings
+from config import DatagenSettings
+from loaders.mongo.settings import MongoSettings
 
 
 def next_days() -> list[dt.date]:

@@ -32,11 +32,12 @@ def simulate_mongo(day: dt.date) -> dict[str, int] | None:
     """The app writes ``day`` (and any missing days before it); None if already written."""
     from pymongo.errors import PyMongoError
 
-    from config import DatagenSettings, MongoSettings
+    from config import DatagenSettings
     from datagen.mongo_writer import play_day
     from datagen.population import Population
     from loaders.core.warehouse import LoaderError, first_line
     from loaders.mongo.client import mongo_database
+    from loaders.mongo.settings import MongoSettings
 
     gen = DatagenSettings.from_env()
     population = Population(gen.seed, gen.scale, dt.date.fromisoformat(gen.start_date))
@@ -119,10 +120,12 @@ def simulate_orders(day: dt.date) -> dict[str, int] | None:
     """The order system writes ``day`` (and any missing days) and publishes its registrations."""
     import psycopg
 
-    from config import DatagenSettings, KafkaSettings, OltpSettings
+    from config import DatagenSettings
     from datagen import oltp_db, registrations
     from datagen.population import Population
     from loaders.core.warehouse import LoaderError, first_line
+    from loaders.kafka.settings import KafkaSettings
+    from loaders.oltp.settings import OltpSettings
 
     gen = DatagenSettings.from_env()
     population = Population(gen.seed, gen.scale, dt.date.fromisoformat(gen.start_date))
@@ -191,10 +194,11 @@ def simulate_events(day: dt.date) -> dict[str, int] | None:
     """The app writes ``day``'s feed and messenger events (and any missing days before it)."""
     from clickhouse_connect.driver.exceptions import ClickHouseError
 
-    from config import ClickHouseSettings, DatagenSettings
+    from config import DatagenSettings
     from datagen import events_writer
     from datagen.population import Population
     from loaders.core.warehouse import LoaderError, first_line
+    from loaders.events.settings import ClickHouseSettings
 
     gen = DatagenSettings.from_env()
     population = Population(gen.seed, gen.scale, dt.date.fromisoformat(gen.start_date))

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import psycopg
 
-from config import ClickHouseSettings, DbtSettings
+from config import DbtSettings
 from loaders.core.warehouse import LoaderError
+from loaders.events.settings import ClickHouseSettings
 
 # The report's metrics: column of app_metrics_daily, label, part of the app.
 METRICS = (

@@ -99,14 +99,16 @@ class TelegramClient:
         try:
             return self._call(method, **kwargs)
         except TelegramError as exc:
-            raise TelegramError(str(exc).replace(self.settings.bot_token, "***")) from None
+            raise TelegramError(
+                str(exc).replace(self.settings.bot_token.get_secret_value(), "***")
+            ) from None
         except httpx.InvalidURL as exc:  # TELEGRAM_API_URL (or the token) makes no URL
-            reason = str(exc).replace(self.settings.bot_token, "***")
+            reason = str(exc).replace(self.settings.bot_token.get_secret_value(), "***")
             raise TelegramError(f"{self.where} is not a usable URL: {reason}") from None
 
     def _call(self, method: str, **kwargs: Any) -> dict:
         s = self.settings
-        url = f"{s.api_url}/bot{s.bot_token}/{method}"
+        url = f"{s.api_url}/bot{s.bot_token.get_secret_value()}/{method}"
         retrying = Retrying(
             stop=stop_after_attempt(s.attempts),
             wait=self._wait,
@@ -132,7 +134,10 @@ class TelegramClient:
             ) from None
         except httpx.TransportError as exc:
             # httpx's message can quote the URL, and so the token: never print it.
-            reason = one_line(str(exc).replace(s.bot_token, "***")) or type(exc).__name__
+            reason = (
+                one_line(str(exc).replace(s.bot_token.get_secret_value(), "***"))
+                or type(exc).__name__
+            )
             raise TelegramError(f"cannot reach {self.where}: {reason} (TELEGRAM_API_URL)") from None
         if response.status_code in (401, 404):
             raise TelegramError(

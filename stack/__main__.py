@@ -61,7 +61,7 @@ def psql(sql: str | None) -> int:
     if sql is not None:
         argv += ["-X", "-v", "ON_ERROR_STOP=1", "-c", sql]
     if wh.password:
-        os.environ["PGPASSWORD"] = wh.password
+        os.environ["PGPASSWORD"] = wh.password.get_secret_value()
     os.execv(argv[0], argv)
 
 

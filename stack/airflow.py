@@ -34,11 +34,11 @@ from config import (
     AirflowSettings,
     ConfigError,
     LocalSettings,
-    MongoSettings,
-    OltpSettings,
     WarehouseSettings,
     redact,
 )
+from loaders.mongo.settings import MongoSettings
+from loaders.oltp.settings import OltpSettings
 from stack import services
 from stack.embedded_postgres import ServiceError, ensure_database
 
@@ -49,7 +49,7 @@ PASSWORD_FILE = "admin-password"  # in AIRFLOW_HOME: the generated password, mod
 def warehouse_uri(wh: WarehouseSettings, dbname: str, scheme: str = "postgres") -> str:
     auth = quote(wh.user, safe="")
     if wh.password:
-        auth += ":" + quote(wh.password, safe="")
+        auth += ":" + quote(wh.password.get_secret_value(), safe="")
     return f"{scheme}://{auth}@{wh.host}:{wh.port}/{dbname}"
 
 
@@ -159,7 +159,7 @@ def admin_password(settings: AirflowSettings, home: Path) -> tuple[str, str]:
     that once; later starts say where it is, never the password itself.
     """
     if settings.admin_password:
-        return settings.admin_password, "the password is AIRFLOW_ADMIN_PASSWORD"
+        return settings.admin_password.get_secret_value(), "the password is AIRFLOW_ADMIN_PASSWORD"
     path = home / PASSWORD_FILE
     if path.exists():
         return path.read_text().strip(), f"the password is in {path}"

@@ -55,7 +55,7 @@ from urllib.parse import parse_qsl, urlsplit
 import lz4.frame
 from backports import zstd
 
-from config import ClickHouseSettings
+from loaders.events.settings import ClickHouseSettings
 
 # Parameters that are settings but shape only the HTTP exchange (or, database, are applied by USE).
 TRANSPORT_PARAMS = frozenset(
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # chdb prints the cause (e.g. "Cannot lock file") just before
         sys.exit(f"cannot open the data dir {args.data_dir} (another server on it?): {exc}")
     settings = ClickHouseSettings.from_env()
-    server.user, server.password = settings.user, settings.password
+    server.user, server.password = settings.user, settings.password.get_secret_value()
 
     def stop(*_: object) -> None:
         raise KeyboardInterrupt

@@ -6,8 +6,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config import DBT_PROJECT_DIR, PROFILES_DIR, ClickHouseSettings
+from config import DBT_PROJECT_DIR, PROFILES_DIR
 from loaders.core.warehouse import LoaderError
+from loaders.events.settings import ClickHouseSettings
 
 
 class DbtFailed(RuntimeError):

@@ -16,18 +16,14 @@ from urllib.parse import urlparse
 import httpx
 import psycopg
 
-from config import (
-    ClickHouseSettings,
-    KafkaSettings,
-    LocalSettings,
-    MongoSettings,
-    OltpSettings,
-    SalesApiSettings,
-    WarehouseSettings,
-    mask_uri_password,
-)
+from config import LocalSettings, WarehouseSettings, mask_uri_password
 from loaders.core.warehouse import LoaderError, connect, first_line
+from loaders.events.settings import ClickHouseSettings
+from loaders.kafka.settings import KafkaSettings
 from loaders.mongo.client import mongo_database
+from loaders.mongo.settings import MongoSettings
+from loaders.oltp.settings import OltpSettings
+from loaders.sales_api.settings import SalesApiSettings
 from pipelines import SOURCES
 from stack.embedded_clickhouse import EmbeddedClickHouse
 from stack.embedded_kafka import EmbeddedKafka
@@ -57,7 +53,7 @@ def embedded_sales_api(local: LocalSettings, api: SalesApiSettings) -> EmbeddedS
         state_dir=local.data_dir / "sales_api",
         port=parsed.port or 80,
         host=parsed.hostname or "127.0.0.1",
-        env={"SALES_API_KEY": api.api_key},
+        env={"SALES_API_KEY": api.api_key.get_secret_value()},
     )
 
 
@@ -74,7 +70,7 @@ def embedded_clickhouse(local: LocalSettings, ch: ClickHouseSettings) -> Embedde
         port=ch.port,
         host=ch.host,
         user=ch.user,
-        password=ch.password,
+        password=ch.password.get_secret_value(),
     )
 
 

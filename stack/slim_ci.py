@@ -46,7 +46,7 @@ def _pg(tool: str, wh: WarehouseSettings, *args: str) -> None:
         "PGCONNECT_TIMEOUT": "10",
     }
     if wh.password:
-        env["PGPASSWORD"] = wh.password
+        env["PGPASSWORD"] = wh.password.get_secret_value()
     done = subprocess.run(
         [str(BIN_DIR / tool), *args], env=env, capture_output=True, text=True, check=False
     )

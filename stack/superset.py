@@ -135,7 +135,10 @@ def admin_password(superset: Superset) -> tuple[str, str]:
     that once; later starts say where it is, never the password itself.
     """
     if superset.settings.admin_password:
-        return superset.settings.admin_password, "the password is SUPERSET_ADMIN_PASSWORD"
+        return (
+            superset.settings.admin_password.get_secret_value(),
+            "the password is SUPERSET_ADMIN_PASSWORD",
+        )
     path = superset.home / PASSWORD_FILE
     password, new = _kept_secret(path)
     if not new:
@@ -148,7 +151,10 @@ def admin_password(superset: Superset) -> tuple[str, str]:
 
 def secret_key(superset: Superset) -> str:
     """SUPERSET_SECRET_KEY, or one generated once. It encrypts the stored warehouse password."""
-    return superset.settings.secret_key or _kept_secret(superset.home / SECRET_KEY_FILE)[0]
+    return (
+        superset.settings.secret_key.get_secret_value()
+        or _kept_secret(superset.home / SECRET_KEY_FILE)[0]
+    )
 
 
 def superset_env(superset: Superset) -> dict[str, str]:
@@ -459,7 +465,7 @@ def import_assets(
     if not superset.answers():
         raise ServiceError(f"Superset does not answer on {superset.url}: run `make dashboards`")
     data = bundle(wh, assets_dir)
-    passwords = {DATABASE_FILE: wh.password} if wh.password else {}
+    passwords = {DATABASE_FILE: wh.password.get_secret_value()} if wh.password else {}
     try:
         with login(superset) as api:
             api.import_bundle(data, passwords)

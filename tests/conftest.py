@@ -24,7 +24,7 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from config import ClickHouseSettings
+from loaders.events.settings import ClickHouseSettings
 from stack.embedded_clickhouse import EmbeddedClickHouse
 from stack.embedded_kafka import EmbeddedKafka
 from stack.embedded_mongo import EmbeddedMongo

@@ -2,12 +2,14 @@
 
 config <- loaders <- pipelines <- stack, airflow/include <- airflow/dags;
 reports (the daily report and alerts, read from the marts) uses config and loaders;
-datagen (the simulator) reads config only. Libraries never import Airflow.
+datagen (the simulator) reads config and the sources' settings only (it writes
+into the source systems). Libraries never import Airflow.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from config import PROJECT_ROOT
@@ -30,6 +32,8 @@ MAY_IMPORT = {  # project packages each package may import
     "stack": {"config", "loaders", "pipelines", "datagen", "reports"},
     "include": {"config", "loaders", "pipelines", "reports"},
 }
+# A source's settings module (loaders/<source>/settings.py), which datagen may read.
+SOURCE_SETTINGS = re.compile(r"loaders\.\w+\.settings(\.\w+)?")
 NO_AIRFLOW = ("config", "loaders", "datagen", "pipelines", "reports", "stack")
 
 
@@ -64,6 +68,8 @@ def test_packages_import_only_what_the_layout_allows() -> None:
         package = module.split(".")[0]
         for target in targets:
             other = target.split(".")[0]
+            if package == "datagen" and SOURCE_SETTINGS.fullmatch(target):
+                continue
             assert other == package or other in MAY_IMPORT[package], f"{module} -> {target}"
 
 

@@ -106,16 +106,14 @@ def events_exist() -> bool:
     A fresh stack has none until the simulation's first day: the 15-minute
     DAG then skips its run instead of failing on a missing source table.
     """
-    import dataclasses
-
-    from config import ClickHouseSettings
     from loaders.events.client import open_source
     from loaders.events.job import STREAMS
+    from loaders.events.settings import ClickHouseSettings
 
     settings = ClickHouseSettings.from_env()
 
     def count() -> int:
-        system = dataclasses.replace(settings, database="system")
+        system = settings.model_copy(update={"database": "system"})
         with open_source(system) as ch, ch.errors("looking for the event tables"):
             return int(
                 ch.client.command(

@@ -34,9 +34,10 @@ from clickhouse_connect.driver.binding import quote_identifier
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from config import ClickHouseSettings, advice
+from config import advice
 from loaders.core.warehouse import LoaderError
 from loaders.events.landing import EventTable
+from loaders.events.settings import ClickHouseSettings
 
 # TSV handed on at a time (psycopg passes up to 128 KiB to libpq in one piece).
 CHUNK_BYTES = 120 << 10
@@ -243,7 +244,7 @@ def open_source(settings: ClickHouseSettings) -> Iterator[EventSource]:
             host=settings.host,
             port=settings.port,
             username=settings.user,
-            password=settings.password,
+            password=settings.password.get_secret_value(),
             secure=settings.secure,
             database=settings.database,
             connect_timeout=5,

@@ -24,7 +24,7 @@ from functools import partial
 
 import psycopg
 
-from config import ClickHouseSettings, LoaderSettings, WarehouseSettings
+from config import LoaderSettings, WarehouseSettings
 from loaders.core.control import stream_lock
 from loaders.core.warehouse import LoaderError, connect
 from loaders.events.client import EventSource, open_source
@@ -38,6 +38,7 @@ from loaders.events.landing import (
     land_day,
     landed_counts,
 )
+from loaders.events.settings import ClickHouseSettings
 from loaders.raw_tables import ensure_all_raw_tables
 
 

@@ -45,8 +45,9 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from config import KafkaSettings, advice
+from config import advice
 from loaders.core.warehouse import LoaderError
+from loaders.kafka.settings import KafkaSettings
 
 LIBRDKAFKA_LOG = logging.getLogger("loaders.kafka.librdkafka")
 LIBRDKAFKA_LOG.addHandler(logging.NullHandler())  # kept off the console unless logging is set up

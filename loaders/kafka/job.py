@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from config import KafkaSettings, LoaderSettings, WarehouseSettings
+from config import LoaderSettings, WarehouseSettings
 from loaders.core.control import read_watermark, stream_lock
 from loaders.core.warehouse import LoaderError, connect
 from loaders.kafka.checks import Timestamps
@@ -34,6 +34,7 @@ from loaders.kafka.landing import (
     encode_watermark,
     landing_batch,
 )
+from loaders.kafka.settings import KafkaSettings
 from loaders.raw_tables import ensure_all_raw_tables
 
 STREAMS = ("new_users_events",)  # the specified topic; KAFKA_NEW_USERS_TOPIC can rename it

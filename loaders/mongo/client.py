@@ -13,9 +13,10 @@ from pymongo.cursor import Cursor
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from config import MongoSettings, advice
+from config import advice
 from loaders.core.warehouse import LoaderError
 from loaders.mongo.checks import READ_OPTIONS, CollectionSpec
+from loaders.mongo.settings import MongoSettings
 
 
 def mongo_database(settings: MongoSettings) -> tuple[MongoClient, Database]:

@@ -12,7 +12,7 @@ from psycopg import sql
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from config import LoaderSettings, MongoSettings, WarehouseSettings, advice
+from config import LoaderSettings, WarehouseSettings, advice
 from loaders.core.control import (
     Reject,
     ensure_control_tables,
@@ -34,6 +34,7 @@ from loaders.mongo.checks import (
 )
 from loaders.mongo.client import mongo_database, prefetch, read_since, unreachable
 from loaders.mongo.landing import SOURCE, LoadResult, land_documents, raw_table
+from loaders.mongo.settings import MongoSettings
 from loaders.raw_tables import ensure_all_raw_tables
 
 STREAMS = tuple(COLLECTIONS)

@@ -30,11 +30,12 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import IsolationLevel, pq, sql
 
-from config import OltpSettings, advice
+from config import advice
 from loaders.core.control import Reject
 from loaders.core.warehouse import LoaderError, connect_failure, first_line
 from loaders.oltp import checks
 from loaders.oltp.checks import MIN_CURSOR, OltpTable, Position
+from loaders.oltp.settings import OltpSettings
 
 REJECT_SCAN_LIMIT = 1_000  # rows per run looked at for each kind of refused write time
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 import psycopg
 from psycopg import sql
 
-from config import LoaderSettings, OltpSettings, WarehouseSettings
+from config import LoaderSettings, WarehouseSettings
 from loaders.core.control import (
     ensure_control_tables,
     read_watermark,
@@ -37,6 +37,7 @@ from loaders.oltp.client import (
     unreachable_rows,
 )
 from loaders.oltp.landing import SOURCE, LoadResult, land_lookback, land_new, raw_table
+from loaders.oltp.settings import OltpSettings
 from loaders.raw_tables import ensure_all_raw_tables
 
 # In foreign-key order: categories, products, users, orders, order details.

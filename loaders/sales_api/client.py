@@ -24,9 +24,10 @@ from tenacity import (
     wait_exponential,
 )
 
-from config import SalesApiSettings, advice, mask_uri_password
+from config import advice, mask_uri_password
 from loaders.core.http import RETRY_AFTER_MAX_SECONDS, one_line, retry_after_seconds
 from loaders.core.warehouse import LoaderError
+from loaders.sales_api.settings import SalesApiSettings
 
 
 class _ServerError(Exception):
@@ -82,7 +83,7 @@ class SalesApiClient:
             self._origin.host,
             self._origin.port,
         )
-        return {"X-API-KEY": self.settings.api_key} if same_origin else {}
+        return {"X-API-KEY": self.settings.api_key.get_secret_value()} if same_origin else {}
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One API call; 5xx, 429, timeouts and refused connections are retried."""

@@ -19,10 +19,10 @@ import socket
 import time
 from pathlib import Path
 
-from config import LocalSettings
 from loaders.core.warehouse import LoaderError
 from loaders.sales_api.checks import MANIFEST, FileProblem, verify_increment
 from loaders.sales_api.client import SalesApiClient
+from loaders.sales_api.settings import SalesApiSettings
 
 # date=YYYY-MM-DD.tmp-<host>-<pid>[.old]; runs before the host was in the name: .tmp-<pid>
 _TMP = re.compile(
@@ -33,7 +33,7 @@ FOREIGN_TMP_MAX_AGE_SECONDS = 24 * 3600  # another host's leftover: only when su
 
 
 def storage_root() -> Path:
-    return LocalSettings.from_env().sales_storage_dir
+    return SalesApiSettings.from_env().storage_dir
 
 
 def increment_dir(day: dt.date, root: Path | None = None) -> Path:

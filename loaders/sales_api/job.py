@@ -6,13 +6,14 @@ import datetime as dt
 import time
 from pathlib import Path
 
-from config import SalesApiSettings, WarehouseSettings
+from config import WarehouseSettings
 from loaders.core.warehouse import connect
 from loaders.raw_tables import ensure_all_raw_tables
 from loaders.sales_api.checks import check_increment
 from loaders.sales_api.client import SalesApiClient
 from loaders.sales_api.files import download_increment
 from loaders.sales_api.landing import DayResult, land_increment
+from loaders.sales_api.settings import SalesApiSettings
 
 
 def _client() -> SalesApiClient:

@@ -35,12 +35,12 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from config import ClickHouseSettings
 from datagen import events_writer
 from datagen.population import Population
 from loaders.events.client import READ_SETTINGS, day_query
 from loaders.events.job import load_day, load_table_day
 from loaders.events.landing import STREAMS, TABLES, copy_columns, raw_table
+from loaders.events.settings import ClickHouseSettings
 from loaders.raw_tables import ensure_all_raw_tables
 from stack.embedded_postgres import EmbeddedPostgres, psql_path
 from tests.bench.servers import warehouse_and_clickhouse

@@ -32,10 +32,11 @@ from pathlib import Path
 
 import psycopg
 
-from config import DBT_PROJECT_DIR, PROFILES_DIR, ClickHouseSettings, DbtSettings
+from config import DBT_PROJECT_DIR, PROFILES_DIR, DbtSettings
 from datagen import events_writer
 from datagen.population import Population
 from loaders.events.job import load_day
+from loaders.events.settings import ClickHouseSettings
 from stack.embedded_postgres import EmbeddedPostgres
 from tests.bench.servers import warehouse_and_clickhouse
 

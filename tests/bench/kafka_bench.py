@@ -32,9 +32,10 @@ import psycopg
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from config import KafkaSettings, LoaderSettings
+from config import LoaderSettings
 from loaders.kafka.client import CONSUMER_CONFIG, LIBRDKAFKA_LOG, POLL_SECONDS
 from loaders.kafka.job import load_topic
+from loaders.kafka.settings import KafkaSettings
 from stack.embedded_kafka import EmbeddedKafka
 from stack.embedded_postgres import EmbeddedPostgres
 from tests.conftest import free_port

@@ -8,8 +8,9 @@ import sys
 import psycopg
 import pytest
 
-from config import PROJECT_ROOT, MongoSettings, WarehouseSettings, mask_uri_password, redact
+from config import PROJECT_ROOT, WarehouseSettings, mask_uri_password, redact
 from loaders.core.warehouse import LoaderError, connect
+from loaders.mongo.settings import MongoSettings
 
 # Quote, backslash, space, double quote and equals: everything a conninfo string escapes.
 PASSWORD = 'it\'s a \\ "hard" = one'

@@ -85,7 +85,7 @@ def superset() -> Superset:
         port=int(env["SUPERSET_PORT"]),
         admin_user=env["SUPERSET_ADMIN_USER"],
         admin_password=env["SUPERSET_ADMIN_PASSWORD"],
-        public_url=f"http://127.0.0.1:{env['SUPERSET_PORT']}",
+        public_address=f"http://127.0.0.1:{env['SUPERSET_PORT']}",
         secret_key="",
         venv=env["SUPERSET_VENV"],
     )

@@ -162,7 +162,10 @@ def test_the_bundle_points_at_the_configured_warehouse_without_its_password(
     assert DATABASE["sqlalchemy_uri"] == "__WAREHOUSE_URI__"
     # Without a password, the URI has none (and none is asked for).
     monkeypatch.delenv("DBT_SCHEMA_PREFIX")
-    trusted = WarehouseSettings("127.0.0.1", 54329, "postgres", "", "warehouse", "prefer")
+    trusted = WarehouseSettings(
+        host="127.0.0.1", port=54329, user="postgres", password="", dbname="warehouse",
+        sslmode="prefer",
+    )  # fmt: skip
     files = _unzip(bundle(trusted))
     assert yaml.safe_load(files[f"bundle/{DATABASE_FILE}"])["sqlalchemy_uri"] == (
         "postgresql+psycopg2://postgres@127.0.0.1:54329/warehouse?sslmode=prefer"

@@ -68,7 +68,10 @@ def test_every_chart_of_both_dashboards_draws_mart_data(
     driver = browser.chromium()
     try:
         browser.login(
-            driver, superset.url, superset.settings.admin_user, superset.settings.admin_password
+            driver,
+            superset.url,
+            superset.settings.admin_user,
+            superset.settings.admin_password.get_secret_value(),
         )
         for slug in SLUGS:
             expected = browser.dashboard_charts(slug)

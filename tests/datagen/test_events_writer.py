@@ -13,7 +13,6 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from config import ClickHouseSettings
 from datagen import events_writer
 from datagen.__main__ import main
 from datagen.events_writer import (
@@ -36,6 +35,7 @@ from datagen.feed_events import (
     midnight,
 )
 from datagen.population import Population
+from loaders.events.settings import ClickHouseSettings
 from tests.conftest import free_port
 
 START = dt.date(2026, 10, 1)

@@ -11,7 +11,6 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from config import KafkaSettings
 from datagen.__main__ import main
 from datagen.oltp_db import late_users, play_day
 from datagen.population import Population
@@ -24,6 +23,7 @@ from datagen.registrations import (
     ensure_topic,
     publish_days,
 )
+from loaders.kafka.settings import KafkaSettings
 from tests.conftest import free_port
 
 START = dt.date(2026, 10, 1)

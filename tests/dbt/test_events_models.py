@@ -18,11 +18,12 @@ import psycopg
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from config import ClickHouseSettings, DbtSettings
+from config import DbtSettings
 from datagen import events_writer
 from datagen.feed_events import FEED_TABLE, MESSAGE_TABLE, Incident, midnight
 from datagen.population import Population
 from loaders.events.job import load_day
+from loaders.events.settings import ClickHouseSettings
 from stack.dbt_build import DbtSummary, run_dbt
 from tests.dbt.conftest import table_rows
 

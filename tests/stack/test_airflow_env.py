@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from config import AirflowSettings, LocalSettings, MongoSettings, WarehouseSettings, redact
+from config import AirflowSettings, LocalSettings, WarehouseSettings, redact
+from loaders.mongo.settings import MongoSettings
 from stack.airflow import admin_password, airflow_env
 
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from config import ClickHouseSettings
 from datagen import events_writer
+from loaders.events.settings import ClickHouseSettings
 
 
 @pytest.fixture

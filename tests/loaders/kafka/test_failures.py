@@ -17,9 +17,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from config import PROJECT_ROOT, KafkaSettings, WarehouseSettings
+from config import PROJECT_ROOT, WarehouseSettings
 from loaders.core.warehouse import LoaderError, connect
 from loaders.kafka.job import load_stream, load_topic
+from loaders.kafka.settings import KafkaSettings
 from loaders.raw_tables import ensure_all_raw_tables
 from stack.embedded_kafka import EmbeddedKafka
 from tests.conftest import free_port

@@ -8,11 +8,11 @@ import itertools
 import psycopg
 import pytest
 
-from config import OltpSettings
 from loaders.core.warehouse import LoaderError
 from loaders.oltp import landing
 from loaders.oltp.client import open_source
 from loaders.oltp.job import STREAMS, load_all, load_table, reset_table
+from loaders.oltp.settings import OltpSettings
 from tests.loaders.oltp.helpers import (
     HOSTILE_NAMES,
     T0,

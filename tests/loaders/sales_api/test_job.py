@@ -20,7 +20,6 @@ import httpx
 import psycopg
 import pytest
 
-from config import SalesApiSettings
 from loaders.__main__ import main as cli
 from loaders.core.http import retry_after_seconds
 from loaders.core.warehouse import LoaderError
@@ -29,6 +28,7 @@ from loaders.sales_api.checks import FILES, MANIFEST, check_increment
 from loaders.sales_api.client import SalesApiClient
 from loaders.sales_api.files import increment_dir
 from loaders.sales_api.job import check_folder, fetch_day, land_folder, load_day
+from loaders.sales_api.settings import SalesApiSettings
 from pipelines import sources
 from pipelines.definition import StepContext
 from tests.conftest import SALES_KEY, set_faults
@@ -405,10 +405,13 @@ def test_a_row_postgresql_refuses_is_rejected_with_its_line_and_the_rest_lands(
 
 
 def test_the_api_key_goes_only_to_the_apis_own_origin() -> None:
-    from config import SalesApiSettings
     from loaders.sales_api.client import SalesApiClient
+    from loaders.sales_api.settings import SalesApiSettings
 
-    settings = SalesApiSettings("http://127.0.0.1:8090", "k-123", 0.1, 1, 1, 1, 0.01)
+    settings = SalesApiSettings(
+        url="http://127.0.0.1:8090", api_key="k-123", poll_seconds=0.1, deadline_seconds=1,
+        timeout_seconds=1, attempts=1, backoff_seconds=0.01,
+    )  # fmt: skip
     with SalesApiClient(settings) as client:
         assert client._headers(client.url_of("/files/x.csv")) == {"X-API-KEY": "k-123"}
         assert client._headers(client.url_of("https://storage.example.com/x.csv")) == {}
