@@ -58,10 +58,10 @@ status: install ## show which services are configured and whether they answer (e
 run: install ## set up, generate the next day, load it, dbt build, print a summary
 	$(RUN) python -m stack.run
 
-datagen: up ## every simulated source system writes the next logical day (ARGS="--date D --days N")
+datagen: up ## every simulated source system writes the next logical day (ARGS="--date D --days N --source S")
 	$(RUN) python -m pipelines simulate $(ARGS)
 
-load: up ## land what is new from every source into raw_* (ARGS="--date D": daily sources up to D)
+load: up ## land what is new from every source into raw_* (ARGS="--date D --source S")
 	$(RUN) python -m pipelines land $(ARGS)
 
 loaders: up ## any loader command: make loaders ARGS="sales_api --date 2026-10-05 --days 7"

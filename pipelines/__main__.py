@@ -4,6 +4,7 @@ python -m pipelines simulate                      # each simulated system writes
 python -m pipelines simulate --date 2026-10-05 --days 2
 python -m pipelines land                          # what is new from every source
 python -m pipelines land --date 2026-10-05        # daily sources up to this day
+python -m pipelines land --source mongo           # one source (either command; repeatable)
 
 ``make datagen`` and ``make load`` run these; ``make run`` runs both, then dbt.
 One source at a time: ``python -m datagen SYSTEM`` and ``python -m loaders SOURCE``.
@@ -19,6 +20,7 @@ from config import ConfigError, WarehouseSettings, redact
 from loaders.core.warehouse import LoaderError
 from pipelines.clock import next_days, written_days
 from pipelines.day import land, landed_lines, simulate
+from pipelines.sources import SOURCES
 
 
 def _days(date: dt.date | None, n_days: int) -> list[dt.date] | None:
@@ -41,16 +43,24 @@ def main(argv: list[str] | None = None) -> int:
         type=dt.date.fromisoformat,
         help="the last day daily sources land (default: the simulation's latest day)",
     )
+    for command in (sim, landing):
+        command.add_argument(
+            "--source",
+            action="append",
+            choices=[s.name for s in SOURCES],
+            help="only this source (repeatable; default: every source)",
+        )
     args = parser.parse_args(argv)
+    only = tuple(s for s in SOURCES if s.name in (args.source or ()))
     try:
         if args.command == "simulate":
-            simulate(_days(args.date, args.days) or next_days())
+            simulate(_days(args.date, args.days) or next_days(), only=only)
             return 0
         # Every simulated day by default: a first landing of a daily source takes them all.
         days = [args.date] if args.date else written_days()
         if not days:
             raise LoaderError("no day to land: nothing simulated yet (make datagen), and no --date")
-        for line in landed_lines(land(WarehouseSettings.from_env(), days)):
+        for line in landed_lines(land(WarehouseSettings.from_env(), days, only)):
             print(line)
         return 0
     except (LoaderError, ConfigError) as exc:

@@ -15,14 +15,16 @@ from typing import Any
 
 from config import WarehouseSettings
 from loaders.core.warehouse import connect
-from pipelines.definition import run_source
+from pipelines.definition import Source, run_source
 from pipelines.sources import SOURCES
 
 
-def simulate(days: list[dt.date], say: Callable[[str], None] = print) -> None:
-    """Each simulated source system writes each of ``days``."""
+def simulate(
+    days: list[dt.date], say: Callable[[str], None] = print, only: tuple[Source, ...] = ()
+) -> None:
+    """Each simulated source system (or each of ``only``) writes each of ``days``."""
     for day in days:
-        for source in SOURCES:
+        for source in only or SOURCES:
             if source.simulate is not None:
                 counts = source.simulate(day) or {}
                 say(f"datagen  {day}: {sum(counts.values()):,} records written ({source.name})")
@@ -50,11 +52,14 @@ def days_to_land(wh: WarehouseSettings, source: str, days: list[dt.date]) -> lis
     return [first + dt.timedelta(days=k) for k in range((days[-1] - first).days + 1)]
 
 
-def land(wh: WarehouseSettings, days: list[dt.date]) -> list[dict[str, Any]]:
-    """What is new in every source: daily sources each day not landed yet up to
-    ``days[-1]``, watermark-based ones once. Returns what each landing step did."""
+def land(
+    wh: WarehouseSettings, days: list[dt.date], only: tuple[Source, ...] = ()
+) -> list[dict[str, Any]]:
+    """What is new in every source (or each of ``only``): daily sources each day not
+    landed yet up to ``days[-1]``, watermark-based ones once. Returns what each
+    landing step did."""
     landed: list[dict[str, Any]] = []
-    for source in SOURCES:
+    for source in only or SOURCES:
         for day in days_to_land(wh, source.name, days) if source.daily else days[-1:]:
             print(f"  {source.name} {day} ...", file=sys.stderr, flush=True)
             landed += run_source(source, day)

@@ -61,13 +61,15 @@ class Source:
     # (the order system's database and its registration stream) share one.
     transform: str = ""
     # Where its models are built: "warehouse" (the PostgreSQL warehouse, on
-    # the configured dbt target: DBT_TARGET, dev, ci or prod), and for seed
-    # 003's events also "clickhouse" (that profile target), where the same
-    # models read the events in place.
+    # the configured dbt target: DBT_TARGET, dev, ci or prod), and for the
+    # events also "clickhouse" (that profile target), where the same models
+    # read the events in place.
     dbt_targets: tuple[str, ...] = ("warehouse",)
     # The servers it reads from (stack.services.SERVERS names): `make up` starts
     # those EMBEDDED_SERVICES names, `make status` probes them.
     servers: tuple[str, ...] = ()
+    # Sources that land (and simulate) before it; otherwise the order is by name.
+    after: tuple[str, ...] = ()
 
     @property
     def dbt_tag(self) -> str:

@@ -109,3 +109,72 @@ def test_the_cycle_check_catches_a_cycle(monkeypatch) -> None:
         assert "a -> b -> a" in str(exc)
     else:
         raise AssertionError("a cycle went unnoticed")
+
+
+# --- The source contract: every registered source implements it the same way --------
+
+
+def test_every_registered_source_implements_the_contract() -> None:
+    """One name per source: its module in pipelines/sources/, its loader package (with
+    its command, settings and raw tables), its raw schema, its staging folder and its
+    dbt tag; its servers are ones `make up` knows; its steps land something."""
+    import importlib
+    import inspect
+
+    import yaml
+
+    from config import Settings
+    from loaders.__main__ import commands
+    from pipelines import SOURCES, Source
+    from stack.services import SERVERS
+
+    cli = commands()
+    server_names = {s.name for s in SERVERS}
+    dbt_project = yaml.safe_load((PROJECT_ROOT / "dbt_project" / "dbt_project.yml").read_text())
+    staging = dbt_project["models"]["store_analytics"]["staging"]
+    assert SOURCES
+    for source in SOURCES:
+        name = source.name
+        assert isinstance(source, Source) and re.fullmatch(r"[a-z][a-z0-9_]*", name)
+        module = importlib.import_module(f"pipelines.sources.{name}")
+        assert module.SOURCE is source, f"pipelines/sources/{name}.py defines {source.name}"
+        # The loader package: its command, its settings, its raw tables.
+        assert name in cli and callable(cli[name].add_arguments) and callable(cli[name].run)
+        settings = importlib.import_module(f"loaders.{name}.settings")
+        assert any(
+            issubclass(c, Settings) and c.__module__ == settings.__name__
+            for _, c in inspect.getmembers(settings, inspect.isclass)
+        ), f"loaders/{name}/settings.py declares no settings class"
+        landing = importlib.import_module(f"loaders.{name}.landing")
+        assert source.raw_tables == landing.RAW_TABLES and source.raw_tables
+        assert {t.schema for t in source.raw_tables} == {f"raw_{name}"}
+        # Its dbt models: the staging folder of its name, tagged with its dbt tag.
+        assert (PROJECT_ROOT / "dbt_project/models/staging" / name).is_dir()
+        assert staging[name]["+tags"] == [source.dbt_tag]
+        assert set(source.servers) <= server_names and source.steps
+        assert all(s.name and callable(s.run) for s in source.steps)
+
+
+def test_landing_order_is_stated_not_implied() -> None:
+    from pipelines import SOURCES, Source
+    from pipelines.sources import RegistryError, ordered
+
+    names = [s.name for s in SOURCES]
+    for source in SOURCES:
+        assert all(names.index(before) < names.index(source.name) for before in source.after)
+
+    def src(name: str, *after: str) -> Source:
+        return Source(name, "", (), (), daily=False, after=after)
+
+    assert [s.name for s in ordered([src("b"), src("c", "a"), src("a")])] == ["a", "b", "c"]
+    for bad, message in [
+        ([src("a", "b"), src("b", "a")], "cycle"),
+        ([src("a", "nope")], "unknown"),
+        ([src("a"), src("a")], "two sources"),
+    ]:
+        try:
+            ordered(bad)
+        except RegistryError as exc:
+            assert message in str(exc)
+        else:
+            raise AssertionError(f"{message} went unnoticed")

@@ -24,6 +24,9 @@ class RawTable:
     name: str
     columns: tuple[tuple[str, str], ...]  # the source's own columns: (name, type), in order
     indexes: tuple[tuple[str, ...], ...] = ()
+    # Schemas it was in before a rename: a warehouse that still has one (and not
+    # ``schema``) has it renamed, rows and history kept, the next time tables are ensured.
+    former_schemas: tuple[str, ...] = ()
 
     @property
     def all_columns(self) -> tuple[tuple[str, str], ...]:
@@ -43,6 +46,8 @@ def ensure_raw_tables(conn: psycopg.Connection, tables: Iterable[RawTable]) -> N
     with conn.transaction():
         conn.execute(DDL_LOCK)
         for table in tables:
+            for former in table.former_schemas:
+                _rename_schema(conn, former, table.schema)
             conn.execute(
                 sql.SQL("create schema if not exists {}").format(sql.Identifier(table.schema))
             )
@@ -62,3 +67,15 @@ def ensure_raw_tables(conn: psycopg.Connection, tables: Iterable[RawTable]) -> N
                         sql.SQL(", ").join(map(sql.Identifier, cols)),
                     )
                 )
+
+
+def _rename_schema(conn: psycopg.Connection, former: str, schema: str) -> None:
+    exists = "select count(*) from pg_namespace where nspname = %s"
+    if conn.execute(exists, (former,)).fetchone()[0] and not conn.execute(
+        exists, (schema,)
+    ).fetchone()[0]:
+        conn.execute(
+            sql.SQL("alter schema {} rename to {}").format(
+                sql.Identifier(former), sql.Identifier(schema)
+            )
+        )

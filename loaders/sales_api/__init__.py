@@ -1,4 +1,4 @@
-"""Partner sales API -> local files -> ``raw_sales.*``, one logical date at a time.
+"""Partner sales API -> local files -> ``raw_sales_api.*``, one logical date at a time.
 
 - ``client``: the HTTP protocol (generate_report -> get_report -> get_increment),
   with retries and one-line errors;

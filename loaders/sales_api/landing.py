@@ -1,4 +1,4 @@
-"""``raw_sales.<table>``: the checked files' rows, a date replaced atomically.
+"""``raw_sales_api.<table>``: the checked files' rows, a date replaced atomically.
 
 Reloading a date replaces that date's raw rows and rejects in one transaction,
 so a restart or a backfill never duplicates rows (or rejects) and never leaves
@@ -20,7 +20,7 @@ from loaders.core.raw_tables import RawTable
 from loaders.sales_api.checks import FILES, CheckedFile, RawFile
 
 SOURCE = "sales_api"
-RAW_SCHEMA = "raw_sales"
+RAW_SCHEMA = "raw_sales_api"
 META_COLUMNS = ("_increment_date", "_file_name", "_row_number", "_batch_id")
 
 
@@ -36,6 +36,7 @@ def raw_table(spec: RawFile) -> RawTable:
             ("_row_number", "integer not null"),
         ),
         indexes=(("_increment_date",),),
+        former_schemas=("raw_sales",),  # its name before the schema took the source's
     )
 
 

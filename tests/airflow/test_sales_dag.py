@@ -7,7 +7,7 @@ import datetime as dt
 import psycopg
 import pytest
 
-COUNT = "select _increment_date, count(*) from raw_sales.user_order_log group by 1"
+COUNT = "select _increment_date, count(*) from raw_sales_api.user_order_log group by 1"
 
 
 @pytest.mark.e2e

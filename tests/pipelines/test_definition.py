@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from loaders.raw_tables import ALL_RAW_TABLES
+from loaders.raw_tables import all_raw_tables
 from pipelines import SOURCES, Landed, Source, Step, StepContext, run_source
 
 DAY = dt.date(2026, 10, 5)
@@ -12,7 +12,7 @@ DAY = dt.date(2026, 10, 5)
 
 def test_the_sources_raw_tables_are_exactly_the_tables_the_loaders_create() -> None:
     declared = [t.qualified_name for s in SOURCES for t in s.raw_tables]
-    assert sorted(declared) == sorted(t.qualified_name for t in ALL_RAW_TABLES)
+    assert sorted(declared) == sorted(t.qualified_name for t in all_raw_tables())
     assert len(declared) == len(set(declared))
 
 

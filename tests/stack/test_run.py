@@ -230,7 +230,7 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
         found = conn.execute("select to_regclass('staging.stg_sales_api__user_order_log')")
         assert found.fetchone()[0] is not None
         dates = conn.execute(
-            "select distinct _increment_date from raw_sales.user_order_log order by 1"
+            "select distinct _increment_date from raw_sales_api.user_order_log order by 1"
         ).fetchall()
     assert [d[0] for d in dates] == [dt.date(2026, 10, d) for d in range(1, 6)]
     tests_run = [re.search(r"tests (\d+) ok", out).group(1) for out in (second, third)]

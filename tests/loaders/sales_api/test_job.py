@@ -29,8 +29,8 @@ from loaders.sales_api.client import SalesApiClient
 from loaders.sales_api.files import increment_dir
 from loaders.sales_api.job import check_folder, fetch_day, land_folder, load_day
 from loaders.sales_api.settings import SalesApiSettings
-from pipelines import sources
 from pipelines.definition import StepContext
+from pipelines.sources import sales_api as sources
 from tests.conftest import SALES_KEY, set_faults
 from tests.loaders.sales_api.test_checks import GOOD, write_increment
 
@@ -42,7 +42,7 @@ def raw(conninfo: str, table: str) -> list[tuple]:
     spec = next(f for f in FILES.values() if f.table == table)
     cols = ", ".join((*spec.columns, "_increment_date", "_file_name", "_row_number"))
     with psycopg.connect(conninfo) as conn:
-        query = f"select {cols} from raw_sales.{table} order by _increment_date, _row_number"
+        query = f"select {cols} from raw_sales_api.{table} order by _increment_date, _row_number"
         return conn.execute(query).fetchall()
 
 
@@ -270,10 +270,10 @@ def test_the_pipeline_steps_and_the_cli_report_rejected_counts(api, warehouse, c
     assert counts[ORDERS]["rejected"] == 2 and counts[ORDERS]["valid"] > 0
     assert sources.check_files(StepContext(day, upstream=str(folder))) == str(folder)
     landed = sources.load_increment(StepContext(day, upstream=str(folder)))
-    assert landed["tables"]["raw_sales.user_order_log"] == {
+    assert landed["tables"]["raw_sales_api.user_order_log"] == {
         "landed": counts[ORDERS]["valid"], "rejected": 2,
     }  # fmt: skip
-    assert landed["tables"]["raw_sales.customer_research"]["rejected"] == 0
+    assert landed["tables"]["raw_sales_api.customer_research"]["rejected"] == 0
     capsys.readouterr()
     assert cli(["sales_api", "--date", day.isoformat()]) == 0
     out = capsys.readouterr()
