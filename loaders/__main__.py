@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="source", required=True)
     by_name = commands()
     for name, module in by_name.items():
-        summary = (module.__doc__ or "").strip().splitlines()[0]
+        summary = ((module.__doc__ or "").strip().splitlines() or [f"land the {name} source"])[0]
         module.add_arguments(sub.add_parser(name, help=summary.split(": ", 1)[-1]))
     args = parser.parse_args(argv)
     try:

@@ -71,9 +71,10 @@ def ensure_raw_tables(conn: psycopg.Connection, tables: Iterable[RawTable]) -> N
 
 def _rename_schema(conn: psycopg.Connection, former: str, schema: str) -> None:
     exists = "select count(*) from pg_namespace where nspname = %s"
-    if conn.execute(exists, (former,)).fetchone()[0] and not conn.execute(
-        exists, (schema,)
-    ).fetchone()[0]:
+    if (
+        conn.execute(exists, (former,)).fetchone()[0]
+        and not conn.execute(exists, (schema,)).fetchone()[0]
+    ):
         conn.execute(
             sql.SQL("alter schema {} rename to {}").format(
                 sql.Identifier(former), sql.Identifier(schema)
