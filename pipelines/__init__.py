@@ -2,8 +2,8 @@
 
 ``make run`` (``stack.run``) runs these steps in-process, and the Airflow DAG
 factories (``airflow/include``) render the same steps as tasks, so a new
-source is one new entry in ``pipelines.sources.SOURCES`` (plus its loader
-subpackage and its dbt models), not an edit to two orchestrations.
+source is one new module in ``pipelines/sources/`` (plus its loader package
+and its dbt models), found there, not an edit to two orchestrations.
 """
 
 from pipelines.definition import Landed, Source, Step, StepContext, run_source

@@ -149,7 +149,8 @@ def test_every_registered_source_implements_the_contract() -> None:
         assert source.raw_tables == landing.RAW_TABLES and source.raw_tables
         assert {t.schema for t in source.raw_tables} == {f"raw_{name}"}
         # Its dbt models: the staging folder of its name, tagged with its dbt tag.
-        assert (PROJECT_ROOT / "dbt_project/models/staging" / name).is_dir()
+        models = list((PROJECT_ROOT / "dbt_project/models/staging" / name).glob("*.sql"))
+        assert models and all(m.name.startswith(f"stg_{name}__") for m in models)
         assert staging[name]["+tags"] == [source.dbt_tag]
         assert set(source.servers) <= server_names and source.steps
         assert all(s.name and callable(s.run) for s in source.steps)

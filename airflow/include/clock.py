@@ -42,7 +42,7 @@ def after(*assets: Asset | AssetAll) -> PartitionedAssetTimetable:
 def source_schedule(source: Source):
     """A loader's runs: one per day its source system holds.
 
-    Sources that share a transform land one after the other (in SOURCES
+    Sources that share a transform land one after the other (in landing
     order), so their transform waits on one asset, the last one's.
     """
     if (before := previous_in_transform(source)) is not None:
