@@ -54,26 +54,21 @@
 {%- endmacro %}
 
 {#
-    dbt's hook for every generic test's `model`: the test's own `where`
-    config, and the tested model's new rows (new_rows_filter). Overrides
-    dbt's default__get_where_subquery, which applies `where` alone.
+    dbt's hook for every generic test's `model`: the rows its `where` config
+    selects (dbt's default), with the token __new_rows__ in it replaced by the
+    tested model's new rows (new_rows_filter), or by `true` (every row). The
+    token is set per folder in dbt_project.yml (data_tests: +where), so which
+    tests are scoped reads in the config; a `where` without it is dbt's own.
 #}
 {% macro get_where_subquery(relation) -%}
-    {%- set conditions = [] -%}
     {%- set where = config.get('where') -%}
-    {%- if where -%}
-        {%- do conditions.append(where) -%}
-    {%- endif -%}
-    {%- set new_rows = new_rows_filter(relation) -%}
-    {%- if new_rows -%}
-        {%- do conditions.append(new_rows) -%}
-    {%- endif -%}
-    {%- if not conditions -%}
+    {%- if not where -%}
         {%- do return(relation) -%}
     {%- endif -%}
-    {%- do return(
-        '(select * from ' ~ relation ~ ' where (' ~ conditions | join(') and (') ~ ')) dbt_subquery'
-    ) -%}
+    {%- if '__new_rows__' in where -%}
+        {%- set where = where | replace('__new_rows__', '(' ~ (new_rows_filter(relation) or 'true') ~ ')') -%}
+    {%- endif -%}
+    {%- do return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') -%}
 {%- endmacro %}
 
 {#

@@ -326,6 +326,26 @@ def views_made_at_run_time_are_tagged(m: Manifest) -> list[str]:
     ]
 
 
+NEW_ROWS_TOKEN = "__new_rows__"
+
+
+def new_rows_models_have_scoped_tests(m: Manifest) -> list[str]:
+    """Every generic test of a model that declares its new rows (meta.new_rows) has
+    the __new_rows__ token in its `where` (set per folder in dbt_project.yml):
+    which tests check only new rows reads in the config, not in a macro alone."""
+    declares = {
+        uid for uid, n in models(m).items() if (n["config"].get("meta") or {}).get("new_rows")
+    }
+    out = []
+    for uid, test in m["nodes"].items():
+        if test["resource_type"] != "test" or not test.get("attached_node"):
+            continue
+        scoped = NEW_ROWS_TOKEN in (test.get("config", {}).get("where") or "")
+        if test["attached_node"] in declares and not scoped:
+            out.append(f"test {name(uid)} checks every row of a model with new rows")
+    return out
+
+
 RULES: list[Callable[[Manifest], list[str]]] = [
     staging_reads_exactly_one_source,
     downstream_reads_no_source,
@@ -338,6 +358,7 @@ RULES: list[Callable[[Manifest], list[str]]] = [
     sources_declare_freshness,
     macros_documented,
     views_made_at_run_time_are_tagged,
+    new_rows_models_have_scoped_tests,
 ]
 
 
@@ -462,6 +483,13 @@ def test_the_rules_catch_violations() -> None:
     ]}  # fmt: skip
     found = broken(lambda m: (view_as_of_the_run(m), m["nodes"][mid].update(tags=["daily_sql"])))
     assert found == {}
+    # a model that declares its new rows, whose tests are not scoped in their config
+    new_rows = {"new_rows": {"column": "loaded_at", "unit": "hour"}}
+    found = broken(lambda m: m["nodes"][stg]["config"].update(meta=new_rows))
+    assert found == {"new_rows_models_have_scoped_tests": [
+        f"test {t}_stg_app__orders checks every row of a model with new rows"
+        for t in ("unique", "not_null")
+    ]}  # fmt: skip
 
 
 # ---------------------------------------------------------------- documented = built
