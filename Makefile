@@ -97,6 +97,7 @@ airflow: install ## Airflow 3 standalone on http://127.0.0.1:${AIRFLOW_UI_PORT:-
 
 docs: up ## dbt docs site (lineage) on http://127.0.0.1:${DOCS_PORT:-8081}
 	$(DBT) docs generate $(DBT_ARGS)
+	$(RUN) python -m stack.dbt_docs
 	$(RUN) bash -c 'exec dbt --no-use-colors docs serve $(DBT_ARGS) --port "$${DOCS_PORT:-8081}" --host 127.0.0.1 --no-browser'
 
 # Superset in its own virtualenv (DATA_DIR/superset), the dashboards imported from dashboards/assets.

@@ -6,9 +6,9 @@ and prints a summary (also saved under DATA_DIR/logs). The first run writes
 DATAGEN_HISTORY_DAYS days and builds everything; every later run adds one day
 and processes only what is new. Airflow runs the same steps as tasks.
 
-The steps and the summary are here; dbt invoked in-process and what a build
-did are ``stack.dbt_build``'s, and what the last passing build covered (what
-scopes the next one) is ``stack.dbt_state``'s.
+The steps are here; the summary is ``stack.run_summary``'s, dbt invoked
+in-process and what a build did ``stack.dbt_build``'s, and what the last
+passing build covered (what scopes the next one) ``stack.dbt_state``'s.
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
-
-import psycopg
-from psycopg import sql
 
 from config import (
     ConfigError,
@@ -30,9 +27,10 @@ from config import (
 from loaders.core.warehouse import LoaderError, connect
 from pipelines import SOURCES
 from pipelines.clock import next_days
-from pipelines.day import land, landed_lines, simulate
+from pipelines.day import land, simulate
+from stack import run_summary as summary
 from stack import services
-from stack.dbt_build import DbtFailed, DbtSummary, counts_line, run_dbt, target_tables
+from stack.dbt_build import DbtFailed, DbtSummary, run_dbt
 from stack.dbt_state import (
     Tested,
     dbt_scope,
@@ -45,28 +43,6 @@ from stack.dbt_state import (
 )
 from stack.embedded_postgres import ServiceError
 from stack.run_lock import RunLocked, run_lock
-
-
-def _is_table(conn: psycopg.Connection, schema: str, table: str) -> bool:
-    """A materialized table (views are left out of the summary)."""
-    row = conn.execute(
-        "select 1 from pg_tables where schemaname = %s and tablename = %s", (schema, table)
-    ).fetchone()
-    return row is not None
-
-
-def _table_count(conn: psycopg.Connection, schema: str, table: str) -> int | None:
-    """Rows in ``schema.table``; None if it does not exist."""
-    try:
-        row = conn.execute(
-            sql.SQL("select count(*) from {}.{}").format(
-                sql.Identifier(schema), sql.Identifier(table)
-            )
-        ).fetchone()
-        return int(row[0]) if row else 0
-    except psycopg.errors.UndefinedTable:
-        conn.rollback()
-        return None
 
 
 def _first_run(wh: WarehouseSettings) -> bool:
@@ -132,36 +108,14 @@ def run() -> int:
     say()
     kind = "first run (full build)" if first else "incremental run"
     say(f"== summary: {kind} for logical day {days[-1]} ({len(days)} new day(s) of source data) ==")
-    for line in landed_lines(landed):
+    for line in summary.landed_lines(landed):
         say(line)
-    say(f"dbt build ({dbt.seconds:.1f}s): " + counts_line(dbt))
-    say(
-        "  the full check: tests over every row, and the unit tests (every DBT_FULL_CHECK_HOURS)"
-        if full_check
-        else f"  tests checked what is new since the last build that passed (run of {tested.day})"
-    )
-    if keep_views:
-        say(f"  views: {dbt.views_built} recreated, the others unchanged since the last good build")
-    for failure in dbt.failures:
-        say(redact(f"  FAILED {failure}"))
-    with connect(wh) as conn:
-        for layer in ("staging", "intermediate", "marts"):
-            models = sorted(dbt.layers.get(layer, []), key=lambda m: (m[1], m[2]))
-            tables = [m for m in models if _is_table(conn, m[1], m[2])]
-            if not tables:
-                continue
-            say(f"{layer + ' tables':<46}{'rows':>9}   written this run")
-            for name, schema, table in tables:
-                n = _table_count(conn, schema, table)
-                merged = dbt.incremental_rows.get(name)
-                written = "rebuilt" if merged is None else f"{merged:,} merged"
-                say(f"  {schema + '.' + table:<44}{n or 0:>9,}   {written}")
-        total_rejects = _table_count(conn, "loader", "rejects") or 0
-    for target, summary in elsewhere.items():
-        say(f"dbt build --target {target} ({summary.seconds:.1f}s): " + counts_line(summary))
-        for failure in summary.failures:
-            say(redact(f"  FAILED {failure}"))
-        for line in target_tables(target, summary):
+    for line in summary.dbt_lines(dbt, tested, bool(keep_views)):
+        say(line)
+    for line in summary.table_lines(wh, dbt):
+        say(line)
+    for target, other in elsewhere.items():
+        for line in summary.dbt_lines(other, tested, False, target=target):
             say(line)
     t_step = time.monotonic()
     if dbt.success:
@@ -170,14 +124,9 @@ def run() -> int:
         report_failure = None
         say(f"report   {days[-1]}: not made, dbt build failed")
     steps["report"] = time.monotonic() - t_step
-    say("steps    " + " · ".join(f"{name} {seconds:.1f}s" for name, seconds in steps.items()))
-    say(f"rejected records so far: {total_rejects:,} (in loader.rejects; see them with")
-    say('  make sql Q="select stream, record_id, reason from loader.rejects"')
-    say(f"data: {local.data_dir}   logs: {local.logs_dir}   warehouse: {wh.describe()}")
-    say(f"done in {time.monotonic() - t0:.1f}s")
-    local.logs_dir.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-    (local.logs_dir / f"run-{stamp}.txt").write_text("\n".join(lines) + "\n")
+    for line in summary.footer_lines(steps, wh, local, time.monotonic() - t0):
+        say(line)
+    summary.save(lines, local.logs_dir)
     failed = [
         ("dbt build" + ("" if t == dbt_settings.target else f" --target {t}"), d)
         for t, d in [(dbt_settings.target, dbt), *elsewhere.items()]
