@@ -15,7 +15,6 @@ Wiring only: the Cosmos factory is ``include/transform.py``.
 
 from __future__ import annotations
 
-from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.sdk import CronTriggerTimetable
 
 from include.assets import landed_asset, transform_asset
@@ -82,12 +81,6 @@ dbt_anomalies_clickhouse = transform_dag(
     target="clickhouse",
     dag_id="dbt_anomalies_clickhouse",
     select="+feed_anomalies",
+    # Until the simulation's first day there are no events to build from: skip the run.
+    gate=events_exist,
 )
-# Until the simulation's first day there are no events to build from: skip the run.
-if dbt_anomalies_clickhouse is not None:
-    _roots = list(dbt_anomalies_clickhouse.roots)
-    _gate = ShortCircuitOperator(
-        task_id="events_exist", python_callable=events_exist, dag=dbt_anomalies_clickhouse
-    )
-    for _root in _roots:
-        _gate >> _root

@@ -12,7 +12,10 @@ The day goes to dbt as DBT_LOGICAL_DATE.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.sdk import get_parsing_context
 from cosmos import DbtDag, ExecutionConfig, ProjectConfig, RenderConfig
 from cosmos.constants import (
@@ -74,12 +77,14 @@ def transform_dag(
     dag_id: str | None = None,
     select: str | None = None,
     exclude: tuple[str, ...] = (),
+    gate: Callable[[], bool] | None = None,
 ) -> DbtDag | None:
     """A Cosmos DAG building ``select`` (default: the tag's models) on a dbt target.
 
     ``target``: a profile output other than the configured one (the feed and
     messenger events models also build on ``clickhouse``); the DAG then emits
-    no transform asset of its own tag. None in a task's process that runs
+    no transform asset of its own tag. ``gate``: a check that runs first and
+    skips the run when it is False. None in a task's process that runs
     another DAG of this file: Airflow parses the file there for one DAG only.
     """
     dag_id = dag_id or f"dbt_transform_{tag}"
@@ -131,6 +136,11 @@ def transform_dag(
     )
     if mode == ExecutionMode.WATCHER:
         start_watchers_in_triggerer(dag)
+    if gate is not None:
+        roots = list(dag.roots)
+        check = ShortCircuitOperator(task_id=gate.__name__, python_callable=gate, dag=dag)
+        for root in roots:
+            check >> root
     # Emitted only when every model and test of the tag succeeded.
     leaves = list(dag.leaves)
     outlets = [transform_asset(tag if target is None else f"{tag}_{target}")]

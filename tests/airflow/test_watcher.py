@@ -279,3 +279,39 @@ def test_a_producer_that_never_ran_ends_the_wait(monkeypatch) -> None:
         model_unique_id="m", producer_task_id="p", dag_id="d", run_id="r", map_index=-1
     )
     assert asyncio.run(trigger._get_producer_task_status()) == "failed"
+
+
+def test_the_cosmos_internals_the_watchers_rely_on() -> None:
+    """include/watcher.py is the one module that uses Cosmos's private _watcher API;
+    this pins what it relies on, so a Cosmos upgrade that moves it fails here, by name."""
+    import inspect
+
+    from cosmos.operators._watcher.base import BaseConsumerSensor
+    from cosmos.operators._watcher.triggerer import WatcherEventReason
+    from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+    from include import watcher
+
+    trigger_kwargs = set(inspect.signature(WatcherTrigger.__init__).parameters)
+    assert {"model_unique_id", "producer_task_id", "dag_id", "run_id", "map_index",
+            "poke_interval", "is_test_sensor"} <= trigger_kwargs  # fmt: skip
+    for method in ("run", "serialize", "get_xcom_val", "_get_producer_task_status",
+                   "_log_startup_events"):  # fmt: skip
+        assert callable(getattr(WatcherTrigger, method, None)), method
+    assert WatcherEventReason.PRODUCER_SKIPPED
+    for method in ("_make_parse_callable", "run_dbt_runner"):
+        assert callable(getattr(DbtProducerWatcherOperator, method, None)), method
+    assert {"execute_complete", "poke"} <= set(dir(BaseConsumerSensor))
+    consumer_args = set(inspect.signature(BaseConsumerSensor.__init__).parameters)
+    assert {"producer_task_id"} <= consumer_args or "kwargs" in consumer_args
+    # Nothing else in the project imports Cosmos's private modules.
+    from config import PROJECT_ROOT
+
+    users = {
+        path.relative_to(PROJECT_ROOT).as_posix()
+        for folder in ("airflow", "stack", "pipelines", "loaders", "reports")
+        for path in (PROJECT_ROOT / folder).rglob("*.py")
+        if "cosmos.operators._" in path.read_text()
+    }
+    assert users == {"airflow/include/watcher.py"}
+    assert watcher.QueuedProducer.__mro__[1] is DbtProducerWatcherOperator
