@@ -66,7 +66,8 @@
         {%- do return(relation) -%}
     {%- endif -%}
     {%- if '__new_rows__' in where -%}
-        {%- set where = where | replace('__new_rows__', '(' ~ (new_rows_filter(relation) or 'true') ~ ')') -%}
+        {%- set new_rows = new_rows_filter(relation) or 'true' -%}
+        {%- set where = where | replace('__new_rows__', '(' ~ new_rows ~ ')') -%}
     {%- endif -%}
     {%- do return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') -%}
 {%- endmacro %}
