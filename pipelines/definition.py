@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loaders.core.raw_tables import RawTable
+from loaders.core.result import LoadResult
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,12 @@ class Landed:
 
     def as_dict(self) -> dict[str, Any]:
         return {"tables": self.tables, "notes": self.notes}
+
+    @classmethod
+    def of(cls, *results: LoadResult, notes: tuple[str, ...] = ()) -> dict[str, Any]:
+        """What the loads did, as a landing step returns it (plain data, an XCom)."""
+        tables = {t: c for r in results for t, c in r.tables().items()}
+        return cls(tables, [n for r in results for n in r.notes] + list(notes)).as_dict()
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ from loaders.events.landing import (
     SOURCE,
     STREAMS,
     TABLES,
+    DayReplaced,
     EventTable,
-    Landed,
     LoadResult,
     land_day,
     landed_counts,
@@ -58,11 +58,13 @@ def _prepare_warehouse(conn: psycopg.Connection) -> None:
     conn.commit()
 
 
-def _land(source: EventSource, conn: psycopg.Connection, spec: EventTable, day: dt.date) -> Landed:
+def _land(
+    source: EventSource, conn: psycopg.Connection, spec: EventTable, day: dt.date
+) -> DayReplaced:
     return land_day(conn, spec, day, partial(source.read_day, spec, day))
 
 
-def _reject_note(spec: EventTable, day: dt.date, landed: Landed) -> list[str]:
+def _reject_note(spec: EventTable, day: dt.date, landed: DayReplaced) -> list[str]:
     if not landed.refused:
         return []
     return [
@@ -123,7 +125,7 @@ def load_source_table_day(
     The contract has been checked, the raw tables exist and the session is UTF-8.
     """
     started = time.monotonic()
-    result = LoadResult(spec.name, day)
+    result = LoadResult(table=spec.name, day=day)
     with stream_lock(conn, SOURCE, spec.name):
         if lookback_days > 0:
             _recheck(source, conn, spec, day, lookback_days, result)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from loaders.core import result as core
 from loaders.core.control import Reject, close_batch, open_batch, write_rejects
 from loaders.core.copy import CopyRow, copy_rows, copy_statement
 from loaders.core.raw_tables import RawTable
@@ -120,18 +121,19 @@ def copy_columns(spec: EventTable) -> tuple[str, ...]:
     return (*spec.column_names, "_event_date", "_batch_id")
 
 
-@dataclass
-class LoadResult:
-    """One table's load of one day (and of the late days its lookback reloaded)."""
+@dataclass(kw_only=True)
+class LoadResult(core.LoadResult):
+    """One table's load of one day (and of the late days its lookback reloaded);
+    ``rejected``: rows of the day in loader.rejects."""
 
     table: str
     day: dt.date
-    landed: int = 0
-    rejected: int = 0  # rows of the day in loader.rejects
-    seconds: float = 0.0
     batch_id: int | None = None  # None: nothing committed for the day (kept as it was)
     reloaded: dict[dt.date, int] = field(default_factory=dict)  # late day -> rows landed
-    notes: list[str] = field(default_factory=list)
+
+    @property
+    def raw_table(self) -> str:
+        return f"{RAW_SCHEMA}.{self.table}"
 
 
 # Reads one day from the source as TabSeparated text (whole lines, the batch id in
@@ -140,7 +142,7 @@ DayReader = Callable[[int, bool], Iterator[bytes]]
 
 
 @dataclass
-class Landed:
+class DayReplaced:
     batch_id: int | None
     landed: int
     rejected: int
@@ -232,7 +234,9 @@ def _watermark(conn: psycopg.Connection, spec: EventTable, day: dt.date) -> dict
     return {"increment_date": latest}
 
 
-def land_day(conn: psycopg.Connection, spec: EventTable, day: dt.date, read: DayReader) -> Landed:
+def land_day(
+    conn: psycopg.Connection, spec: EventTable, day: dt.date, read: DayReader
+) -> DayReplaced:
     """Replace ``day``'s raw rows and rejects of ``spec`` with the source's, atomically.
 
     The caller holds the stream's lock (``stream_lock(conn, SOURCE, spec.name)``)
@@ -269,5 +273,5 @@ def land_day(conn: psycopg.Connection, spec: EventTable, day: dt.date, read: Day
         landed = n - len(refused)
         watermark = _watermark(conn, spec, day)
         close_batch(conn, batch_id, SOURCE, spec.name, landed, rejected, watermark)
-        return Landed(batch_id, landed, rejected, refused=refused)
-    return Landed(None, 0, 0, kept=old_rows)
+        return DayReplaced(batch_id, landed, rejected, refused=refused)
+    return DayReplaced(None, 0, 0, kept=old_rows)

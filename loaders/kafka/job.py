@@ -162,7 +162,7 @@ def load_stream(
     """
     started = time.monotonic()
     topic = settings.topic
-    result = LoadResult(topic)
+    result = LoadResult(topic=topic)
     with stream_lock(conn, SOURCE, topic), TopicReader(settings, consumer_overrides) as reader:
         stored_id, stored = decode_watermark(read_watermark(conn, SOURCE, topic))
         result.offsets = dict(stored)

@@ -22,6 +22,7 @@ from confluent_kafka import Message
 from psycopg import Copy
 from psycopg.copy import QueuedLibpqWriter
 
+from loaders.core import result as core
 from loaders.core.control import Reject, close_batch, open_batch, write_rejects
 from loaders.core.copy import CopyRow, copy_rows, copy_statement, copy_text
 from loaders.core.raw_tables import RawTable
@@ -49,16 +50,16 @@ RAW_TABLES = (RAW_TABLE,)
 RAW_COLUMNS = (*(name for name, _ in RAW_TABLE.columns), "_batch_id")
 
 
-@dataclass
-class LoadResult:
+@dataclass(kw_only=True)
+class LoadResult(core.LoadResult):
     topic: str
-    landed: int = 0
-    rejected: int = 0
     batches: int = 0
-    seconds: float = 0.0
     lag: dict[int, int] = field(default_factory=dict)  # messages left per partition after the run
     offsets: dict[int, int] = field(default_factory=dict)  # next offset per partition, committed
-    notes: list[str] = field(default_factory=list)
+
+    @property
+    def raw_table(self) -> str:
+        return RAW_TABLE.qualified_name
 
 
 Offsets = dict[int, int]

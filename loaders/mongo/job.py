@@ -140,7 +140,7 @@ def load_collection(
         if since is not None:
             since -= dt.timedelta(seconds=settings.lookback_seconds)
         landed = already_landed(conn, spec, since) if since is not None else set()
-        result = LoadResult(spec.name)
+        result = LoadResult(collection=spec.name)
         try:
             docs = _not_landed_yet(
                 prefetch(read_since(db, spec, since, batch_size)), spec, landed, result

@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psycopg
 from psycopg.copy import QueuedLibpqWriter
 
+from loaders.core import result as core
 from loaders.core.control import Reject, close_batch, open_batch, write_rejects
 from loaders.core.copy import CopyRow, copy_rows, copy_statement
 from loaders.core.raw_tables import RawTable
@@ -56,18 +57,18 @@ def raw_table(spec: CollectionSpec) -> RawTable:
     return _TABLES[spec.name]
 
 
-@dataclass
-class LoadResult:
+@dataclass(kw_only=True)
+class LoadResult(core.LoadResult):
     collection: str
-    landed: int = 0
-    rejected: int = 0
     batches: int = 0
-    seconds: float = 0.0
     watermark: dict | None = None
     skipped: int = 0  # re-read in the lookback window, already landed
     unreachable: int = 0  # documents no watermark can reach (write time missing or not a date)
     full_check: bool = False  # whether this load ran the history-wide scan for them
-    notes: list[str] = field(default_factory=list)
+
+    @property
+    def raw_table(self) -> str:
+        return f"{RAW_SCHEMA}.{self.collection}"
 
 
 _STREAM_CHUNK = 256 << 10  # bytes handed to COPY at a time
@@ -170,7 +171,7 @@ def land_documents(
     Each transaction holds the batch's raw rows, its rejects, its ``loader.batches``
     row and the advanced watermark. The caller holds the stream lock.
     """
-    result = LoadResult(spec.name, watermark=watermark)
+    result = LoadResult(collection=spec.name, watermark=watermark)
     started = time.monotonic()
     for chunk in batched(docs, batch_size):
         with conn.transaction():

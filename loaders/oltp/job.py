@@ -136,7 +136,7 @@ def load_source_table(
     tolerance). The raw and control tables must exist.
     """
     started = time.monotonic()
-    result = LoadResult(spec.name)
+    result = LoadResult(table=spec.name)
 
     def read(batch_id: int, after: Position, upto: Position | None) -> Iterator[bytearray]:
         return read_batch(source, spec, batch_id, after, upto, until, batch_size)

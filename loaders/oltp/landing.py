@@ -39,12 +39,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 import psycopg
 from psycopg import sql
 
+from loaders.core import result as core
 from loaders.core.control import Reject, close_batch, open_batch, write_rejects
 from loaders.core.copy import copy_rows, copy_statement
 from loaders.core.raw_tables import RawTable
@@ -84,18 +85,20 @@ def copy_columns(spec: OltpTable) -> tuple[str, ...]:
     return (*spec.columns, "_batch_id")
 
 
-@dataclass
-class LoadResult:
+@dataclass(kw_only=True)
+class LoadResult(core.LoadResult):
+    """``rejected``: rejects recorded by this run (a row refused again is not counted twice)."""
+
     table: str
-    landed: int = 0
-    rejected: int = 0  # rejects recorded by this run (a row refused again is not counted twice)
     batches: int = 0
-    seconds: float = 0.0
     watermark: dict | None = None
     skipped: int = 0  # re-read in the lookback window, already landed
     held: int = 0  # stamped too far ahead of the source's clock: in loader.rejects, not landed
     unreachable: int = 0  # NULL (or BC) write time: no watermark reaches them
-    notes: list[str] = field(default_factory=list)
+
+    @property
+    def raw_table(self) -> str:
+        return f"{RAW_SCHEMA}.{self.table}"
 
 
 # Reads one batch from the source, given its batch id, where it starts, and

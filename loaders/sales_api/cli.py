@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     for k in range(args.days):
         r = load_day(args.date + dt.timedelta(days=k))
         rows = ", ".join(f"{t}={n:,}" for t, n in r.rows.items())
-        rejected = ", ".join(f"{t}={n:,}" for t, n in r.rejected.items() if n)
+        rejected = ", ".join(f"{t}={n:,}" for t, n in r.rejects.items() if n)
         say(
             f"sales {r.day}: landed {rows}; rejected {rejected or 'none'}"
             f"  ({r.seconds:.1f}s; files in {r.folder})",

@@ -12,7 +12,7 @@ from loaders.raw_tables import ensure_all_raw_tables
 from loaders.sales_api.checks import check_increment
 from loaders.sales_api.client import SalesApiClient
 from loaders.sales_api.files import download_increment
-from loaders.sales_api.landing import DayResult, land_increment
+from loaders.sales_api.landing import LoadResult, land_increment
 from loaders.sales_api.settings import SalesApiSettings
 
 
@@ -53,7 +53,7 @@ def check_folder(folder: Path) -> dict[str, dict[str, int]]:
     }
 
 
-def land_folder(folder: Path, day: dt.date) -> DayResult:
+def land_folder(folder: Path, day: dt.date) -> LoadResult:
     """Replace the day's raw rows and rejects with the folder's checked files, atomically."""
     checked = check_increment(folder)
     with connect(WarehouseSettings.from_env()) as conn:
@@ -70,7 +70,7 @@ def fetch_day(day: dt.date, root: Path | None = None) -> Path:
     return fetch_increment(report_id, day, root)
 
 
-def load_day(day: dt.date, root: Path | None = None) -> DayResult:
+def load_day(day: dt.date, root: Path | None = None) -> LoadResult:
     """The whole partner API pipeline for one logical date, as the CLI uses it."""
     started = time.monotonic()
     result = land_folder(fetch_day(day, root), day)

@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from loaders.core import result as core
 from loaders.core.control import Reject, close_batch, open_batch, stream_lock, write_rejects
 from loaders.core.copy import CopyRow, copy_rows, copy_text
 from loaders.core.raw_tables import RawTable
@@ -54,14 +55,20 @@ def _watermark(conn: psycopg.Connection, spec: RawFile, day: dt.date) -> dict:
     return {"increment_date": latest}
 
 
-@dataclass
-class DayResult:
+@dataclass(kw_only=True)
+class LoadResult(core.LoadResult):
+    """One day's increment, its three files (``landed``, ``rejected``: their sums)."""
+
     day: dt.date
     rows: dict[str, int] = field(default_factory=dict)  # table -> rows landed
-    rejected: dict[str, int] = field(default_factory=dict)  # table -> rows in loader.rejects
+    rejects: dict[str, int] = field(default_factory=dict)  # table -> rows in loader.rejects
     folder: Path | None = None
-    seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
+
+    def tables(self) -> dict[str, dict[str, int]]:
+        return {
+            f"{RAW_SCHEMA}.{t}": {"landed": n, "rejected": self.rejects.get(t, 0)}
+            for t, n in self.rows.items()
+        }
 
 
 def _copy_rows(name: str, file: CheckedFile, day: dt.date, batch_id: int) -> list[CopyRow]:
@@ -108,7 +115,7 @@ def _with_line(name: str, file: CheckedFile, refused: list[Reject]) -> list[Reje
 
 def land_increment(
     conn: psycopg.Connection, day: dt.date, checked: dict[str, CheckedFile]
-) -> DayResult:
+) -> LoadResult:
     """Replace ``day``'s raw rows and rejects with the checked files', atomically.
 
     The date's rejects are replaced in the same transaction as its rows, so a
@@ -116,7 +123,7 @@ def land_increment(
     clears the rejects it fixes. The caller has created the raw tables
     (``loaders.raw_tables``).
     """
-    result = DayResult(day)
+    result = LoadResult(day=day)
     # One lock for every date: batch ids then commit in order, which is what
     # the incremental dbt models rely on (see the incremental_since macro).
     with stream_lock(conn, SOURCE, "increments"), conn.transaction():
@@ -141,7 +148,9 @@ def land_increment(
                 conn, batch_id, SOURCE, spec.table, landed, rejected, _watermark(conn, spec, day)
             )
             result.rows[spec.table] = landed
-            result.rejected[spec.table] = rejected
+            result.rejects[spec.table] = rejected
+            result.landed += landed
+            result.rejected += rejected
             if rejects:
                 result.notes.append(
                     f"{name} for {day}: {len(rejects)} row(s) rejected (in loader.rejects), "

@@ -38,9 +38,7 @@ def simulate_events(day: dt.date) -> dict[str, int] | None:
 def load_event_table(ctx: StepContext) -> dict:
     """The logical day of one event table (and late events of the days before it)."""
     assert ctx.stream is not None
-    r = events_job.load_table_day(ctx.stream, ctx.day)
-    table = f"raw_events.{ctx.stream}"
-    return Landed({table: {"landed": r.landed, "rejected": r.rejected}}, r.notes).as_dict()
+    return Landed.of(events_job.load_table_day(ctx.stream, ctx.day))
 
 
 SOURCE = Source(

@@ -10,10 +10,7 @@ from pipelines.definition import Landed, Source, Step, StepContext
 def load_kafka_topic(ctx: StepContext) -> dict:
     r = kafka_job.load_topic(progress=kafka_job.print_progress)
     lag = sum(r.lag.values())
-    notes = [*r.notes, *([f"consumer lag after the load: {lag:,} message(s)"] if lag else [])]
-    [raw] = RAW_TABLES
-    table = raw.qualified_name
-    return Landed({table: {"landed": r.landed, "rejected": r.rejected}}, notes).as_dict()
+    return Landed.of(r, notes=(f"consumer lag after the load: {lag:,} message(s)",) if lag else ())
 
 
 SOURCE = Source(

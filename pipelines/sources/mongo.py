@@ -33,9 +33,7 @@ def simulate_mongo(day: dt.date) -> dict[str, int] | None:
 
 def load_mongo_collection(ctx: StepContext) -> dict:
     assert ctx.stream is not None
-    [r] = mongo_job.load_all([ctx.stream], progress=mongo_job.print_progress)
-    table = f"raw_mongo.{r.collection}"
-    return Landed({table: {"landed": r.landed, "rejected": r.rejected}}, r.notes).as_dict()
+    return Landed.of(*mongo_job.load_all([ctx.stream], progress=mongo_job.print_progress))
 
 
 SOURCE = Source(

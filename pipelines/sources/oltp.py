@@ -43,9 +43,7 @@ def simulate_orders(day: dt.date) -> dict[str, int] | None:
 
 def load_oltp_tables(ctx: StepContext) -> dict:
     """Every table in one source snapshot, so no order lands without its user."""
-    results = oltp_job.load_all(progress=oltp_job.print_progress)
-    tables = {f"raw_oltp.{r.table}": {"landed": r.landed, "rejected": r.rejected} for r in results}
-    return Landed(tables, [n for r in results for n in r.notes]).as_dict()
+    return Landed.of(*oltp_job.load_all(progress=oltp_job.print_progress))
 
 
 SOURCE = Source(

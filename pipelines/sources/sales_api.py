@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from loaders.sales_api import job as sales_job
-from loaders.sales_api.landing import RAW_SCHEMA, RAW_TABLES
+from loaders.sales_api.landing import RAW_TABLES
 from pipelines.definition import Landed, Source, Step, StepContext
 
 # Step details go to the task log in Airflow; make run shows only its summary.
@@ -34,12 +34,7 @@ def check_files(ctx: StepContext) -> str:
 
 
 def load_increment(ctx: StepContext) -> dict:
-    r = sales_job.land_folder(Path(ctx.upstream), ctx.day)
-    tables = {
-        f"{RAW_SCHEMA}.{t}": {"landed": n, "rejected": r.rejected.get(t, 0)}
-        for t, n in r.rows.items()
-    }
-    return Landed(tables, r.notes).as_dict()
+    return Landed.of(sales_job.land_folder(Path(ctx.upstream), ctx.day))
 
 
 SOURCE = Source(

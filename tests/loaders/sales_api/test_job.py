@@ -187,7 +187,7 @@ def test_bad_rows_are_rejected_and_every_other_row_lands(api, warehouse) -> None
     day = START + dt.timedelta(days=4)
     set_bad_values(api, BAD)
     result = load_day(day)
-    assert result.rejected == {
+    assert result.rejects == {
         "customer_research": 1, "user_order_log": 6, "user_activity_log": 1,
     }  # fmt: skip
     assert result.folder is not None
@@ -196,7 +196,7 @@ def test_bad_rows_are_rejected_and_every_other_row_lands(api, warehouse) -> None
     }
     for name, spec in FILES.items():
         landed = len(raw(warehouse, spec.table))
-        assert landed == result.rows[spec.table] == announced[name] - result.rejected[spec.table]
+        assert landed == result.rows[spec.table] == announced[name] - result.rejects[spec.table]
     lines = (result.folder / ORDERS).read_bytes().split(b"\n")
     expected = []
     for item in BAD[:6]:
@@ -231,7 +231,7 @@ def test_bad_rows_are_rejected_and_every_other_row_lands(api, warehouse) -> None
         warehouse,
         "select stream, rows_landed, rows_rejected from loader.batches order by stream",
     )
-    assert batches == sorted((t, result.rows[t], n) for t, n in result.rejected.items())
+    assert batches == sorted((t, result.rows[t], n) for t, n in result.rejects.items())
     assert any("6 row(s) rejected (in loader.rejects)" in n for n in result.notes)
 
 
@@ -257,7 +257,7 @@ def test_reloading_a_date_replaces_its_rejects_like_one_clean_load(
     # A corrected re-send of one date clears that date's rejects, and only that date's.
     set_faults(api)
     result = load_day(days[0])
-    assert set(result.rejected.values()) == {0}
+    assert set(result.rejects.values()) == {0}
     versions = {r[3] for r in stored(warehouse, REJECTS)}
     assert versions == {days[1].isoformat()}
 
@@ -395,7 +395,7 @@ def test_a_row_postgresql_refuses_is_rejected_with_its_line_and_the_rest_lands(
     folder = write_increment(tmp_path / "d", {ORDERS: b"\n".join((header, good, nul)) + b"\n"})
     monkeypatch.setattr(checks, "check_value", lambda *args: None)  # a contract gap
     result = land_folder(folder, START)
-    assert result.rows["user_order_log"] == 1 and result.rejected["user_order_log"] == 1
+    assert result.rows["user_order_log"] == 1 and result.rejects["user_order_log"] == 1
     [(record_id, reason, payload)] = stored(
         warehouse, "select record_id, reason, payload from loader.rejects"
     )
