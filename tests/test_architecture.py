@@ -125,6 +125,7 @@ def test_every_registered_source_implements_the_contract() -> None:
 
     from config import Settings
     from loaders.__main__ import commands
+    from loaders.core.result import LoadResult
     from pipelines import SOURCES, Source
     from stack.services import SERVERS
 
@@ -147,6 +148,8 @@ def test_every_registered_source_implements_the_contract() -> None:
         ), f"loaders/{name}/settings.py declares no settings class"
         landing = importlib.import_module(f"loaders.{name}.landing")
         assert source.raw_tables == landing.RAW_TABLES and source.raw_tables
+        # Its loads return the one result type (a subclass naming its raw tables).
+        assert issubclass(landing.LoadResult, LoadResult) and landing.LoadResult is not LoadResult
         assert {t.schema for t in source.raw_tables} == {f"raw_{name}"}
         # Its dbt models: the staging folder of its name, tagged with its dbt tag.
         models = list((PROJECT_ROOT / "dbt_project/models/staging" / name).glob("*.sql"))
