@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from config import WarehouseSettings
+from config import LoaderSettings, WarehouseSettings
 from loaders.core.warehouse import connect
 from pipelines.definition import Source, run_source
 from pipelines.sources import SOURCES
@@ -30,18 +30,27 @@ def simulate(
                 say(f"datagen  {day}: {sum(counts.values()):,} records written ({source.name})")
 
 
+def horizon_day() -> dt.date:
+    """The last day a loader may land: the day of its clock plus LOADER_FUTURE_TOLERANCE_SECONDS."""
+    tolerance = LoaderSettings.from_env().future_tolerance_seconds
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=tolerance)).date()
+
+
 def days_to_land(wh: WarehouseSettings, source: str, days: list[dt.date]) -> list[dt.date]:
     """A daily source's days from the one after its last landed increment up to ``days[-1]``.
 
     A day that failed last time is not skipped; a first landing takes ``days``.
     """
+    # A recorded day after the loaders' horizon (a clock that ran ahead, before
+    # the loaders refused it) is not believed: the days before it still land.
+    limit = horizon_day()
     with connect(wh) as conn:
         exists = conn.execute("select to_regclass('loader.watermarks') is not null").fetchone()
         row = (
             conn.execute(
                 "select min((value ->> 'increment_date')::date) from loader.watermarks"
-                " where source = %s",
-                (source,),
+                " where source = %s and (value ->> 'increment_date')::date <= %s",
+                (source, limit),
             ).fetchone()
             if exists and exists[0]
             else None

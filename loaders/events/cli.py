@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 
 from loaders.core.commands import say
 from loaders.events.landing import TABLES
@@ -34,8 +35,12 @@ def run(args: argparse.Namespace) -> int:
     from loaders.events.job import latest_day, load_days
 
     days = max(1, args.days)
-    # No --date: the latest day ClickHouse has events of (and with --days, the days up to it).
-    first = args.date or latest_day() - dt.timedelta(days=days - 1)
+    # No --date: the latest day that ended with events in ClickHouse (and with
+    # --days, the days up to it).
+    held: list[str] = []
+    first = args.date or latest_day(held) - dt.timedelta(days=days - 1)
+    for note in held:
+        print(f"  note: {note}", file=sys.stderr)
     for r in load_days(first, days, args.table):
         late = f"; reloaded {len(r.reloaded)} late day(s)" if r.reloaded else ""
         say(

@@ -126,13 +126,29 @@ def _day_bounds(first: dt.date, end: dt.date) -> str:
     )
 
 
-def day_query(spec: EventTable, day: dt.date, batch_id: int, ordered: bool = False) -> str:
-    """The day's rows: the contract's columns, then ``_event_date`` and the batch id."""
+def _stamped_by(horizon: dt.datetime) -> str:
+    """Rows stamped up to the loader's horizon (its clock plus the future tolerance)."""
+    return f"time <= toDateTime('{horizon:%Y-%m-%d %H:%M:%S}', 'UTC')"
+
+
+def _until(horizon: dt.datetime | None) -> str:
+    return "" if horizon is None else f" AND {_stamped_by(horizon)}"
+
+
+def day_query(
+    spec: EventTable,
+    day: dt.date,
+    batch_id: int,
+    ordered: bool = False,
+    horizon: dt.datetime | None = None,
+) -> str:
+    """The day's rows up to ``horizon``: the contract's columns, then ``_event_date`` and
+    the batch id. Rows stamped later are held back: they land once their time has come."""
     columns = ", ".join(quote_identifier(c) for c in spec.column_names)
     query = (
         f"SELECT {columns}, '{day.isoformat()}' AS _event_date, {int(batch_id)} AS _batch_id"
         f" FROM {quote_identifier(spec.name)}"
-        f" WHERE {_day_bounds(day, day + dt.timedelta(days=1))}"
+        f" WHERE {_day_bounds(day, day + dt.timedelta(days=1))}{_until(horizon)}"
     )
     if ordered:  # a fixed order, so the fallback's line numbers mean the same on a rerun
         query += f" ORDER BY {columns}"
@@ -181,27 +197,40 @@ class EventSource:
         if problem:
             raise LoaderError(f"{self.where}: {problem}")
 
-    def day_counts(self, spec: EventTable, first: dt.date, end: dt.date) -> dict[dt.date, int]:
-        """Rows per UTC day in ``[first, end)`` (days without rows are left out)."""
+    def day_counts(
+        self, spec: EventTable, first: dt.date, end: dt.date, horizon: dt.datetime | None = None
+    ) -> dict[dt.date, int]:
+        """Rows per UTC day in ``[first, end)`` up to ``horizon`` (days without rows left out)."""
         if end <= first:
             return {}
         with self.errors(f"counting the rows of {spec.name} per day"):
             rows = self.client.query(
                 f"SELECT toDate(time, 'UTC') AS day, count() FROM {quote_identifier(spec.name)}"
-                f" WHERE {_day_bounds(first, end)} GROUP BY day"
+                f" WHERE {_day_bounds(first, end)}{_until(horizon)} GROUP BY day"
             ).result_rows
         return {day: int(n) for day, n in rows}
 
-    def latest_day(self, spec: EventTable) -> dt.date | None:
-        """The latest UTC day with a row in the table (None: the table is empty)."""
+    def latest_day(self, spec: EventTable, horizon: dt.datetime) -> tuple[dt.date | None, int]:
+        """The latest UTC day with a row up to ``horizon`` (None: no such row), and the
+        rows stamped after it (held back: a clock that runs ahead is not followed)."""
         with self.errors(f"finding the latest day of {spec.name}"):
+            by = _stamped_by(horizon)
             rows = self.client.query(
-                f"SELECT toDate(max(time), 'UTC'), count() FROM {quote_identifier(spec.name)}"
+                f"SELECT toDate(maxIf(time, {by}), 'UTC'), countIf({by}), countIf(NOT ({by}))"
+                f" FROM {quote_identifier(spec.name)}"
             ).result_rows
-        return rows[0][0] if rows and rows[0][1] else None
+        if not rows:
+            return None, 0
+        latest, before, after = rows[0]
+        return (latest if before else None), int(after)
 
     def read_day(
-        self, spec: EventTable, day: dt.date, batch_id: int, ordered: bool = False
+        self,
+        spec: EventTable,
+        day: dt.date,
+        batch_id: int,
+        ordered: bool = False,
+        horizon: dt.datetime | None = None,
     ) -> Iterator[bytes]:
         """The day's rows as TabSeparated text, in chunks, as the server sends them.
 
@@ -212,7 +241,9 @@ class EventSource:
         doing = f"reading {spec.name} for {day}"
         with self.errors(doing):
             response = self.client.raw_stream(
-                day_query(spec, day, batch_id, ordered), fmt="TabSeparated", settings=READ_SETTINGS
+                day_query(spec, day, batch_id, ordered, horizon),
+                fmt="TabSeparated",
+                settings=READ_SETTINGS,
             )
         return self._chunks(response, doing)
 

@@ -58,10 +58,33 @@ def _prepare_warehouse(conn: psycopg.Connection) -> None:
     conn.commit()
 
 
+def horizon() -> dt.datetime:
+    """The latest event time a load takes (UTC, naive): the loader's clock plus
+    LOADER_FUTURE_TOLERANCE_SECONDS. Rows stamped later are held back until their
+    time has come, so a clock running ahead (2100-01-01) never becomes a day to
+    land nor moves a watermark."""
+    tolerance = LoaderSettings.from_env().future_tolerance_seconds
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(seconds=tolerance)
+
+
+def _refuse_future(days: Iterable[dt.date], limit: dt.datetime) -> None:
+    future = sorted(d for d in days if d > limit.date())
+    if future:
+        raise LoaderError(
+            f"the events of {future[0]} are not landed: that day has not begun "
+            f"(loader clock plus LOADER_FUTURE_TOLERANCE_SECONDS: {limit:%Y-%m-%d %H:%M} UTC)"
+        )
+
+
 def _land(
-    source: EventSource, conn: psycopg.Connection, spec: EventTable, day: dt.date
+    source: EventSource,
+    conn: psycopg.Connection,
+    spec: EventTable,
+    day: dt.date,
+    limit: dt.datetime,
 ) -> DayReplaced:
-    return land_day(conn, spec, day, partial(source.read_day, spec, day))
+    read = partial(source.read_day, spec, day, horizon=limit)
+    return land_day(conn, spec, day, read, last_day=limit.date())
 
 
 def _reject_note(spec: EventTable, day: dt.date, landed: DayReplaced) -> list[str]:
@@ -80,11 +103,12 @@ def _recheck(
     day: dt.date,
     lookback_days: int,
     result: LoadResult,
+    limit: dt.datetime,
 ) -> None:
     """Reload the days before ``day`` in the window whose counts differ from the source's."""
     first = day - dt.timedelta(days=lookback_days)
     window = [first + dt.timedelta(days=k) for k in range(lookback_days)]
-    at_source = source.day_counts(spec, first, day)
+    at_source = source.day_counts(spec, first, day, limit)
     held = landed_counts(conn, spec, window)
     for late in window:
         now, before = at_source.get(late, 0), held[late]
@@ -95,7 +119,7 @@ def _recheck(
                 f"ClickHouse has no {spec.name} rows for {late}; kept the {before:,} landed rows"
             )
             continue
-        landed = _land(source, conn, spec, late)
+        landed = _land(source, conn, spec, late, limit)
         if landed.batch_id is None:  # emptied at the source between the count and the read
             result.notes.append(
                 f"ClickHouse has no {spec.name} rows for {late}; "
@@ -119,17 +143,21 @@ def load_source_table_day(
     spec: EventTable,
     day: dt.date,
     lookback_days: int,
+    limit: dt.datetime | None = None,
 ) -> LoadResult:
     """Under the stream's lock: re-check the lookback window, then replace ``day``.
 
     The contract has been checked, the raw tables exist and the session is UTF-8.
+    ``limit``: the loader's horizon (default: now); a later day is refused.
     """
     started = time.monotonic()
+    limit = limit or horizon()
+    _refuse_future([day], limit)
     result = LoadResult(table=spec.name, day=day)
     with stream_lock(conn, SOURCE, spec.name):
         if lookback_days > 0:
-            _recheck(source, conn, spec, day, lookback_days, result)
-        landed = _land(source, conn, spec, day)
+            _recheck(source, conn, spec, day, lookback_days, result, limit)
+        landed = _land(source, conn, spec, day, limit)
     result.batch_id = landed.batch_id
     result.landed, result.rejected = landed.landed, landed.rejected
     if landed.batch_id is None:
@@ -143,7 +171,9 @@ def load_source_table_day(
     return result
 
 
-def _load_table_days(spec: EventTable, days: list[dt.date], lookback_days: int) -> list[LoadResult]:
+def _load_table_days(
+    spec: EventTable, days: list[dt.date], lookback_days: int, limit: dt.datetime
+) -> list[LoadResult]:
     """One table's days in order, on a client and a connection of its own."""
     with (
         open_source(ClickHouseSettings.from_env()) as source,
@@ -151,7 +181,9 @@ def _load_table_days(spec: EventTable, days: list[dt.date], lookback_days: int) 
     ):
         source.check_contract(spec)
         _prepare_warehouse(conn)
-        return [load_source_table_day(source, conn, spec, day, lookback_days) for day in days]
+        return [
+            load_source_table_day(source, conn, spec, day, lookback_days, limit) for day in days
+        ]
 
 
 def _prepare() -> None:
@@ -164,8 +196,10 @@ def load_table_day(table: str, day: dt.date) -> LoadResult:
     """One table's ``day`` (and the late days of its lookback window)."""
     [spec] = _specs([table])
     lookback = LoaderSettings.from_env().events_lookback_days
+    limit = horizon()
+    _refuse_future([day], limit)
     _prepare()
-    [result] = _load_table_days(spec, [day], lookback)
+    [result] = _load_table_days(spec, [day], lookback, limit)
     return result
 
 
@@ -180,9 +214,11 @@ def load_days(
     specs = _specs(tables)
     span = [first + dt.timedelta(days=k) for k in range(max(1, days))]
     lookback = LoaderSettings.from_env().events_lookback_days
+    limit = horizon()
+    _refuse_future(span, limit)
     _prepare()
     with ThreadPoolExecutor(max_workers=len(specs), thread_name_prefix="events") as pool:
-        futures = [pool.submit(_load_table_days, spec, span, lookback) for spec in specs]
+        futures = [pool.submit(_load_table_days, spec, span, lookback, limit) for spec in specs]
         errors = [f.exception() for f in futures]
     for error in errors:
         if error is not None:
@@ -196,18 +232,28 @@ def load_day(day: dt.date, tables: Iterable[str] | None = None) -> list[LoadResu
     return load_days(day, 1, tables)
 
 
-def latest_day() -> dt.date:
-    """The latest UTC day with events in either table (the day a default load lands)."""
+def latest_day(notes: list[str] | None = None) -> dt.date:
+    """The day a default load lands: the latest UTC day with events in either table,
+    of the days that have ended. Events stamped after the loader's horizon are left
+    out (counted in ``notes``), so one row dated 2100 is never the day landed."""
     settings = ClickHouseSettings.from_env()
+    limit = horizon()
     with open_source(settings) as source:
         found = []
         for spec in TABLES.values():
             source.check_contract(spec)
-            found.append(source.latest_day(spec))
+            latest, held = source.latest_day(spec, limit)
+            found.append(latest)
+            if held and notes is not None:
+                notes.append(
+                    f"{spec.name}: {held:,} event(s) stamped after {limit:%Y-%m-%d %H:%M} UTC "
+                    "(the loader's clock plus LOADER_FUTURE_TOLERANCE_SECONDS) held back"
+                )
     days = [d for d in found if d is not None]
     if not days:
         raise LoaderError(
             f"ClickHouse at {settings.describe()} has no events in {' or '.join(STREAMS)} yet; "
             "nothing to land (write some with python -m datagen events, or pass --date)"
         )
-    return max(days)
+    # Today's events are still arriving: a default load lands the last day that ended.
+    return min(max(days), limit.date() - dt.timedelta(days=1))

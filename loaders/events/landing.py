@@ -223,19 +223,33 @@ def landed_counts(
     return counts
 
 
-def _watermark(conn: psycopg.Connection, spec: EventTable, day: dt.date) -> dict:
-    """The latest day landed: a reload or backfill of an older day keeps it."""
+def _watermark(
+    conn: psycopg.Connection, spec: EventTable, day: dt.date, last_day: dt.date | None
+) -> dict:
+    """The latest day landed: a reload or backfill of an older day keeps it.
+
+    A recorded day after ``last_day`` (the loader's horizon; a watermark moved
+    there by a release that followed a clock running ahead) is not kept: the
+    watermark comes back to the day just landed.
+    """
     row = conn.execute(
         "select value ->> 'increment_date' from loader.watermarks"
         " where source = %s and stream = %s",
         (SOURCE, spec.name),
     ).fetchone()
-    latest = max(day.isoformat(), row[0]) if row and row[0] else day.isoformat()
+    recorded = row[0] if row and row[0] else None
+    if recorded and last_day is not None and recorded > last_day.isoformat():
+        recorded = None
+    latest = max(day.isoformat(), recorded) if recorded else day.isoformat()
     return {"increment_date": latest}
 
 
 def land_day(
-    conn: psycopg.Connection, spec: EventTable, day: dt.date, read: DayReader
+    conn: psycopg.Connection,
+    spec: EventTable,
+    day: dt.date,
+    read: DayReader,
+    last_day: dt.date | None = None,
 ) -> DayReplaced:
     """Replace ``day``'s raw rows and rejects of ``spec`` with the source's, atomically.
 
@@ -271,7 +285,7 @@ def land_day(
             raise psycopg.Rollback(tx)  # the source lost the day: keep what landed
         rejected = write_rejects(conn, batch_id, SOURCE, spec.name, refused)
         landed = n - len(refused)
-        watermark = _watermark(conn, spec, day)
+        watermark = _watermark(conn, spec, day, last_day)
         close_batch(conn, batch_id, SOURCE, spec.name, landed, rejected, watermark)
         return DayReplaced(batch_id, landed, rejected, refused=refused)
     return DayReplaced(None, 0, 0, kept=old_rows)
