@@ -105,14 +105,11 @@ def send() -> list[SentAlert]:
                         f"{', '.join(ANOMALY_METRICS.get(m, m) for m in metrics)} at "
                         f"{slice_start:%Y-%m-%d %H:%M} UTC"
                     )
-                    where = channel.deliver(
-                        # The metrics in the name: a later flag in the same slice is
-                        # a folder of its own, not an overwrite.
-                        text,
-                        png,
-                        caption,
-                        f"alerts/{slice_start:%Y-%m-%dT%H%M}-{'-'.join(metrics)}",
-                    )
+                    # The metrics in the name: a later flag in the same slice is
+                    # a folder (and a delivery) of its own, not an overwrite.
+                    name = f"alerts/{slice_start:%Y-%m-%dT%H%M}-{'-'.join(metrics)}"
+                    with deliveries.parts(f"{name} {channel.name}") as parts:
+                        where = channel.deliver(text, png, caption, name, parts)
                     deliveries.mark_alerts(conn, slice_start, set(claimed), channel.name, where)
                 sent.append(SentAlert(slice_start, tuple(metrics), where))
         finally:

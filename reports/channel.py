@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from config import ReportSettings
+from reports.deliveries import Parts
 from reports.telegram import TelegramClient
 
 
@@ -19,10 +20,19 @@ class TelegramChannel:
         self.client = TelegramClient(settings)
         self.name = f"telegram:{settings.chat_id}"
 
-    def deliver(self, text: str, png: bytes, caption: str, folder: str) -> str:
-        """The text as a message, then the PNG with its caption (two Bot API calls)."""
-        self.client.send_message(text)
-        self.client.send_photo(png, caption, filename=f"{Path(folder).name}.png")
+    def deliver(self, text: str, png: bytes, caption: str, folder: str, parts: Parts) -> str:
+        """The text as a message, then the PNG with its caption (two Bot API calls).
+
+        A part ``parts`` says went out already (a delivery that failed half-way)
+        is not sent again; each part is recorded as soon as the API accepts it.
+        """
+        sent = parts.sent()
+        if "text" not in sent:
+            self.client.send_message(text)
+            parts.record("text")
+        if "chart" not in sent:
+            self.client.send_photo(png, caption, filename=f"{Path(folder).name}.png")
+            parts.record("chart")
         return f"Telegram chat {self.client.settings.chat_id}"
 
     def close(self) -> None:
@@ -35,8 +45,9 @@ class DiskChannel:
     def __init__(self, settings: ReportSettings):
         self.root = settings.output_dir
 
-    def deliver(self, text: str, png: bytes, caption: str, folder: str) -> str:
-        """``<REPORT_DIR>/<folder>/message.txt`` and ``chart.png``; replaced whole on a rerun."""
+    def deliver(self, text: str, png: bytes, caption: str, folder: str, parts: Parts) -> str:
+        """``<REPORT_DIR>/<folder>/message.txt`` and ``chart.png``; replaced whole on a rerun
+        (so ``parts`` is not needed: writing a part twice repeats nothing)."""
         target = self.root / folder
         target.mkdir(parents=True, exist_ok=True)
         (target / "message.txt").write_text(f"{text}\n\n[chart] {caption}\n", encoding="utf-8")

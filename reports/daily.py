@@ -114,7 +114,9 @@ def send(day: dt.date, force: bool = False) -> Delivery:
         report = build(conn, day)
         channel = open_channel(settings)
         try:
-            with conn.transaction():
+            with conn.transaction(), deliveries.parts(f"report {day} {channel.name}") as parts:
+                if force:
+                    parts.clear()
                 if not deliveries.claim_report(conn, day, channel.name, report.text, force):
                     where, when = deliveries.report_delivered(conn, day, channel.name)
                     return Delivery(
@@ -124,7 +126,7 @@ def send(day: dt.date, force: bool = False) -> Delivery:
                         report.text,
                         channel.name,
                     )
-                where = channel.deliver(report.text, report.png, report.caption, f"{day}")
+                where = channel.deliver(report.text, report.png, report.caption, f"{day}", parts)
                 deliveries.mark_report(conn, day, channel.name, where)
         finally:
             channel.close()

@@ -5,8 +5,14 @@
 *claims* its rows first (``insert ... on conflict do nothing``) and commits
 them only after the channel accepted the message: a failed send leaves no
 row (the next run tries again), and a second run at the same time waits on
-the first one's rows and then finds them taken. A crash between the send
-and the commit can repeat a message (at least once, never lost).
+the first one's rows and then finds them taken.
+
+A delivery to Telegram is two messages (the text, then the chart). Each part
+the channel accepted is recorded at once, on a connection of its own
+(``reporting.delivered_parts``), so a delivery that failed half-way sends
+only the missing part on the next run, never the text twice. A crash between
+a part's send and its record can still repeat that part (at least once,
+never lost).
 """
 
 from __future__ import annotations
@@ -45,6 +51,14 @@ create table if not exists reporting.anomaly_alerts (
 );
 comment on table reporting.anomaly_alerts is
     'Anomaly alerts sent, one row per flagged 15-minute slice (UTC), metric and channel.';
+create table if not exists reporting.delivered_parts (
+    delivery text not null,
+    part text not null,
+    delivered_at timestamptz not null default now(),
+    primary key (delivery, part)
+);
+comment on table reporting.delivered_parts is
+    'The parts of each delivery (text, chart) a channel accepted: a retry sends only the rest.';
 """
 
 
@@ -62,6 +76,44 @@ def ensure_tables(conn: psycopg.Connection) -> None:
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('reporting.ddl'))")
         conn.execute(DDL)
+
+
+class Parts:
+    """The parts of one delivery the channel has accepted, recorded as each goes out.
+
+    On its own autocommit connection: a record survives the delivery's
+    transaction rolling back when a later part fails.
+    """
+
+    def __init__(self, delivery: str, conn: psycopg.Connection):
+        self.delivery = delivery
+        self._conn = conn
+
+    def sent(self) -> set[str]:
+        rows = self._conn.execute(
+            "select part from reporting.delivered_parts where delivery = %s", (self.delivery,)
+        ).fetchall()
+        return {part for (part,) in rows}
+
+    def record(self, part: str) -> None:
+        self._conn.execute(
+            "insert into reporting.delivered_parts (delivery, part) values (%s, %s)"
+            " on conflict do nothing",
+            (self.delivery, part),
+        )
+
+    def clear(self) -> None:
+        """Forget what was sent (a forced resend sends every part again)."""
+        self._conn.execute(
+            "delete from reporting.delivered_parts where delivery = %s", (self.delivery,)
+        )
+
+
+@contextmanager
+def parts(delivery: str) -> Iterator[Parts]:
+    with connect(WarehouseSettings.from_env()) as conn:
+        conn.autocommit = True
+        yield Parts(delivery, conn)
 
 
 def claim_report(

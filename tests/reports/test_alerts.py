@@ -239,3 +239,17 @@ def test_a_far_future_slice_does_not_hide_the_real_flags(cli, pg_anomalies, bot_
     pg_anomalies([(future.date(), future, "views", 100.0, None, None, False)])
     result = cli("alerts")
     assert result.stdout.strip() == f"alert 2026-10-08 13:30 UTC: likes -> Telegram chat {CHAT}"
+
+
+def test_an_alert_that_failed_half_way_sends_only_the_missing_part(
+    cli, pg_anomalies, bot_api
+) -> None:
+    pg_anomalies(slices(4, {(2, "views"): 300.0}))
+    bot_api.answer_next(200, {"ok": True, "result": {}})  # the text went out
+    for _ in range(3):  # the chart did not, on every attempt
+        bot_api.answer_next(500, {"ok": False, "description": "Internal Server Error"})
+    assert cli("alerts").returncode == 1
+    again = cli("alerts")
+    assert again.returncode == 0 and "views" in again.stdout
+    assert [r.method for r in bot_api.requests] == ["sendMessage"] + ["sendPhoto"] * 4
+    assert cli("alerts").returncode == 0 and len(bot_api.requests) == 5  # nothing more

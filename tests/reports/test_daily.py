@@ -226,3 +226,21 @@ def test_an_unusable_api_url_is_one_line(cli, app_metrics, bot_api, monkeypatch)
     assert result.returncode == 1
     assert result.stderr.startswith("reports daily: the Telegram Bot API at ")
     assert "is not a usable URL" in result.stderr and TOKEN not in result.stderr
+
+
+def test_a_delivery_that_failed_half_way_sends_only_the_missing_part(
+    cli, app_metrics, bot_api, warehouse
+) -> None:
+    """The text went out, the chart did not (the API answered 500 every time): the next
+    run sends the chart alone, so the chat never gets the text twice."""
+    bot_api.answer_next(200, {"ok": True, "result": {}})  # sendMessage
+    for _ in range(3):  # every attempt of sendPhoto (TELEGRAM_ATTEMPTS=3)
+        bot_api.answer_next(500, {"ok": False, "description": "Internal Server Error"})
+    failed = cli("daily", "--date", str(DAY))
+    assert failed.returncode == 1 and failed.stderr.count("\n") == 1
+    assert [r.method for r in bot_api.requests] == ["sendMessage"] + ["sendPhoto"] * 3
+    again = cli("daily", "--date", str(DAY))
+    assert again.returncode == 0, again.stderr
+    assert [r.method for r in bot_api.requests] == ["sendMessage"] + ["sendPhoto"] * 4
+    third = cli("daily", "--date", str(DAY))
+    assert "already delivered" in third.stdout and len(bot_api.requests) == 5
