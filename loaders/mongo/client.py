@@ -11,23 +11,48 @@ from itertools import islice
 from pymongo import MongoClient
 from pymongo.cursor import Cursor
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from config import advice
-from loaders.core.warehouse import LoaderError
+from loaders.core.warehouse import LoaderError, first_line
 from loaders.mongo.checks import READ_OPTIONS, CollectionSpec
 from loaders.mongo.settings import MongoSettings
 
 
 def mongo_database(settings: MongoSettings) -> tuple[MongoClient, Database]:
-    """The app database, failing with one line if the server does not answer."""
-    client: MongoClient = MongoClient(settings.uri, serverSelectionTimeoutMS=5000)
+    """The app database, failing with one line if the server does not answer or refuses
+    the login."""
+    try:
+        client: MongoClient = MongoClient(settings.uri, serverSelectionTimeoutMS=5000)
+    except (PyMongoError, ValueError, TypeError) as exc:  # a URI pymongo cannot use
+        raise LoaderError(
+            f"MONGO_URI {settings.describe()} is not usable: {first_line(exc)[:200]}"
+        ) from None
     try:
         client.admin.command("ping")
+    except OperationFailure as exc:  # the server answered: a refused login or command
+        client.close()
+        raise LoaderError(
+            f"MongoDB at {settings.describe()} refused the connection: {first_line(exc)[:200]}"
+            " (check the user and password in MONGO_URI)"
+        ) from None
     except PyMongoError:
         client.close()
         raise LoaderError(
             f"cannot reach MongoDB at {settings.describe()} ({advice('mongo', 'MONGO_URI')})"
+        ) from None
+    except Exception as exc:
+        # A server that answers but not as pymongo expects: the embedded stand-in,
+        # asked to log in (it has no users), breaks pymongo's handshake with a KeyError.
+        client.close()
+        login = (
+            " (it may not support users: leave them out of MONGO_URI)"
+            if "@" in (settings.uri)
+            else ""
+        )
+        raise LoaderError(
+            f"MongoDB at {settings.describe()} failed the login handshake: "
+            f"{type(exc).__name__} {first_line(exc)[:120]}{login}"
         ) from None
     return client, client[settings.database]
 

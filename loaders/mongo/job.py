@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 import psycopg
+from bson.errors import InvalidBSON
 from psycopg import sql
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
@@ -162,10 +163,12 @@ def load_collection(
                 _reject_unreachable(db, conn, spec, loaded)
                 mark_full_check(conn, SOURCE, spec.name)
                 loaded.full_check = True
-        except PyMongoError as exc:
+        except (PyMongoError, InvalidBSON) as exc:
+            # InvalidBSON: a reply the driver cannot decode (the documents themselves are
+            # read as raw BSON and checked one by one, so this is the batch, not a document).
             raise LoaderError(
                 f"MongoDB failed while reading {spec.name}: {first_line(exc)[:200]} "
-                f"({advice('mongo', 'MONGO_URI')})"
+                f"({advice('mongo', 'MONGO_URI')}); the batches landed before it are kept"
             ) from None
     loaded.seconds = time.monotonic() - started
     return loaded

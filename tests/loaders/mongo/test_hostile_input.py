@@ -246,3 +246,48 @@ def test_the_cli_reports_a_lost_connection_in_one_line(mongo_db, warehouse, tmp_
     errors = [line for line in proc.stderr.splitlines() if not line.startswith("  mongo.")]
     assert len(errors) == 1, proc.stderr
     assert "warehouse" in errors[0] and "Traceback" not in proc.stderr
+
+
+def test_a_login_the_embedded_server_cannot_do_is_one_line(mongo_db, warehouse) -> None:
+    """A user and password in MONGO_URI against the embedded stand-in (it has no users):
+    pymongo's handshake breaks with a KeyError inside the driver, and the CLI says so in
+    one line, the password masked."""
+    import os
+
+    uri = os.environ["MONGO_URI"].replace("mongodb://", "mongodb://app:s3cret-pw@")
+    proc = subprocess.run(
+        [sys.executable, "-m", "loaders", "mongo"], cwd=PROJECT_ROOT, capture_output=True,
+        text=True, env={**os.environ, "MONGO_URI": uri},
+    )  # fmt: skip
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "failed the login handshake" in proc.stderr and "MONGO_URI" in proc.stderr
+    assert "s3cret-pw" not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_reply_the_driver_cannot_decode_mid_read_is_one_line_and_keeps_the_batches(
+    mongo_db, warehouse, monkeypatch
+) -> None:
+    """The driver raising InvalidBSON from the cursor half-way (a reply it cannot decode).
+    Mocked: neither the embedded server nor a test can corrupt a reply on the wire; the
+    reads before it are the real cursor's."""
+    from loaders.mongo import job
+
+    mongo_db.search_queries.insert_many([doc(i, T0 + dt.timedelta(seconds=i)) for i in range(2500)])
+    real = job.read_since
+
+    def breaks_after_2100(*args, **kwargs):
+        for n, document in enumerate(real(*args, **kwargs)):
+            if n == 2100:
+                raise bson.errors.InvalidBSON("invalid object size")
+            yield document
+
+    monkeypatch.setattr(job, "read_since", breaks_after_2100)
+    with pytest.raises(LoaderError) as caught:
+        load_all(["search_queries"], batch_size=500)
+    message = str(caught.value)
+    assert "MongoDB failed while reading search_queries: invalid object size" in message
+    assert "\n" not in message and "batches landed before it are kept" in message
+    # The documents read ahead before the failure (whole chunks of the prefetch) landed.
+    assert len(landed_ids(warehouse)) == 2000
+    monkeypatch.setattr(job, "read_since", real)
+    assert sum(r.landed for r in load_all(["search_queries"], batch_size=500)) == 500
