@@ -59,6 +59,7 @@ def daily_figure(day: dt.date, days: dict[dt.date, dict[str, float | None]]) -> 
             title = {"feed": "Feed", "messenger": "Messenger", "app": "Feed + messenger"}[part]
             axes.set_title(f"{title}: {label}", fontsize=11)
             axes.yaxis.set_major_formatter(FuncFormatter(_percent if column == "ctr" else _number))
+            axes.set_ylim(bottom=0)  # every metric is a count or a ratio: bars read from zero
             axes.grid(alpha=0.3)
             # Always the whole week, one tick a day, whatever days have data.
             axes.set_xticks(ticks)
@@ -94,7 +95,8 @@ def alert_figure(slice_start: dt.datetime, history: Sequence[Flag], metrics: lis
             label="anomaly",
         )
         axes.set_title(ANOMALY_METRICS.get(metric, metric))
-        axes.yaxis.set_major_formatter(FuncFormatter(_number))
+        axes.yaxis.set_major_formatter(FuncFormatter(_percent if metric == "ctr" else _number))
+        axes.set_ylim(bottom=0)
         axes.xaxis.set_major_formatter(DateFormatter("%d.%m %H:%M"))
         axes.grid(alpha=0.3)
         axes.legend(loc="upper left", fontsize=8)

@@ -174,3 +174,16 @@ def test_the_bundle_points_at_the_configured_warehouse_without_its_password(
         yaml.safe_load(text)["schema"] for name, text in files.items() if "/datasets/" in name
     }
     assert schemas == {"marts"}
+
+
+def test_every_anomaly_metric_has_a_colour_of_its_own() -> None:
+    """Charts that split by metric (anomalies per day, the flagged slices) draw each
+    metric in its own colour, the same in every chart."""
+    from reports.marts import ANOMALY_METRICS
+
+    dashboard = next(d for n, d in FILES.items() if n.startswith("dashboards/app_metrics"))
+    colours = dashboard["metadata"]["label_colors"]
+    metric_colours = [colours[m] for m in ANOMALY_METRICS]
+    assert len(set(metric_colours)) == len(ANOMALY_METRICS)
+    others = {colours[k] for k in ("value", "lower_bound", "anomaly_value")}
+    assert not others & set(metric_colours)

@@ -253,3 +253,19 @@ def test_an_alert_that_failed_half_way_sends_only_the_missing_part(
     assert again.returncode == 0 and "views" in again.stdout
     assert [r.method for r in bot_api.requests] == ["sendMessage"] + ["sendPhoto"] * 4
     assert cli("alerts").returncode == 0 and len(bot_api.requests) == 5  # nothing more
+
+
+def test_the_alert_chart_reads_from_zero_and_shows_the_ctr_as_a_percentage() -> None:
+    from reports.charts import alert_figure
+    from reports.marts import Flag
+
+    start = dt.datetime(2026, 10, 5, 12, 0)
+    history = [
+        Flag(start + dt.timedelta(minutes=15 * k), metric, value, 0.0, upper, k == 3)
+        for k in range(4)
+        for metric, value, upper in (("views", 900.0 + k, 1000.0), ("ctr", 0.1 + k / 100, 0.3))
+    ]
+    figure = alert_figure(start + dt.timedelta(minutes=45), history, ["views", "ctr"])
+    views, ctr = figure.axes
+    assert views.get_ylim()[0] == 0 and ctr.get_ylim()[0] == 0
+    assert ctr.yaxis.get_major_formatter()(0.12, None).endswith("%")

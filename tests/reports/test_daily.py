@@ -90,6 +90,8 @@ def test_the_chart_has_one_panel_per_metric_over_seven_days(app_metrics, warehou
     assert len(xs) == 7  # the day and the six before it, not the week-ago comparison day
     assert list(ys) == [app_metrics[DAY - dt.timedelta(days=6 - k)][5] for k in range(7)]
     assert png_size(report.png) == (1200, 1200)
+    # Every panel reads from zero: a dip is never drawn as a fall to nothing.
+    assert {axes.get_ylim()[0] for axes in figure.axes} == {0.0}
 
 
 def test_a_rerun_does_not_send_twice_unless_forced(cli, app_metrics, bot_api, warehouse) -> None:

@@ -5,7 +5,10 @@
 -- (n = var('anomaly_window_slices'), a = var('anomaly_iqr_multiplier')),
 -- and the slice is an anomaly when its value falls outside them. A slice
 -- without n previous slices (the start of history) has no bounds and is
--- never flagged. Not smoothed: the value and the bounds are the raw ones.
+-- never flagged. Not smoothed: the value and the bounds are the raw ones,
+-- but for the range a metric can take: a count's lower bound is at least 0,
+-- and a ratio's (ctr) bounds are within 0 .. 1 (which flags nothing more or
+-- less, and keeps a band from reading "-500 views").
 
 {% set n = var('anomaly_window_slices') | int %}
 {% set a = var('anomaly_iqr_multiplier') %}
@@ -92,7 +95,10 @@ select
     slice_start,
     metric,
     value,
-    lower_bound,
-    upper_bound,
+    case when lower_bound is not null then greatest(lower_bound, 0) end as lower_bound,
+    case
+        when upper_bound is not null and metric in ('ctr') then least(upper_bound, 1)
+        else upper_bound
+    end as upper_bound,
     coalesce(value < lower_bound or value > upper_bound, false) as is_anomaly
 from bounded
