@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,9 +24,24 @@ def first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def connect_failure(where: str, exc: psycopg.OperationalError, hint: str) -> LoaderError:
-    """One line for a PostgreSQL server that cannot be reached (libpq's reason is last)."""
+# What a server that answered says when it refuses the login or the database:
+# the hint is then about the settings, not about starting the server.
+_REFUSED = re.compile(
+    r"password authentication failed|role \S+ does not exist|no pg_hba\.conf entry"
+    r"|authentication failed|database \S+ does not exist|permission denied for database"
+)
+
+
+def connect_failure(
+    where: str, exc: psycopg.OperationalError, hint: str, variables: str = "WAREHOUSE_*"
+) -> LoaderError:
+    """One line for a PostgreSQL server that cannot be reached, or that refused the login
+    (libpq's reason is last)."""
     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1].strip()
+    if (exc.sqlstate or "").startswith(("28", "3D")) or _REFUSED.search(str(exc)):
+        hint = (
+            f"the server is up and refused it: check the user, password and database in {variables}"
+        )
     return LoaderError(f"cannot connect to {where}: {reason} ({hint})")
 
 

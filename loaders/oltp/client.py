@@ -73,7 +73,7 @@ def open_source(settings: OltpSettings) -> Iterator[Source]:
         conn = psycopg.connect(settings.conninfo(), autocommit=True)
     except psycopg.OperationalError as exc:
         where = f"the order system database at {settings.describe()}"
-        raise connect_failure(where, exc, advice("postgres", "OLTP_*")) from None
+        raise connect_failure(where, exc, advice("postgres", "OLTP_*"), "OLTP_*") from None
     source = Source(conn, settings)
     try:
         with source.errors("opening a read-only session"):

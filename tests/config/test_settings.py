@@ -61,6 +61,7 @@ def test_a_refused_password_is_not_printed(pg_server, password_user, monkeypatch
     with pytest.raises(LoaderError) as caught, connect(settings(pg_server, wrong)):
         pass
     assert wrong not in str(caught.value) and "pass\\word" not in str(caught.value)
+    assert "make up" not in str(caught.value)
 
 
 def test_the_cli_never_prints_the_password(pg_server, password_user, mongo_db, monkeypatch) -> None:
@@ -76,6 +77,8 @@ def test_the_cli_never_prints_the_password(pg_server, password_user, mongo_db, m
     assert proc.returncode == 1
     assert "password authentication failed" in proc.stderr
     assert proc.stderr.count("\n") == 1 and "hard" not in proc.stdout + proc.stderr
+    # The server is up: the hint is about the settings, not about starting it.
+    assert "make up" not in proc.stderr and "check the user, password and database" in proc.stderr
 
 
 def test_a_mongo_uri_password_is_masked_in_errors(monkeypatch) -> None:
