@@ -58,6 +58,18 @@ def documented_keys(example: Path = EXAMPLE) -> set[str]:
     return set(_DOCUMENTED.findall(example.read_text()))
 
 
+COMPOSE = PROJECT_ROOT / "docker-compose.yml"
+
+
+def compose_keys(compose: Path = COMPOSE) -> set[str]:
+    """The variables docker-compose.yml reads from `.env` (``${NAME...}``)."""
+    return (
+        set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", compose.read_text()))
+        if compose.exists()
+        else set()
+    )
+
+
 @cache
 def _dbt_flags() -> frozenset[str]:
     """The environment variables dbt itself reads (its flags' ``DBT_*`` names)."""
@@ -121,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if path.is_file():
         values = read(path)
         if check_only or not os.environ.get("ENV_FILE_CHECKED"):
-            for line in unknown_key_warnings(values, documented_keys()):
+            for line in unknown_key_warnings(values, documented_keys() | compose_keys()):
                 print(f"{path.name}: {line}", file=sys.stderr)
         if check_only:
             return 0
