@@ -41,8 +41,10 @@ class JsonFilesSettings(Settings):
 """,
     f"loaders/{NAME}/landing.py": '''
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+from loaders.core import result as core
 from loaders.core.control import close_batch, open_batch
 from loaders.core.raw_tables import RawTable
 from loaders.core.warehouse import connect
@@ -54,15 +56,26 @@ RAW_TABLES = (
 )
 
 
-def land(wh) -> tuple[int, int]:
+@dataclass(kw_only=True)
+class LoadResult(core.LoadResult):
+    files: int = 0
+
+    @property
+    def raw_table(self) -> str:
+        return RAW_TABLES[0].qualified_name
+
+
+def land(wh) -> LoadResult:
     """Every object of every *.json file; a file that is not a JSON list is rejected whole."""
-    rows, rejected = [], 0
+    result, rows = LoadResult(), []
     for path in sorted(Path(JsonFilesSettings.from_env().folder).glob("*.json")):
+        result.files += 1
         try:
             items = json.loads(path.read_text())
             assert isinstance(items, list)
         except (ValueError, AssertionError):
-            rejected += 1
+            result.rejected += 1
+            result.notes.append(f"{path.name} is not a JSON list: rejected")
             continue
         rows += [(str(item.get("id")), json.dumps(item)) for item in items]
     with connect(wh) as conn:
@@ -74,8 +87,9 @@ def land(wh) -> tuple[int, int]:
                     "insert into raw_json_files.items (id, payload, _batch_id) values (%s, %s, %s)",
                     [(i, p, batch) for i, p in rows],
                 )
-            close_batch(conn, batch, "json_files", "items", len(rows), rejected, None)
-    return len(rows), rejected
+            close_batch(conn, batch, "json_files", "items", len(rows), result.rejected, None)
+    result.landed = len(rows)
+    return result
 ''',
     f"loaders/{NAME}/cli.py": """
 from config import WarehouseSettings
@@ -87,8 +101,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    landed, rejected = land(WarehouseSettings.from_env())
-    print(f"json_files: {landed} landed, {rejected} rejected")
+    r = land(WarehouseSettings.from_env())
+    print(f"json_files: {r.landed} landed, {r.rejected} rejected")
     return 0
 """,
     f"pipelines/sources/{NAME}.py": """
@@ -98,8 +112,7 @@ from pipelines.definition import Landed, Source, Step, StepContext
 
 
 def load(ctx: StepContext) -> dict:
-    landed, rejected = land(WarehouseSettings.from_env())
-    return Landed({"raw_json_files.items": {"landed": landed, "rejected": rejected}}).as_dict()
+    return Landed.of(land(WarehouseSettings.from_env()))
 
 
 SOURCE = Source(
@@ -219,6 +232,7 @@ def test_a_sixth_source_is_new_files_and_two_edits(project: Path, warehouse, tmp
     )
     line = next(x for x in summary.splitlines() if "raw_json_files.items" in x)
     assert line.split()[1:] == ["2", "1"], summary  # landed, rejected
+    assert "note: b.json is not a JSON list: rejected" in summary
 
     # The contract, the keys of .env.example, and the DAGs, by the project's own tests.
     tests = [
