@@ -2,7 +2,8 @@
 
 ``mongo`` writes the app database; ``oltp`` writes the order system's database
 and publishes its registrations to Kafka; ``events`` writes the feed and
-messenger events into ClickHouse.
+messenger events into ClickHouse. One system at a time, for tests and by-hand
+checks: it does not move the simulation's clock (``make datagen`` does).
 """
 
 from __future__ import annotations

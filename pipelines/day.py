@@ -15,6 +15,7 @@ from typing import Any
 
 from config import LoaderSettings, WarehouseSettings
 from loaders.core.warehouse import connect
+from pipelines import clock
 from pipelines.definition import Source, run_source
 from pipelines.sources import SOURCES
 
@@ -22,12 +23,18 @@ from pipelines.sources import SOURCES
 def simulate(
     days: list[dt.date], say: Callable[[str], None] = print, only: tuple[Source, ...] = ()
 ) -> None:
-    """Each simulated source system (or each of ``only``) writes each of ``days``."""
+    """Each simulated source system (or each of ``only``) writes each of ``days``.
+
+    A day every system has written moves the simulation's clock (one of them
+    alone does not: the next run gives the day to the others).
+    """
     for day in days:
         for source in only or SOURCES:
             if source.simulate is not None:
                 counts = source.simulate(day) or {}
                 say(f"datagen  {day}: {sum(counts.values()):,} records written ({source.name})")
+        if not only:
+            clock.record([day])
 
 
 def horizon_day() -> dt.date:

@@ -66,9 +66,13 @@ def next_day_callable(clock: Any) -> Callable[..., list[str]]:
     """The simulation's next day(s), as ``make run`` finds them; emitted on ``clock``."""
 
     def next_day(*, outlet_events: Any = None) -> list[str]:
-        from pipelines.clock import next_days
+        from pipelines.clock import next_days, record
 
-        days = [d.isoformat() for d in one_line(next_days)]
+        issued = one_line(next_days)
+        # Issued: the clock moves now (a system whose write fails gets the day
+        # with the next run, its simulator writing the days it missed first).
+        one_line(lambda: record(issued))
+        days = [d.isoformat() for d in issued]
         outlet_events[clock].add_partitions(days)
         print(f"the simulated app plays {', '.join(days)}")
         return days

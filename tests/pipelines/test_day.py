@@ -43,10 +43,14 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dt.date]]:
     return made
 
 
-def test_simulate_runs_every_registered_simulator(calls, capsys) -> None:
+def test_simulate_runs_every_registered_simulator(calls, warehouse, capsys) -> None:
+    from pipelines import clock
+
     assert main(["simulate", "--date", D.isoformat(), "--days", "2"]) == 0
     assert calls == [("simulate", D), ("simulate", D + dt.timedelta(days=1))]
     assert f"datagen  {D}: 3 records written (extra)" in capsys.readouterr().out
+    # Every system wrote both days: the clock moved past them.
+    assert clock.written_days() == [D, D + dt.timedelta(days=1)]
 
 
 def test_land_lands_every_registered_source(calls, capsys) -> None:
