@@ -16,9 +16,9 @@ masks every ``SecretStr`` field's value (and the password in every field marked
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AfterValidator, AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +30,8 @@ class ConfigError(ValueError):
 
 # Field metadata: the value is a URI whose password must never be printed.
 URI_WITH_PASSWORD = {"uri_with_password": True}
+# A base URL, read without its trailing slash (paths are joined to it with one).
+BaseUrl = Annotated[str, AfterValidator(lambda url: url.rstrip("/"))]
 
 
 def setting(env: str | tuple[str, ...], default: Any, doc: str, **kwargs: Any) -> Any:

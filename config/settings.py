@@ -19,7 +19,7 @@ from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from config.base import PROJECT_ROOT, ConfigError, Settings, setting
+from config.base import PROJECT_ROOT, BaseUrl, ConfigError, Settings, setting
 
 __all__ = ["PROJECT_ROOT", "ConfigError"]
 
@@ -402,7 +402,9 @@ class ReportSettings(Settings):
     )
     chat_id: str = setting("TELEGRAM_CHAT_ID", "", "the chat reports and alerts go to")
     # A local recorder in tests, a proxy in some networks.
-    api_url: str = setting("TELEGRAM_API_URL", "https://api.telegram.org", "the Bot API's base URL")
+    api_url: BaseUrl = setting(
+        "TELEGRAM_API_URL", "https://api.telegram.org", "the Bot API's base URL"
+    )
     timeout_seconds: float = setting("TELEGRAM_TIMEOUT_SECONDS", 30.0, "per request", gt=0)
     attempts: int = setting("TELEGRAM_ATTEMPTS", 5, "per request, on 5xx, 429, timeouts", ge=1)
     backoff_seconds: float = setting(
@@ -432,11 +434,6 @@ class ReportSettings(Settings):
         if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
             raise ValueError("is not a time of day like 11:00")
         return f"{int(hour):02d}:{int(minute):02d}"
-
-    @field_validator("api_url")
-    @classmethod
-    def _no_slash(cls, value: str) -> str:
-        return value.rstrip("/")
 
     @property
     def output_dir(self) -> Path:

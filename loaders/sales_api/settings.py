@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr
 
-from config.base import URI_WITH_PASSWORD, Settings, setting
+from config.base import URI_WITH_PASSWORD, BaseUrl, Settings, setting
 from config.settings import LocalSettings, anchored
 
 
@@ -16,7 +16,7 @@ class SalesApiSettings(Settings):
 
     section: ClassVar[str] = "Partner sales API (source: daily sales increments)"
 
-    url: str = setting(
+    url: BaseUrl = setting(
         "SALES_API_URL",
         "http://127.0.0.1:8090",
         "its base URL",
@@ -45,11 +45,6 @@ class SalesApiSettings(Settings):
         None,
         "where increments are saved (date=YYYY-MM-DD folders); default DATA_DIR/sales_api",
     )
-
-    @field_validator("url")
-    @classmethod
-    def _no_slash(cls, value: str) -> str:
-        return value.rstrip("/")
 
     @property
     def storage_dir(self) -> Path:
