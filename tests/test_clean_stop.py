@@ -63,6 +63,10 @@ def tmp_path() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("how", ["sigterm-to-make", "ctrl-c"])
 def test_a_stopped_tier_stops_its_servers_and_removes_its_folders(tmp_path: Path, how) -> None:
     # A run of its own, not a part of this one's (nor of the make that started this one),
@@ -79,6 +83,9 @@ def test_a_stopped_tier_stops_its_servers_and_removes_its_folders(tmp_path: Path
          "ARGS=tests/loaders/kafka -p no:cacheprovider -q"],
         cwd=PROJECT_ROOT, env=env, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # As a terminal's foreground job has it: a run started in the background of a
+        # shell without job control (`make test-all &`) inherits SIGINT ignored.
+        preexec_fn=_default_sigint,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
@@ -105,7 +112,7 @@ def test_a_stopped_tier_stops_its_servers_and_removes_its_folders(tmp_path: Path
             make.wait()
 
     assert took < STOP_WITHIN, f"stopping took {took:.0f} s:\n{out[-2000:]}"
-    assert make.returncode != 0  # interrupted, not passed
+    assert make.returncode != 0, out[-3000:]  # interrupted, not passed
     left = [p for p in run_processes(tmp_path) if alive(p)]
     assert left == [], [" ".join(p.cmdline()) for p in left]
     listening = {
