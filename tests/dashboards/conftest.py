@@ -13,9 +13,11 @@ ends; its folder goes with the run's temporary folder.
 
 from __future__ import annotations
 
+import fcntl
 import secrets
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,11 +69,13 @@ def pytest_collection_modifyitems(
 
 
 @pytest.fixture
-def superset() -> Superset:
-    """The run's Superset, running (waits for the background set-up).
+def superset() -> Iterator[Superset]:
+    """The run's Superset, running (waits for the background set-up), one test at a time.
 
     Function-scoped on purpose: pytest sets session fixtures up first, and a
-    test's own slow fixtures (building marts) should overlap the wait.
+    test's own slow fixtures (building marts) should overlap the wait. The
+    tests on other workers share this Superset: each holds a lock on it for
+    its duration (one re-imports a changed bundle another is drawing).
     """
     _start()  # collected some other way: set it up now (a no-op if it was)
     code, log, waited = background.wait(NAME, SETUP_SECONDS)
@@ -89,4 +93,6 @@ def superset() -> Superset:
         secret_key="",
         venv=env["SUPERSET_VENV"],
     )
-    return Superset(settings, data_dir / "superset", data_dir / "logs")
+    with open(data_dir / "tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield Superset(settings, data_dir / "superset", data_dir / "logs")
