@@ -10,6 +10,7 @@ in the project, so any package can read it.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -287,6 +288,13 @@ class LoaderSettings(Settings):
     full_check_hours: float = setting(
         "LOADER_FULL_CHECK_HOURS", 168.0, "hours between checks that read every document", ge=0
     )
+
+    def horizon(self) -> dt.datetime:
+        """The latest time a load takes (UTC, naive): now plus the future tolerance. Later
+        rows are held back until their time has come, so a clock running ahead (2100) never
+        becomes a day to land nor moves a watermark."""
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        return now + dt.timedelta(seconds=self.future_tolerance_seconds)
 
 
 class AirflowSettings(Settings):

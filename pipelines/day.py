@@ -37,12 +37,6 @@ def simulate(
             clock.record([day])
 
 
-def horizon_day() -> dt.date:
-    """The last day a loader may land: the day of its clock plus LOADER_FUTURE_TOLERANCE_SECONDS."""
-    tolerance = LoaderSettings.from_env().future_tolerance_seconds
-    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=tolerance)).date()
-
-
 def days_to_land(wh: WarehouseSettings, source: str, days: list[dt.date]) -> list[dt.date]:
     """A daily source's days from the one after its last landed increment up to ``days[-1]``.
 
@@ -50,7 +44,7 @@ def days_to_land(wh: WarehouseSettings, source: str, days: list[dt.date]) -> lis
     """
     # A recorded day after the loaders' horizon (a clock that ran ahead, before
     # the loaders refused it) is not believed: the days before it still land.
-    limit = horizon_day()
+    limit = LoaderSettings.from_env().horizon().date()
     with connect(wh) as conn:
         exists = conn.execute("select to_regclass('loader.watermarks') is not null").fetchone()
         row = (

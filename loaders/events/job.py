@@ -59,12 +59,8 @@ def _prepare_warehouse(conn: psycopg.Connection) -> None:
 
 
 def horizon() -> dt.datetime:
-    """The latest event time a load takes (UTC, naive): the loader's clock plus
-    LOADER_FUTURE_TOLERANCE_SECONDS. Rows stamped later are held back until their
-    time has come, so a clock running ahead (2100-01-01) never becomes a day to
-    land nor moves a watermark."""
-    tolerance = LoaderSettings.from_env().future_tolerance_seconds
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(seconds=tolerance)
+    """The latest event time a load takes (``LoaderSettings.horizon``)."""
+    return LoaderSettings.from_env().horizon()
 
 
 def _refuse_future(days: Iterable[dt.date], limit: dt.datetime) -> None:
