@@ -243,6 +243,11 @@ class DbtSettings(Settings):
         """Where the marts are (a schema on the warehouse, a database on ClickHouse)."""
         return f"{self.schema_prefix}marts"
 
+    @property
+    def audit_schema(self) -> str:
+        """Where the warehouse's audit relations are: stored test failures, the quarantine."""
+        return f"{self.schema_prefix}audit"
+
 
 class DatagenSettings(Settings):
     """The simulated store: one seed and one scale drive every source system."""

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from config import ReportSettings, SupersetSettings
 from reports import charts, deliveries
 from reports.channel import open_channel
-from reports.marts import METRICS, MartMissing, app_metrics, latest_metrics_day
+from reports.marts import (
+    METRICS,
+    MartMissing,
+    app_metrics,
+    latest_metrics_day,
+    quarantine_line,
+    quarantined_since,
+)
 
 PARTS = (("feed", "Feed"), ("messenger", "Messenger"), ("app", "Feed and messenger"))
 
@@ -68,8 +75,14 @@ def _value(column: str, value: float | None) -> str:
     return f"{value:,.0f}"
 
 
-def compose(day: dt.date, days: dict[dt.date, dict[str, float | None]], link: str) -> Report:
-    """The report's text and PNG from the metrics of ``day - 7 .. day``."""
+def compose(
+    day: dt.date,
+    days: dict[dt.date, dict[str, float | None]],
+    link: str,
+    quality: str | None = None,
+) -> Report:
+    """The report's text and PNG from the metrics of ``day - 7 .. day``; ``quality``: a
+    line on the data held out of the marts (the quarantine), above the dashboard's link."""
     today = days[day]
     yesterday = days.get(day - dt.timedelta(days=1), {})
     week_ago = days.get(day - dt.timedelta(days=7), {})
@@ -87,6 +100,8 @@ def compose(day: dt.date, days: dict[dt.date, dict[str, float | None]], link: st
             )
         lines.append("")
     lines.append("d/d: against the day before; w/w: against the same day a week before.")
+    if quality:
+        lines.append(f"Data: {quality}.")
     lines.append(f"Dashboard: {link}")
     caption = f"7 days to {day:%d.%m.%Y}: feed (left) and messenger (right). {link}"
     return Report(day, "\n".join(lines), charts.daily_chart(day, days), caption)
@@ -102,8 +117,13 @@ def build(conn, day: dt.date) -> Report:
             f"{latest or 'none'}); the report is made once that day's events are landed "
             "and built"
         )
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=24)
+    quality = quarantine_line(quarantined_since(conn, since), "in the last 24 hours")
     return compose(
-        day, days, SupersetSettings.from_env().dashboard_url(SupersetSettings.APP_DASHBOARD_SLUG)
+        day,
+        days,
+        SupersetSettings.from_env().dashboard_url(SupersetSettings.APP_DASHBOARD_SLUG),
+        quality,
     )
 
 

@@ -52,6 +52,30 @@ def utc_naive(value: dt.datetime) -> dt.datetime:
     return value
 
 
+def quarantined_since(conn: psycopg.Connection, since: dt.datetime) -> dict[str, int]:
+    """Rows the staging rules held out since ``since``, per model (empty: none, or no
+    quarantine yet: it is made by the first dbt build)."""
+    table = f'"{DbtSettings.from_env().audit_schema}".quarantined_rows'
+    if conn.execute("select to_regclass(%s)", (table,)).fetchone()[0] is None:
+        return {}
+    found = conn.execute(
+        f"select model, count(*) from {table} where quarantined_at >= %s group by 1 order by 1",
+        (since,),
+    ).fetchall()
+    return {model: int(n) for model, n in found}
+
+
+def quarantine_line(counts: dict[str, int], when: str) -> str:
+    """One line for the summary and the report: how many rows, which models, where to look."""
+    if not counts:
+        return f"quarantined {when}: none"
+    models = ", ".join(f"{model} {n:,}" for model, n in counts.items())
+    return (
+        f"quarantined {when}: {sum(counts.values()):,} row(s) ({models});"
+        f" see {DbtSettings.from_env().audit_schema}.quarantined_rows"
+    )
+
+
 def app_metrics(
     conn: psycopg.Connection, first: dt.date, last: dt.date
 ) -> dict[dt.date, dict[str, float | None]]:

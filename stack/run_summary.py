@@ -2,7 +2,8 @@
 
 What landed per raw table, what dbt did (counts, failures, and whether the
 tests checked every row or the new ones), the tables of each layer with their
-rows, the steps' times, the rejects so far and where everything is.
+rows, the steps' times, the rejects so far, the rows quarantined this run and
+where everything is.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from psycopg import sql
 from config import LocalSettings, WarehouseSettings, redact
 from loaders.core.warehouse import connect
 from pipelines.day import landed_lines
+from reports.marts import quarantine_line, quarantined_since
 from stack.dbt_build import DbtSummary, counts_line, target_tables
 from stack.dbt_state import Tested
 
@@ -86,12 +88,15 @@ def table_lines(wh: WarehouseSettings, dbt: DbtSummary) -> list[str]:
 def footer_lines(
     steps: dict[str, float], wh: WarehouseSettings, local: LocalSettings, seconds: float
 ) -> list[str]:
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)
     with connect(wh) as conn:
         total_rejects = _table_count(conn, "loader", "rejects") or 0
+        quarantined = quarantined_since(conn, started)
     return [
         "steps    " + " · ".join(f"{name} {secs:.1f}s" for name, secs in steps.items()),
         f"rejected records so far: {total_rejects:,} (in loader.rejects; see them with",
         '  make sql Q="select stream, record_id, reason from loader.rejects"',
+        quarantine_line(quarantined, "this run"),
         f"data: {local.data_dir}   logs: {local.logs_dir}   warehouse: {wh.describe()}",
         f"done in {seconds:.1f}s",
     ]

@@ -1,6 +1,7 @@
 {#
     on-run-start: every schema the project writes to (models, snapshots,
-    stored test failures), created one invocation at a time.
+    stored test failures), and the quarantine's table (quarantine.sql),
+    created one invocation at a time.
 
     Airflow's transform tasks are dbt invocations running side by side; on a
     new warehouse several of them create the same schema at once, and
@@ -22,6 +23,7 @@
         {% for schema in schemas | sort %}
         create schema if not exists {{ adapter.quote(schema) }};
         {% endfor %}
+        {{ create_quarantine_relation() }}
         select pg_advisory_unlock(hashtext('store_analytics: create schemas'));
     {%- endif -%}
 {%- endmacro %}

@@ -33,6 +33,11 @@ class CopyRow:
         )
 
 
+# What PostgreSQL refuses a row for: a value its column cannot hold, or a
+# domain rule the table enforces (RawTable.checks).
+REFUSED_ROW = (psycopg.errors.DataError, psycopg.errors.CheckViolation)
+
+
 def copy_statement(table: sql.Composable, columns: Sequence[str]) -> sql.Composed:
     return sql.SQL("copy {} ({}) from stdin").format(
         table, sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -45,7 +50,7 @@ def copy_rows(
     """COPY ``rows`` in; rows the database refuses come back as rejects.
 
     The fast path is one COPY of the whole batch. If PostgreSQL refuses a row
-    (a data error our own checks did not foresee), the batch is split in halves
+    (a data error our own checks did not foresee, a check constraint), the batch is split in halves
     inside savepoints until the bad rows are isolated: k bad rows cost
     O(k log n) COPYs, and every good row still lands.
     """
@@ -59,7 +64,7 @@ def copy_rows(
         ):
             copy.write(b"".join(r.line for r in rows))
         return []
-    except psycopg.errors.DataError as exc:
+    except REFUSED_ROW as exc:
         if len(rows) == 1:
             return [rows[0].refused((str(exc).strip().splitlines() or ["data error"])[0])]
         mid = len(rows) // 2

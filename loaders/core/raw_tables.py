@@ -27,6 +27,11 @@ class RawTable:
     # Schemas it was in before a rename: a warehouse that still has one (and not
     # ``schema``) has it renamed, rows and history kept, the next time tables are ensured.
     former_schemas: tuple[str, ...] = ()
+    # Domain rules the table itself enforces: (constraint name, SQL check). A
+    # row breaking one is refused by PostgreSQL, and the loader keeps it in
+    # loader.rejects with the constraint's name as its reason. A table made
+    # before a check existed gets it NOT VALID: rows already there stay.
+    checks: tuple[tuple[str, str], ...] = ()
 
     @property
     def all_columns(self) -> tuple[tuple[str, str], ...]:
@@ -58,6 +63,8 @@ def ensure_raw_tables(conn: psycopg.Connection, tables: Iterable[RawTable]) -> N
             conn.execute(
                 sql.SQL("create table if not exists {} ({})").format(table.identifier, columns)
             )
+            for name, check in table.checks:
+                _add_check(conn, table, name, check)
             for cols in table.indexes:
                 name = f"{table.name}__{'_'.join(c.strip('_') for c in cols)}_idx"
                 conn.execute(
@@ -67,6 +74,19 @@ def ensure_raw_tables(conn: psycopg.Connection, tables: Iterable[RawTable]) -> N
                         sql.SQL(", ").join(map(sql.Identifier, cols)),
                     )
                 )
+
+
+def _add_check(conn: psycopg.Connection, table: RawTable, name: str, check: str) -> None:
+    exists = conn.execute(
+        "select count(*) from pg_constraint where conrelid = %s::regclass and conname = %s",
+        (table.qualified_name, name),
+    ).fetchone()[0]
+    if not exists:
+        conn.execute(
+            sql.SQL("alter table {} add constraint {} check ({}) not valid").format(
+                table.identifier, sql.Identifier(name), sql.SQL(check)
+            )
+        )
 
 
 def _rename_schema(conn: psycopg.Connection, former: str, schema: str) -> None:

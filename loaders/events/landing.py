@@ -35,7 +35,7 @@ from psycopg import sql
 
 from loaders.core import result as core
 from loaders.core.control import Reject, close_batch, open_batch, write_rejects
-from loaders.core.copy import CopyRow, copy_rows, copy_statement
+from loaders.core.copy import REFUSED_ROW, CopyRow, copy_rows, copy_statement
 from loaders.core.raw_tables import RawTable
 
 SOURCE = "events"
@@ -51,10 +51,12 @@ logging.getLogger("psycopg").addHandler(logging.NullHandler())
 @dataclass(frozen=True)
 class EventTable:
     """A ClickHouse events table's contract: the columns that land, in order, and their
-    warehouse types (bigint/integer: a ClickHouse integer; timestamptz: a DateTime)."""
+    warehouse types (bigint/integer: a ClickHouse integer; timestamptz: a DateTime),
+    and its domain rules (RawTable.checks)."""
 
     name: str
     columns: tuple[tuple[str, str], ...]
+    checks: tuple[tuple[str, str], ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -79,6 +81,10 @@ TABLES: dict[str, EventTable] = {
                 ("source", "text"),
                 ("exp_group", "integer"),
             ),
+            # The events' domain rule is checked as they land (their staging is a
+            # view over the raw days, which a quarantine cannot delete from): a
+            # row with another action is refused, with this name as its reason.
+            checks=(("feed_actions_action_known", "action in ('view', 'like')"),),
         ),
         EventTable(
             "message_actions",
@@ -106,6 +112,7 @@ _RAW = {
         # Nullable: a real ClickHouse may have Nullable columns; staging validates.
         (*t.columns, ("_event_date", "date not null")),
         indexes=(("_event_date",),),
+        checks=t.checks,
     )
     for t in TABLES.values()
 }
@@ -277,9 +284,10 @@ def land_day(
             ):
                 n = _pipe(read(batch_id, False), copy)
             refused: list[Reject] = []
-        except psycopg.errors.DataError:
-            # A NUL or a byte that is not UTF-8 somewhere in the day: read it again, in a
-            # fixed order, and isolate the lines the warehouse refuses.
+        except REFUSED_ROW:
+            # A NUL, a byte that is not UTF-8 or a row breaking the table's rule somewhere
+            # in the day: read it again, in a fixed order, and isolate the lines the
+            # warehouse refuses.
             n, refused = _fallback(conn, spec, day, read(batch_id, True))
         if n == 0 and old_rows + old_rejects > 0:
             raise psycopg.Rollback(tx)  # the source lost the day: keep what landed

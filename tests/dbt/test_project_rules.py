@@ -314,13 +314,23 @@ def views_made_at_run_time_are_tagged(m: Manifest) -> list[str]:
                 return True
         return False
 
+    def sql_macros(node: dict) -> list[str]:
+        """The macros a model's SQL calls: a hook's run after the view is made."""
+        hooks = " ".join(h.get("sql", "") for h in node["config"].get("post-hook") or [])
+        hooked = {f"macro.{PROJECT}.{n}" for n in re.findall(r"(\w+)\(", hooks)}
+        code = node.get("raw_code", "")
+        return [
+            uid for uid in node["depends_on"].get("macros", [])
+            if uid not in hooked or f"{uid.rsplit('.', 1)[1]}(" in code
+        ]  # fmt: skip
+
     return [
         f"view {node['name']} is made at run time but has no tag daily_sql"
         for node in models(m).values()
         if node["config"].get("materialized") == "view"
         and "daily_sql" not in node.get("tags", [])
         and (
-            reads_run_scope(node["depends_on"].get("macros", []), set())
+            reads_run_scope(sql_macros(node), set())
             or RUN_SCOPE_SQL.search(node.get("raw_code", ""))
         )
     ]
@@ -346,6 +356,28 @@ def new_rows_models_have_scoped_tests(m: Manifest) -> list[str]:
     return out
 
 
+def quarantine_rules_are_counted_and_deletable(m: Manifest) -> list[str]:
+    """A model with quarantine rules (meta.quarantine) has the `quarantined` warn test
+    that counts the rows they hold out, names its key and at least one rule, and is a
+    table or an incremental model: the post-hook deletes the rows from it."""
+    tests = attached_tests(m)
+    out = []
+    for uid, node in models(m).items():
+        spec = (node["config"].get("meta") or {}).get("quarantine")
+        if not spec:
+            continue
+        if not spec.get("key") or not spec.get("rules"):
+            out.append(f"{name(uid)}: meta.quarantine needs a key and rules")
+        if node["config"].get("materialized") not in ("table", "incremental"):
+            out.append(
+                f"{name(uid)} has quarantine rules but is a {node['config']['materialized']}"
+            )
+        names = {(t.get("test_metadata") or {}).get("name") for t in tests.get(uid, [])}
+        if "quarantined" not in names:
+            out.append(f"{name(uid)} has quarantine rules but no quarantined test")
+    return out
+
+
 RULES: list[Callable[[Manifest], list[str]]] = [
     staging_reads_exactly_one_source,
     downstream_reads_no_source,
@@ -359,6 +391,7 @@ RULES: list[Callable[[Manifest], list[str]]] = [
     macros_documented,
     views_made_at_run_time_are_tagged,
     new_rows_models_have_scoped_tests,
+    quarantine_rules_are_counted_and_deletable,
 ]
 
 
@@ -489,6 +522,13 @@ def test_the_rules_catch_violations() -> None:
     assert found == {"new_rows_models_have_scoped_tests": [
         f"test {t}_stg_app__orders checks every row of a model with new rows"
         for t in ("unique", "not_null")
+    ]}  # fmt: skip
+    # a view with quarantine rules and no test counting what they hold out
+    rules = {"quarantine": {"key": "id", "rules": {"id_positive": "id > 0"}}}
+    found = broken(lambda m: m["nodes"][stg]["config"].update(meta=rules, materialized="view"))
+    assert found == {"quarantine_rules_are_counted_and_deletable": [
+        "stg_app__orders has quarantine rules but is a view",
+        "stg_app__orders has quarantine rules but no quarantined test",
     ]}  # fmt: skip
 
 

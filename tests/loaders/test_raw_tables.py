@@ -1,4 +1,4 @@
-"""Every source's raw tables are created together, and a renamed schema keeps its rows."""
+"""Raw tables: made together, a renamed schema keeps its rows, a rule is added."""
 
 from __future__ import annotations
 
@@ -38,3 +38,27 @@ def test_a_warehouse_with_the_former_sales_schema_is_moved_not_emptied(warehouse
             "select count(*) from information_schema.tables where table_schema = 'raw_sales_api'"
         ).fetchone()[0]
     assert rows == [("kept.csv", 7)] and gone and tables == len(RAW_TABLES)
+
+
+def test_a_table_made_before_its_rule_gets_it_for_new_rows_only(warehouse) -> None:
+    from loaders.events.landing import RAW_TABLES
+
+    feed = next(t for t in RAW_TABLES if t.name == "feed_actions")
+    assert feed.checks  # the rule this test is about
+    insert = (
+        "insert into raw_events.feed_actions (action, _event_date, _batch_id)"
+        " values (%s, '2026-10-01', 1)"
+    )
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        ensure_raw_tables(conn, [dataclasses.replace(feed, checks=())])  # the last release's
+        conn.execute(insert, ("share",))
+        for _ in range(2):  # adding it twice is a no-op
+            ensure_raw_tables(conn, [feed])
+        assert conn.execute("select action from raw_events.feed_actions").fetchall() == [("share",)]
+        conn.execute(insert, ("like",))
+        try:
+            conn.execute(insert, ("share",))
+        except psycopg.errors.CheckViolation as exc:
+            assert "feed_actions_action_known" in str(exc)
+        else:
+            raise AssertionError("a row breaking the rule was accepted")

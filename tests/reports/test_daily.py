@@ -11,7 +11,7 @@ import sys
 import psycopg
 import pytest
 
-from config import PROJECT_ROOT
+from config import PROJECT_ROOT, DbtSettings
 from reports import charts, daily
 from reports.marts import METRICS
 from tests.reports.fixtures import CHAT, DAY, TOKEN
@@ -62,6 +62,7 @@ def test_the_report_is_one_message_and_one_png_with_the_marts_numbers(
     for column, label, _ in METRICS:
         assert expected_line(label, column, app_metrics) in text.splitlines(), (column, text)
     assert "Dashboard: http://localhost:8088/superset/dashboard/app-metrics/" in text
+    assert "Data: quarantined in the last 24 hours: none." in text.splitlines()
 
     photo = bot_api.requests[1]
     assert photo.content_type.startswith("multipart/form-data")
@@ -246,3 +247,31 @@ def test_a_delivery_that_failed_half_way_sends_only_the_missing_part(
     assert [r.method for r in bot_api.requests] == ["sendMessage"] + ["sendPhoto"] * 4
     third = cli("daily", "--date", str(DAY))
     assert "already delivered" in third.stdout and len(bot_api.requests) == 5
+
+
+def test_the_report_says_how_many_rows_were_quarantined_and_is_still_sent(
+    cli, app_metrics, bot_api, warehouse
+) -> None:
+    audit = DbtSettings.from_env().audit_schema
+    with psycopg.connect(warehouse) as conn:
+        # The quarantine as dbt's on-run-start makes it (its columns the report reads).
+        conn.execute(f'create schema if not exists "{audit}"')
+        conn.execute(
+            f'create table "{audit}".quarantined_rows (model text, rule text, row_key text,'
+            " row jsonb, quarantined_at timestamptz not null default now())"
+        )
+        conn.execute(
+            f'insert into "{audit}".quarantined_rows (model, rule, row_key, row, quarantined_at)'
+            " values ('stg_oltp__orders', 'total_amount_not_negative', '2', '{}', now()),"
+            " ('stg_oltp__orders', 'status_known', '3', '{}', now()),"
+            " ('stg_kafka__new_users_events', 'loyalty_status_known', 'e', '{}', now()),"
+            # held out two days ago: not in the last 24 hours
+            " ('stg_oltp__products', 'price_not_negative', '9', '{}', now() - interval '2 days')"
+        )
+    result = cli("daily", "--date", str(DAY))
+    assert result.returncode == 0, result.stderr
+    assert [r.method for r in bot_api.requests] == ["sendMessage", "sendPhoto"]
+    assert (
+        "Data: quarantined in the last 24 hours: 3 row(s) (stg_kafka__new_users_events 1,"
+        f" stg_oltp__orders 2); see {audit}.quarantined_rows."
+    ) in bot_api.requests[0].fields()["text"].splitlines()

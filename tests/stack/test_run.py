@@ -209,10 +209,11 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
     # The first build was the full check (every row, unit tests); the next ones are daily.
     assert "the full check: tests over every row, and the unit tests" in first
     assert "unit_tests" in first
-    # The daily build recreated only the view whose SQL holds the run's day; a
-    # view dropped by hand has the next one recreate them all. Either way every
-    # test ran (those of the views left in place too).
-    assert "views: 1 recreated, the others unchanged since the last good build" in second
+    # The daily build recreated only the view whose SQL holds the run's day and
+    # the six views reading staging tables (a table's rebuild drops the views on
+    # it); a view dropped by hand has the next one recreate them all. Either way
+    # every test ran (those of the views left in place too).
+    assert "views: 7 recreated, the others unchanged since the last good build" in second
 
     # A day the partner's sales API is down (the app wrote 10-04): the run fails
     # saying so, and the next run lands that day's sales with its own (10-05).
@@ -222,12 +223,12 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
     set_faults(api)
 
     with psycopg.connect(warehouse, autocommit=True) as conn:
-        conn.execute("drop view staging.stg_sales_api__user_order_log cascade")
+        conn.execute("drop view staging.stg_sales_api__user_activity_log cascade")
     assert run_module.main() == 0
     third = capsys.readouterr().out
     assert "views: " not in third and "unchanged since the last good build" not in third
     with psycopg.connect(warehouse) as conn:
-        found = conn.execute("select to_regclass('staging.stg_sales_api__user_order_log')")
+        found = conn.execute("select to_regclass('staging.stg_sales_api__user_activity_log')")
         assert found.fetchone()[0] is not None
         dates = conn.execute(
             "select distinct _increment_date from raw_sales_api.user_order_log order by 1"

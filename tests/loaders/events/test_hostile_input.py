@@ -1,5 +1,6 @@
 """Hostile source tables: text that must survive the TSV -> COPY round trip lands intact, rows
-the warehouse refuses (NUL, bytes that are not UTF-8, out of range) are rejected with the
+the warehouse refuses (NUL, bytes that are not UTF-8, out of range, an action outside the
+table's rule) are rejected with the
 reason, every other row lands; a table that breaks the contract stops with one line."""
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def good_rows(n: int) -> list[list]:
     for i in range(n):
         text = HOSTILE_TEXT[i % len(HOSTILE_TEXT)]
         rows.append([
-            None if i % 7 == 0 else i, i, None if i % 5 == 0 else text,
+            None if i % 7 == 0 else i, i, None if i % 5 == 0 else ("view", "like")[i % 2],
             T + dt.timedelta(seconds=i * 60), None if i % 3 == 0 else "female",
             None if i % 4 == 0 else 30, text, "city " + text, "iOS", None, -i % 5,
         ])  # fmt: skip
@@ -67,38 +68,43 @@ def test_bad_rows_are_rejected_with_the_reason_and_the_rest_land_intact(
     ch.command(HOSTILE_DDL)
     good = good_rows(300)
     ch.insert("feed_actions", good, column_names=list(FEED_COLUMNS))
-    # A NUL, bytes that are not UTF-8, a UInt64 beyond bigint: the warehouse refuses them.
+    # A NUL, bytes that are not UTF-8, a UInt64 beyond bigint, an unknown action: the
+    # warehouse refuses them.
     ch.command(
         f"INSERT INTO feed_actions ({', '.join(FEED_COLUMNS)}) VALUES"
         " (1, 1, 'view', '2026-10-01 01:00:00', 'male', 20, 'a\\0nul', 'c', 'iOS', 'ads', 1),"
         " (2, 2, 'view', '2026-10-01 02:00:00', 'male', 20, concat(unhex('FFFE'), ' bytes'),"
         "  'c', 'iOS', 'ads', 1),"
         " (3, 9223372036854775808, 'view', '2026-10-01 03:00:00', 'male', 20, 'r', 'c', 'iOS',"
-        "  'ads', 1)"
+        "  'ads', 1),"
+        # an action outside the table's rule (the raw table's check constraint)
+        " (4, 4, 'share', '2026-10-01 04:00:00', 'male', 20, 's', 'c', 'iOS', 'ads', 1)"
     )
     # The next day's first second and the previous day's last: not this day's.
-    edge = [[9, 9, "x", T + dt.timedelta(days=1), "m", 1, "x", "x", "x", "x", 0],
-            [9, 9, "x", T - dt.timedelta(seconds=1), "m", 1, "x", "x", "x", "x", 0]]  # fmt: skip
+    edge = [[9, 9, "like", T + dt.timedelta(days=1), "m", 1, "x", "x", "x", "x", 0],
+            [9, 9, "like", T - dt.timedelta(seconds=1), "m", 1, "x", "x", "x", "x", 0]]  # fmt: skip
     ch.insert("feed_actions", edge, column_names=list(FEED_COLUMNS))
 
     for _ in range(2):  # a rerun: the same rows and the same rejects, none twice
         r = load_table_day("feed_actions", day(0))
-        assert (r.landed, r.rejected) == (300, 3), r.notes
+        assert (r.landed, r.rejected) == (300, 4), r.notes
         assert raw_rows(warehouse, "feed_actions", day(0)) == landed(good)
         found = rejects(warehouse, "feed_actions")
-        assert len(found) == 3
+        assert len(found) == 4
         assert {version for version, _, _ in found.values()} == {str(day(0))}
         assert all(rid.startswith(f"feed_actions:{day(0)}:") for rid in found)
         reasons = sorted(reason for _, reason, _ in found.values())
         assert reasons == [
             'refused by PostgreSQL: invalid byte sequence for encoding "UTF8": 0x00',
             'refused by PostgreSQL: invalid byte sequence for encoding "UTF8": 0xff',
+            'refused by PostgreSQL: new row for relation "feed_actions" violates check'
+            ' constraint "feed_actions_action_known"',
             'refused by PostgreSQL: value "9223372036854775808" is out of range for type bigint',
         ]
         payloads = {payload.split("\t")[6] for _, _, payload in found.values()}
-        assert payloads == {"a\\0nul", "\\xff\\xfe bytes", "r"}  # the line, readable
+        assert payloads == {"a\\0nul", "\\xff\\xfe bytes", "r", "s"}  # the line, readable
     assert r.notes == [
-        f"feed_actions {day(0)}: 3 row(s) rejected (in loader.rejects), e.g. refused by "
+        f"feed_actions {day(0)}: 4 row(s) rejected (in loader.rejects), e.g. refused by "
         'PostgreSQL: invalid byte sequence for encoding "UTF8": 0x00'
     ]
     assert scalar(warehouse, "select count(*) from raw_events.feed_actions where source is null")

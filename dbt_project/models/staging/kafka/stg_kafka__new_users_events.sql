@@ -34,13 +34,8 @@ renamed as (
         {{ json_value('payload', 'first_name') }} as first_name,
         {{ json_value('payload', 'last_name') }} as last_name,
         {{ json_value('payload', 'phone') }} as phone,
-        -- Only the known levels; another value is unreadable (json_castable).
-        case
-            when
-                {{ json_value('payload', 'loyalty_status') }}
-                in ('bronze', 'silver', 'gold', 'platinum')
-                then {{ json_value('payload', 'loyalty_status') }}
-        end as loyalty_status,
+        -- A level outside the known ones is quarantined (meta.quarantine).
+        {{ json_value('payload', 'loyalty_status') }} as loyalty_status,
 
         ---------- dates
         {{ json_value('payload', 'registration_date', 'date') }} as registration_date,

@@ -1,4 +1,4 @@
--- Latest version of every product (a small catalogue: a view).
+-- Latest version of every product: a table (small), as its quarantine rules delete from it.
 
 with
 
