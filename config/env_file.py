@@ -121,6 +121,28 @@ def apply(values: Mapping[str, str], environ: dict[str, str]) -> None:
         environ.setdefault(key, value)
 
 
+def embedded_passwords(environ: dict[str, str]) -> None:
+    """An empty WAREHOUSE_PASSWORD / OLTP_PASSWORD for the running embedded PostgreSQL:
+    the password it generated, for commands that read the variables themselves (dbt's
+    profile). A bad setting is left for the command to report."""
+    from config.base import ConfigError
+    from config.settings import WarehouseSettings, embedded_postgres_password
+
+    if environ.get("WAREHOUSE_PASSWORD") and environ.get("OLTP_PASSWORD"):
+        return
+    try:
+        wh = WarehouseSettings.from_env()
+        oltp_host = environ.get("OLTP_HOST") or wh.host
+        oltp_port = int(environ.get("OLTP_PORT") or wh.port)
+    except (ConfigError, ValueError):
+        return
+    if not environ.get("WAREHOUSE_PASSWORD") and wh.password.get_secret_value():
+        environ["WAREHOUSE_PASSWORD"] = wh.password.get_secret_value()
+    generated = embedded_postgres_password(oltp_host, oltp_port)
+    if not environ.get("OLTP_PASSWORD") and generated:
+        environ["OLTP_PASSWORD"] = generated
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     check_only = args[:1] == ["--check"]
@@ -143,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if check_only:
         return 0
+    embedded_passwords(os.environ)
     # Make's own flag: a make the command starts (a test of make) checks again.
     os.environ.pop("ENV_FILE_CHECKED", None)
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -41,7 +41,12 @@ def anchored(path: Path | str | None, relative_to: Path = PROJECT_ROOT) -> Path 
 
 
 class PostgresSettings(Settings):
-    """A PostgreSQL server and database (the warehouse, or a source such as the OLTP)."""
+    """A PostgreSQL server and database (the warehouse, or a source such as the OLTP).
+
+    Read from the environment, an empty password for the embedded server running
+    at this address is the one it generated on its first start
+    (EMBEDDED_POSTGRES_PASSWORD_FILE). Built by hand, the values are as given.
+    """
 
     host: str
     port: int
@@ -49,6 +54,15 @@ class PostgresSettings(Settings):
     password: SecretStr
     dbname: str
     sslmode: str
+
+    @classmethod
+    def from_env(cls) -> Self:
+        settings = super().from_env()
+        if settings.password.get_secret_value():
+            return settings
+        if generated := embedded_postgres_password(settings.host, settings.port):
+            return settings.model_copy(update={"password": SecretStr(generated)})
+        return settings
 
     def conninfo(self, dbname: str | None = None) -> str:
         # make_conninfo quotes and escapes every value: a password with a quote,
@@ -69,6 +83,30 @@ class PostgresSettings(Settings):
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
 
+# In DATA_DIR/postgres: the embedded server's generated password (mode 0600),
+# made on its first start unless WAREHOUSE_PASSWORD sets one.
+EMBEDDED_POSTGRES_PASSWORD_FILE = "password"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def embedded_postgres_password(host: str, port: int) -> str:
+    """The embedded PostgreSQL's generated password if that server is running at
+    ``host:port`` (its postmaster.pid says which port), else ''."""
+    if host not in LOOPBACK:
+        return ""
+    local = LocalSettings.from_env()
+    if "postgres" not in local.embedded:
+        return ""
+    folder = local.data_dir / "postgres"
+    try:
+        running_on = int((folder / "data" / "postmaster.pid").read_text().splitlines()[3])
+        if running_on != port:
+            return ""
+        return (folder / EMBEDDED_POSTGRES_PASSWORD_FILE).read_text().strip()
+    except (OSError, IndexError, ValueError):
+        return ""
+
+
 class WarehouseSettings(PostgresSettings):
     """The PostgreSQL warehouse that raw data lands in and dbt builds on."""
 
@@ -77,7 +115,12 @@ class WarehouseSettings(PostgresSettings):
     host: str = setting("WAREHOUSE_HOST", "127.0.0.1", "its host")
     port: int = setting("WAREHOUSE_PORT", 54329, "its port")
     user: str = setting("WAREHOUSE_USER", "postgres", "the user loaders and dbt log in as")
-    password: SecretStr = setting("WAREHOUSE_PASSWORD", SecretStr(""), "that user's password")
+    password: SecretStr = setting(
+        "WAREHOUSE_PASSWORD",
+        SecretStr(""),
+        "that user's password; empty, for the embedded server: the one it generated on its"
+        " first start (DATA_DIR/postgres/password)",
+    )
     dbname: str = setting("WAREHOUSE_DB", "warehouse", "the database")
     sslmode: str = setting("WAREHOUSE_SSLMODE", "prefer", "libpq's sslmode")
 

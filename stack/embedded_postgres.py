@@ -4,22 +4,32 @@ The wheel's own Python API listens on a unix socket only; loaders, dbt and
 Airflow are separate processes, so we drive its ``initdb``/``pg_ctl`` directly
 and listen on 127.0.0.1. PostgreSQL refuses to run as root, so as root the
 server runs as the ``pgserver`` system user that the wheel's helpers create.
-Local trust authentication is for this throwaway dev server only; point
-WAREHOUSE_* at a real server for anything else.
+
+With a ``password``, TCP connections must give it (scram-sha-256), as on any
+real server: a wrong WAREHOUSE_PASSWORD is refused here too. Each start
+writes that rule into pg_hba.conf and, if the superuser has no password yet
+(a new cluster, or one an older release made), sets it over the server's unix
+socket (in the data folder, or a short folder of its own in the system's
+temporary one, reachable only by the owner of the files, which still trusts
+local users). Without a password (the benchmarks'
+throwaway servers), every connection is trusted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
     warnings.simplefilter("ignore")
@@ -49,10 +59,29 @@ class EmbeddedPostgres:
     port: int
     host: str = "127.0.0.1"
     superuser: str = "postgres"
+    password: str | None = None  # None: no password asked (trust)
 
     @property
     def log_file(self) -> Path:
         return self.pgdata.parent / "postgres.log"
+
+    @property
+    def socket_dir(self) -> Path:
+        """Where the unix socket is: the data folder, or a short folder in the system's
+        temporary one when the data folder's path is too long for a socket (107 bytes)."""
+        if len(f"{self.pgdata}/.s.PGSQL.{self.port}") <= 100:
+            return self.pgdata
+        digest = hashlib.sha1(str(self.pgdata.resolve()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"pg-{digest}"
+
+    def _prepare_socket_dir(self) -> None:
+        folder = self.socket_dir
+        if folder == self.pgdata:
+            return
+        folder.mkdir(mode=0o700, exist_ok=True)
+        if _running_as_root():
+            entry = pwd.getpwnam(SYSTEM_USER)
+            os.chown(folder, entry.pw_uid, entry.pw_gid)
 
     def _run(self, tool: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         user = SYSTEM_USER if _running_as_root() else None
@@ -108,10 +137,15 @@ class EmbeddedPostgres:
             )
             if res.returncode != 0:
                 raise ServiceError(f"initdb failed in {self.pgdata}: {res.stderr.strip()}")
+        changed = self._write_host_rule()
         if self.is_running():
+            if changed:
+                self._reload()
+            self._set_password()
             return
+        self._prepare_socket_dir()
         options = (
-            f"-h {self.host} -p {self.port} -k {self.pgdata} "
+            f"-h {self.host} -p {self.port} -k {self.socket_dir} "
             "-c max_wal_size=2GB -c shared_buffers=256MB"
         )
         res = self._run(
@@ -133,6 +167,56 @@ class EmbeddedPostgres:
                 f"PostgreSQL did not start on {self.host}:{self.port} "
                 f"(is the port taken?). Last log lines from {self.log_file}: " + " | ".join(tail)
             )
+        self._set_password()
+
+    # pg_hba.conf's lines for TCP ("host ..."), as initdb --auth=trust writes them.
+    _HOST_RULES = ("host", "hostssl", "hostnossl")
+
+    def _write_host_rule(self) -> bool:
+        """TCP connections authenticate by ``password`` (or are trusted without one);
+        returns whether pg_hba.conf changed."""
+        hba = self.pgdata / "pg_hba.conf"
+        method = "scram-sha-256" if self.password else "trust"
+        lines = hba.read_text().splitlines()
+        rewritten = []
+        for line in lines:
+            fields = line.split()
+            if (
+                fields
+                and fields[0] in self._HOST_RULES
+                and fields[-1] in ("trust", "scram-sha-256")
+            ):
+                line = line[: line.rstrip().rfind(fields[-1])] + method
+            rewritten.append(line)
+        if rewritten == lines:
+            return False
+        hba.write_text("\n".join(rewritten) + "\n")  # keeps the file's owner and mode
+        return True
+
+    def _reload(self) -> None:
+        res = self._run("pg_ctl", "-D", str(self.pgdata), "reload")
+        if res.returncode != 0:
+            raise ServiceError(f"pg_ctl reload failed: {res.stderr.strip()}")
+
+    def _set_password(self) -> None:
+        """The superuser's password, set over the unix socket (trusted, owner only) when
+        it has none: on the first start, or the first since an older release made the
+        cluster. Once set it is the server's, as on a real one: another
+        WAREHOUSE_PASSWORD later is refused (change it with ALTER ROLE, `make psql`)."""
+        if not self.password:
+            return
+        with psycopg.connect(self.socket_conninfo(), autocommit=True) as conn:
+            has_one = conn.execute(
+                "select rolpassword is not null from pg_authid where rolname = %s",
+                (self.superuser,),
+            ).fetchone()[0]
+            if has_one:
+                return
+            conn.execute(
+                sql.SQL("alter role {} password {}").format(
+                    sql.Identifier(self.superuser), sql.Literal(self.password)
+                )
+            )
 
     def stop(self) -> None:
         if self.is_running():
@@ -146,10 +230,20 @@ class EmbeddedPostgres:
         shutil.rmtree(self.pgdata, ignore_errors=True)
 
     def conninfo(self, dbname: str = "postgres") -> str:
-        return f"host={self.host} port={self.port} user={self.superuser} dbname={dbname}"
+        return make_conninfo(
+            host=self.host, port=self.port, user=self.superuser, dbname=dbname,
+            password=self.password or None,
+        )  # fmt: skip
+
+    def socket_conninfo(self, dbname: str = "postgres") -> str:
+        """The superuser over the unix socket: trusted, owner only."""
+        return make_conninfo(
+            host=str(self.socket_dir), port=self.port, user=self.superuser, dbname=dbname
+        )
 
     def ensure_database(self, dbname: str) -> None:
-        ensure_database(self.conninfo(), dbname)
+        # Over the socket: a wrong WAREHOUSE_PASSWORD is then the loaders' one line.
+        ensure_database(self.socket_conninfo(), dbname)
 
 
 def ensure_database(conninfo: str, dbname: str) -> None:

@@ -8,6 +8,8 @@ warehouse and the order system's OLTP database (when OLTP_* point at it).
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +19,7 @@ import httpx
 import psycopg
 
 from config import LocalSettings, WarehouseSettings, mask_uri_password
+from config.settings import EMBEDDED_POSTGRES_PASSWORD_FILE
 from loaders.core.warehouse import LoaderError, connect, first_line
 from loaders.events.settings import ClickHouseSettings
 from loaders.kafka.settings import KafkaSettings
@@ -35,7 +38,23 @@ from stack.superset import stop as stop_superset
 
 
 def embedded_postgres(local: LocalSettings, wh: WarehouseSettings) -> EmbeddedPostgres:
-    return EmbeddedPostgres(pgdata=local.data_dir / "postgres" / "data", port=wh.port, host=wh.host)
+    """The embedded server, asking for WAREHOUSE_PASSWORD, or for the one it generated."""
+    password = wh.password.get_secret_value() or generated_password(local)
+    return EmbeddedPostgres(
+        pgdata=local.data_dir / "postgres" / "data", port=wh.port, host=wh.host, password=password
+    )
+
+
+def generated_password(local: LocalSettings) -> str:
+    """The embedded PostgreSQL's password when .env sets none: made once, kept 0600."""
+    path = local.data_dir / "postgres" / EMBEDDED_POSTGRES_PASSWORD_FILE
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(18)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(password + "\n")
+    return password
 
 
 def embedded_mongo(local: LocalSettings, mongo: MongoSettings) -> EmbeddedMongo:
@@ -98,8 +117,14 @@ def _postgres_ready(pg: EmbeddedPostgres, local: LocalSettings) -> list[str]:
     """The warehouse database, and the order system's when OLTP_* point at the same server."""
     wh, oltp = WarehouseSettings.from_env(), OltpSettings.from_env()
     pg.ensure_database(wh.dbname)
+    # What this process starts next (dbt reads its profile's env_var, Airflow and
+    # Superset inherit the environment) gets the server's password.
+    if not os.environ.get("WAREHOUSE_PASSWORD"):
+        os.environ["WAREHOUSE_PASSWORD"] = pg.password or ""
     if not _oltp_is_embedded(local, wh, oltp):
         return []
+    if not os.environ.get("OLTP_PASSWORD"):
+        os.environ["OLTP_PASSWORD"] = pg.password or ""
     pg.ensure_database(oltp.dbname)
     return [f"oltp      embedded  {oltp.describe()}  (same server)"]
 

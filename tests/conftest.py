@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import secrets
 import socket
 import tempfile
 import time
@@ -85,9 +86,17 @@ def free_port() -> int:
     raise RuntimeError("no free port below the ephemeral range")
 
 
+# The test server's password: quotes, a backslash and a space, so that every path that
+# passes it on (libpq, dbt's profile, Airflow's and Superset's URIs) is tried with them.
+PG_PASSWORD = "s3cr3t-'quote\\back slash-pw-" + secrets.token_urlsafe(6)
+
+
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(pgdata=tmp_path_factory.mktemp("pg") / "data", port=free_port())
+    # A password over TCP, as the project's own embedded server asks for one.
+    server = EmbeddedPostgres(
+        pgdata=tmp_path_factory.mktemp("pg") / "data", port=free_port(), password=PG_PASSWORD
+    )
     server.start()
     yield server
     server.destroy()
@@ -110,7 +119,7 @@ def warehouse(pg_server: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch) -> I
         "WAREHOUSE_HOST": pg_server.host,
         "WAREHOUSE_PORT": str(pg_server.port),
         "WAREHOUSE_USER": pg_server.superuser,
-        "WAREHOUSE_PASSWORD": "",
+        "WAREHOUSE_PASSWORD": pg_server.password or "",
         "WAREHOUSE_DB": name,
     }.items():
         monkeypatch.setenv(key, value)
@@ -146,7 +155,7 @@ def oltp(pg_server: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch) -> Iterat
         "OLTP_HOST": pg_server.host,
         "OLTP_PORT": str(pg_server.port),
         "OLTP_USER": pg_server.superuser,
-        "OLTP_PASSWORD": "",
+        "OLTP_PASSWORD": pg_server.password or "",
         "OLTP_DB": name,
     }.items():
         monkeypatch.setenv(key, value)

@@ -29,6 +29,7 @@ def first_line(exc: BaseException) -> str:
 _REFUSED = re.compile(
     r"password authentication failed|role \S+ does not exist|no pg_hba\.conf entry"
     r"|authentication failed|database \S+ does not exist|permission denied for database"
+    r"|no password supplied"
 )
 
 

@@ -23,6 +23,10 @@ class OltpSettings(PostgresSettings):
     host: str = setting(("OLTP_HOST", "WAREHOUSE_HOST"), "127.0.0.1", "its host")
     port: int = setting(("OLTP_PORT", "WAREHOUSE_PORT"), 54329, "its port")
     user: str = setting("OLTP_USER", "postgres", "a read-only user for a real system")
-    password: SecretStr = setting("OLTP_PASSWORD", SecretStr(""), "that user's password")
+    password: SecretStr = setting(
+        "OLTP_PASSWORD",
+        SecretStr(""),
+        "that user's password; empty, on the embedded server: the one it generated",
+    )
     dbname: str = setting("OLTP_DB", "oltp", "the order system's database")
     sslmode: str = setting("OLTP_SSLMODE", "prefer", "libpq's sslmode")

@@ -87,7 +87,7 @@ def test_generate_load_transform_rerun_and_next_day(
 
 
 @pytest.mark.e2e
-def test_a_failing_dbt_test_fails_the_run_naming_the_model(
+def test_a_failing_model_fails_the_run_naming_it(
     airflow_db, dagbag, mongo_db: Database, warehouse: str, local_dirs
 ) -> None:
     from datagen.mongo_writer import write_day
@@ -96,11 +96,21 @@ def test_a_failing_dbt_test_fails_the_run_naming_the_model(
 
     write_day(mongo_db, Population(3, 0.05, dt.date(2026, 10, 1)), dt.date(2026, 10, 1))
     when = dt.datetime(2026, 10, 1, 12)
+    # A status outside the list: quarantined, which does not fail anything by itself...
     mongo_db.support_tickets.insert_one(
         {"ticket_id": "TCK-BAD", "user_id": 1, "status": "escalated", "issue_type": "bug",
          "created_at": when, "messages": [], "updated_at": when}
     )  # fmt: skip
     load_all()
+    # ...but here the quarantine refuses that rule's rows (a check of its own), so the
+    # tickets' model fails in its post-hook, in its own task.
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        conn.execute("create schema if not exists audit")
+        conn.execute(
+            "create table audit.quarantined_rows (model text, row_key text, row jsonb,"
+            " quarantined_at timestamptz default now(),"
+            " rule text check (rule <> 'status_known'))"
+        )
     dag = selected(dagbag.dags["dbt_transform_mongo"], ["support_efficiency", "review_mart"])
     dag_run = dag.test()
     assert dag_run.state == "failed"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import psycopg
 
 from config import PROJECT_ROOT
+from tests.bench.marts import warehouse_conninfo
 from tests.bench.scaling_bench import Stack
 from tests.conftest import free_port
 
@@ -89,8 +90,7 @@ class AirflowStack:
         return proc.stdout
 
     def metadata(self) -> psycopg.Connection:
-        port = self.stack.env["WAREHOUSE_PORT"]
-        return psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=airflow")
+        return psycopg.connect(warehouse_conninfo(self.stack.env, "airflow"))
 
     def runs(self) -> list[Run]:
         with self.metadata() as conn:

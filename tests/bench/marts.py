@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 # Bookkeeping, not data: when a row was loaded or built or a snapshot version
 # began, and the loader batch that brought it (numbered across all loads).
@@ -25,8 +26,17 @@ VOLATILE = re.compile(r"(^_?loaded_at$|^dbt_|valid_from|valid_to|^etl_|^last_upd
 SAME_RUN = ("DATAGEN_START_DATE", "DATAGEN_HISTORY_DAYS", "DATAGEN_SCALE", "DATAGEN_SEED")
 
 
-def warehouse_conninfo(env: dict[str, str]) -> str:
-    return f"host=127.0.0.1 port={env['WAREHOUSE_PORT']} user=postgres dbname=warehouse"
+def warehouse_conninfo(env: dict[str, str], dbname: str = "warehouse") -> str:
+    """A stack's embedded PostgreSQL: its WAREHOUSE_PASSWORD, or the one it generated
+    (none: a release before passwords, whose server trusted every login)."""
+    generated = Path(env["DATA_DIR"]) / "postgres" / "password"
+    password = env.get("WAREHOUSE_PASSWORD") or (
+        generated.read_text().strip() if generated.exists() else None
+    )
+    return make_conninfo(
+        host="127.0.0.1", port=env["WAREHOUSE_PORT"], user="postgres", dbname=dbname,
+        password=password,
+    )  # fmt: skip
 
 
 def marts(env: dict[str, str]) -> dict[str, list[str]]:

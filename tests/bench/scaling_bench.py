@@ -101,8 +101,12 @@ class Stack:
             # The measured days are daily builds (the first run is the full check).
             "DBT_FULL_CHECK_HOURS": "168",
         }
-        for name in ("WAREHOUSE_HOST", "OLTP_HOST", "OLTP_PORT", "EMBEDDED_SERVICES"):
-            env[name] = ""  # the embedded defaults, whatever the caller's .env says
+        names = ("WAREHOUSE_HOST", "OLTP_HOST", "OLTP_PORT", "EMBEDDED_SERVICES",
+                 "WAREHOUSE_PASSWORD", "OLTP_PASSWORD")  # fmt: skip
+        for name in names:
+            # The embedded defaults (a password of its own, generated), whatever the
+            # caller's .env says.
+            env[name] = ""
         return cls(days=days, folder=folder, env=env)
 
     def python(self, *args: str) -> tuple[float, str]:

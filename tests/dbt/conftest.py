@@ -1,4 +1,4 @@
-"""Helpers for the dbt tests: a private dbt target dir, and reading the warehouse."""
+"""Helpers for the dbt tests: a private dbt target dir, and writing and reading the warehouse."""
 
 from __future__ import annotations
 
@@ -46,6 +46,19 @@ def table_rows(conninfo: str, schema: str, table: str, skip: set[str] = frozense
             sql.Identifier(table),
         )
         return sorted(conn.execute(query).fetchall(), key=repr)
+
+
+def insert(conn: psycopg.Connection, schema: str, table: str, record: dict) -> None:
+    """One row into a raw table, as a loader would land it (values as given)."""
+    conn.execute(
+        sql.SQL("insert into {}.{} ({}) values ({})").format(
+            sql.Identifier(schema),
+            sql.Identifier(table),
+            sql.SQL(", ").join(map(sql.Identifier, record)),
+            sql.SQL(", ").join(sql.Placeholder() * len(record)),
+        ),
+        list(record.values()),
+    )
 
 
 def rows(conninfo: str, query: str) -> list[tuple]:

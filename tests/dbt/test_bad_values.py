@@ -21,11 +21,10 @@ from decimal import Decimal
 import psycopg
 import pytest
 from bson import ObjectId
-from psycopg import sql
 
 from loaders.mongo.job import load_all
 from stack.dbt_build import run_dbt
-from tests.dbt.conftest import rows
+from tests.dbt.conftest import insert, rows
 
 DAY = dt.datetime(2026, 10, 1)
 UTC = dt.UTC
@@ -244,14 +243,7 @@ def test_bad_values_are_nulled_counted_and_never_break_the_build(
     with psycopg.connect(warehouse) as conn:  # load_all created every raw table
         for table, records in OLTP_ROWS.items():
             for record in records:
-                conn.execute(
-                    sql.SQL("insert into raw_oltp.{} ({}, _batch_id) values ({}, 1)").format(
-                        sql.Identifier(table),
-                        sql.SQL(", ").join(map(sql.Identifier, record)),
-                        sql.SQL(", ").join(sql.Placeholder() * len(record)),
-                    ),
-                    list(record.values()),
-                )
+                insert(conn, "raw_oltp", table, {**record, "_batch_id": 1})
         for offset, value in enumerate(REGISTRATIONS):
             conn.execute(
                 "insert into raw_kafka.new_users_events"

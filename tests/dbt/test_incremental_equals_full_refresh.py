@@ -22,11 +22,10 @@ import json
 import psycopg
 import pytest
 from bson import ObjectId
-from psycopg import sql
 
 from loaders.mongo.job import load_all
 from stack.dbt_build import run_dbt
-from tests.dbt.conftest import incremental_models, rows, table_rows
+from tests.dbt.conftest import incremental_models, insert, rows, table_rows
 
 DAY = dt.datetime(2026, 10, 1)
 COLLECTIONS = ["user_sessions", "event_logs", "search_queries", "moderation_queue"]
@@ -116,16 +115,7 @@ def land(warehouse: str, schema: str, table: str, batch: int, records: list[dict
     """Append rows to a raw table as one loader batch."""
     with psycopg.connect(warehouse) as conn:
         for record in records:
-            record = {**record, "_batch_id": batch}
-            conn.execute(
-                sql.SQL("insert into {}.{} ({}) values ({})").format(
-                    sql.Identifier(schema),
-                    sql.Identifier(table),
-                    sql.SQL(", ").join(map(sql.Identifier, record)),
-                    sql.SQL(", ").join(sql.Placeholder() * len(record)),
-                ),
-                list(record.values()),
-            )
+            insert(conn, schema, table, {**record, "_batch_id": batch})
 
 
 @pytest.mark.e2e

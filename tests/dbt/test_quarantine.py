@@ -20,13 +20,12 @@ from decimal import Decimal
 import psycopg
 import pytest
 from bson import ObjectId
-from psycopg import sql
 
 from loaders.core.raw_tables import ensure_raw_tables
 from loaders.mongo.job import load_all
 from loaders.raw_tables import all_raw_tables
 from stack.dbt_build import run_dbt
-from tests.dbt.conftest import rows
+from tests.dbt.conftest import insert, rows
 
 WRITTEN = "2026-10-01 12:00:00+00"
 AT = dt.datetime(2026, 10, 1, 12)
@@ -106,17 +105,6 @@ QUARANTINED = {
 }
 
 
-def _insert(conn: psycopg.Connection, table: str, record: dict) -> None:
-    conn.execute(
-        sql.SQL("insert into {} ({}) values ({})").format(
-            sql.SQL(table),
-            sql.SQL(", ").join(map(sql.Identifier, record)),
-            sql.SQL(", ").join(sql.Placeholder() * len(record)),
-        ),
-        list(record.values()),
-    )
-
-
 @pytest.mark.e2e
 def test_rule_breaking_rows_are_quarantined_and_the_build_is_green(
     mongo_db, warehouse, local_dirs, dbt_target, tmp_path
@@ -128,13 +116,13 @@ def test_rule_breaking_rows_are_quarantined_and_the_build_is_green(
         ensure_raw_tables(conn, all_raw_tables())
         for table, records in OLTP_ROWS.items():
             for record in records:
-                _insert(conn, f"raw_oltp.{table}", {**record, "_batch_id": 1})
+                insert(conn, "raw_oltp", table, {**record, "_batch_id": 1})
         for offset, value in enumerate(REGISTRATIONS):
             message = {"topic": "new_users_events", "partition": 0, "offset": offset}
             message |= {"key": "k", "value": json.dumps(value), "message_timestamp": WRITTEN}
-            _insert(conn, "raw_kafka.new_users_events", {**message, "_batch_id": 1})
+            insert(conn, "raw_kafka", "new_users_events", {**message, "_batch_id": 1})
         for n, record in enumerate(SALES, 1):
-            _insert(conn, "raw_sales_api.user_order_log", {
+            insert(conn, "raw_sales_api", "user_order_log", {
                 **record, "_increment_date": "2026-10-01", "_file_name": "user_order_log.csv",
                 "_row_number": n, "_batch_id": 1})  # fmt: skip
 

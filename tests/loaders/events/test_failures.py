@@ -19,10 +19,10 @@ from datagen.events_writer import write_day
 from loaders.core.warehouse import LoaderError
 from loaders.events.client import EventSource
 from loaders.events.job import load_days, load_table_day
-from tests.conftest import free_port
+from tests.conftest import PG_PASSWORD, free_port
 from tests.loaders.events.helpers import batches, day, pop, raw_rows, source_rows
 
-SECRET = "s3cr3t-'quote\\back slash-pw"
+SECRET = PG_PASSWORD  # the test server's: quotes, a backslash, a space
 
 
 def test_clickhouse_down_is_one_line_from_the_cli(warehouse, clickhouse_db) -> None:

@@ -40,7 +40,7 @@ def oltp_encoded(
             "OLTP_HOST": pg_server.host,
             "OLTP_PORT": str(pg_server.port),
             "OLTP_USER": pg_server.superuser,
-            "OLTP_PASSWORD": "",
+            "OLTP_PASSWORD": pg_server.password or "",
             "OLTP_DB": name,
         }.items():
             monkeypatch.setenv(key, value)

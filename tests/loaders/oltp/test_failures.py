@@ -16,9 +16,10 @@ from psycopg import sql
 from config import PROJECT_ROOT
 from loaders.core.warehouse import LoaderError
 from loaders.oltp.job import load_all, load_table
+from tests.conftest import PG_PASSWORD
 from tests.loaders.oltp.helpers import raw_rows, seed, source_rows, versions
 
-SECRET = "s3cr3t-'quote\\back slash-pw"
+SECRET = PG_PASSWORD  # the test server's: quotes, a backslash, a space
 
 
 def _terminate(pg_server, database: str) -> None:
@@ -44,7 +45,7 @@ def _kill_after_first_batch(pg_server, database: str):
 
 @pytest.fixture
 def passwords(monkeypatch) -> None:
-    """Both servers' passwords set (the test server trusts local users, so they are unused)."""
+    """Both servers' passwords set (the same server: the test server's password)."""
     monkeypatch.setenv("OLTP_PASSWORD", SECRET)
     monkeypatch.setenv("WAREHOUSE_PASSWORD", SECRET)
 

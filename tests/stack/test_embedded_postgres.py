@@ -1,0 +1,108 @@
+"""The embedded PostgreSQL asks for a password over TCP, as a real server does.
+
+Each test starts a real server of its own (DATA_DIR in a temporary folder), as
+`make up` starts it: through stack.services.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from config import LocalSettings, WarehouseSettings
+from loaders.core.warehouse import LoaderError, connect
+from stack import services
+from stack.embedded_postgres import EmbeddedPostgres
+from tests.conftest import free_port
+
+
+@pytest.fixture
+def stack_env(tmp_path, monkeypatch) -> Iterator[LocalSettings]:
+    """DATA_DIR in tmp_path, the embedded PostgreSQL on a free port, no password set."""
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "local"))
+    monkeypatch.setenv("EMBEDDED_SERVICES", "postgres")
+    monkeypatch.setenv("WAREHOUSE_PORT", str(free_port()))
+    monkeypatch.delenv("WAREHOUSE_PASSWORD", raising=False)
+    monkeypatch.delenv("OLTP_PASSWORD", raising=False)
+    monkeypatch.setattr(os, "environ", os.environ.copy())  # _postgres_ready exports to it
+    local = LocalSettings.from_env()
+    yield local
+    services.embedded_postgres(local, WarehouseSettings.from_env()).stop()
+
+
+def start(local: LocalSettings) -> EmbeddedPostgres:
+    pg = services.embedded_postgres(local, WarehouseSettings.from_env())
+    pg.start()
+    services._postgres_ready(pg, local)
+    return pg
+
+
+def refused(wh: WarehouseSettings) -> str:
+    with pytest.raises(LoaderError) as caught, connect(wh):
+        pass
+    return str(caught.value)
+
+
+def test_a_new_server_generates_its_password_and_refuses_any_other(stack_env) -> None:
+    start(stack_env)
+    path = stack_env.data_dir / "postgres" / "password"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    generated = path.read_text().strip()
+    assert len(generated) >= 20
+
+    wh = WarehouseSettings.from_env()  # WAREHOUSE_PASSWORD empty: the generated one
+    assert wh.password.get_secret_value() == generated
+    with connect(wh) as conn:
+        assert conn.execute("select current_user").fetchone() == ("postgres",)
+    # What make passes on to dbt and Airflow (they read the variable themselves).
+    assert os.environ["WAREHOUSE_PASSWORD"] == generated
+
+    for wrong in ("", "wrong"):
+        message = refused(wh.model_copy(update={"password": SecretStr(wrong)}))
+        assert "\n" not in message and "make up" not in message
+        if wrong:
+            assert "password authentication failed" in message
+            assert "the server is up and refused it" in message
+
+    # A restart keeps the password; a different WAREHOUSE_PASSWORD is refused, not adopted.
+    pg = services.embedded_postgres(stack_env, wh)
+    pg.stop()
+    start(stack_env)
+    assert path.read_text().strip() == generated
+    os.environ["WAREHOUSE_PASSWORD"] = "another"
+    assert "password authentication failed" in refused(WarehouseSettings.from_env())
+
+
+def test_a_password_in_env_is_used_and_nothing_is_generated(stack_env) -> None:
+    os.environ["WAREHOUSE_PASSWORD"] = "chosen-in-.env"
+    start(stack_env)
+    assert not (stack_env.data_dir / "postgres" / "password").exists()
+    with connect(WarehouseSettings.from_env()) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
+
+
+def test_a_cluster_an_older_release_made_without_a_password_gets_one(stack_env) -> None:
+    wh = WarehouseSettings.from_env()
+    # The last release's server: trust over TCP, no password; a table in the warehouse.
+    old = EmbeddedPostgres(
+        pgdata=stack_env.data_dir / "postgres" / "data", port=wh.port, host=wh.host
+    )
+    old.start()
+    old.ensure_database(wh.dbname)
+    with psycopg.connect(old.conninfo(wh.dbname)) as conn:
+        conn.execute("create table kept as select 1 as n")
+    old.stop()
+
+    start(stack_env)
+    # Asks for the password now, and the data is still there.
+    assert "no password supplied" in refused(wh)
+    with connect(WarehouseSettings.from_env()) as conn:
+        assert conn.execute("select n from kept").fetchone() == (1,)
+    hba = (stack_env.data_dir / "postgres" / "data" / "pg_hba.conf").read_text()
+    host_rules = [line.split() for line in hba.splitlines() if line.startswith("host")]
+    assert host_rules and all(rule[-1] == "scram-sha-256" for rule in host_rules)
