@@ -175,14 +175,14 @@ def admin_password(settings: AirflowSettings, home: Path) -> tuple[str, str]:
 
 def prepare() -> tuple[dict[str, str], str]:
     """The Airflow environment, ready to start; and the login line to print."""
-    local, wh, mongo, settings = (
+    local, mongo, settings = (
         LocalSettings.from_env(),
-        WarehouseSettings.from_env(),
         MongoSettings.from_env(),
         AirflowSettings.from_env(),
     )
     for line in services.up():
         print(f"service  {line}")
+    wh = WarehouseSettings.from_env()  # once up: the embedded PostgreSQL's password
     if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in os.environ:
         ensure_airflow_database(wh)
     env = {**os.environ, **airflow_env(local, wh, mongo, settings)}

@@ -56,7 +56,7 @@ def _first_run(wh: WarehouseSettings) -> bool:
 
 def run() -> int:
     t0 = time.monotonic()
-    local, wh = LocalSettings.from_env(), WarehouseSettings.from_env()
+    local = LocalSettings.from_env()
     lines: list[str] = []
 
     def say(line: str = "") -> None:
@@ -66,6 +66,8 @@ def run() -> int:
     dbt_settings = DbtSettings.from_env()  # a bad DBT_* setting stops the run before any work
     for line in services.up():
         say(f"service  {line}")
+    # Read once the servers are up: the embedded PostgreSQL's password may be new.
+    wh = WarehouseSettings.from_env()
     first = _first_run(wh)
     days = next_days()
     steps: dict[str, float] = {}  # step -> seconds, for the summary and make bench
