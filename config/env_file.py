@@ -30,7 +30,7 @@ import difflib
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from functools import cache
 from pathlib import Path
 
@@ -121,7 +121,7 @@ def apply(values: Mapping[str, str], environ: dict[str, str]) -> None:
         environ.setdefault(key, value)
 
 
-def embedded_passwords(environ: dict[str, str]) -> None:
+def embedded_passwords(environ: MutableMapping[str, str]) -> None:
     """An empty WAREHOUSE_PASSWORD / OLTP_PASSWORD for the running embedded PostgreSQL:
     the password it generated, for commands that read the variables themselves (dbt's
     profile). A bad setting is left for the command to report."""

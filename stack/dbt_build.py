@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from config import DBT_PROJECT_DIR, PROFILES_DIR
+from config.env_file import embedded_passwords
 from loaders.core.warehouse import LoaderError
 from loaders.events.settings import ClickHouseSettings
 
@@ -31,6 +33,8 @@ def run_dbt(args: list[str], log_dir: Path) -> DbtSummary:
     """Invoke dbt in-process and summarise its results (counts, failures, new rows)."""
     from dbt.cli.main import dbtRunner
 
+    # dbt's profile reads WAREHOUSE_PASSWORD itself: empty, the embedded server's own.
+    embedded_passwords(os.environ)
     started = time.monotonic()
     res = dbtRunner().invoke(
         [
