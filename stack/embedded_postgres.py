@@ -146,7 +146,10 @@ class EmbeddedPostgres:
         self._prepare_socket_dir()
         options = (
             f"-h {self.host} -p {self.port} -k {self.socket_dir} "
-            "-c max_wal_size=2GB -c shared_buffers=256MB"
+            "-c max_wal_size=2GB -c shared_buffers=256MB "
+            # The order system's change capture reads a logical replication slot; a
+            # slot nobody reads keeps at most this much WAL, then PostgreSQL invalidates it.
+            "-c wal_level=logical -c max_slot_wal_keep_size=4GB"
         )
         res = self._run(
             "pg_ctl",
