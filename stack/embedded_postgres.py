@@ -17,10 +17,12 @@ throwaway servers), every connection is trusted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import tempfile
 import warnings
@@ -75,13 +77,27 @@ class EmbeddedPostgres:
         return Path(tempfile.gettempdir()) / f"pg-{digest}"
 
     def _prepare_socket_dir(self) -> None:
+        """The short socket folder: made here, or found as made here (a real folder,
+        the server's, mode 0700); never one someone else put there first, whose socket
+        would let them in as the trusted local superuser."""
         folder = self.socket_dir
         if folder == self.pgdata:
             return
-        folder.mkdir(mode=0o700, exist_ok=True)
-        if _running_as_root():
-            entry = pwd.getpwnam(SYSTEM_USER)
-            os.chown(folder, entry.pw_uid, entry.pw_gid)
+        owner = pwd.getpwnam(SYSTEM_USER).pw_uid if _running_as_root() else os.geteuid()
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+            if _running_as_root():
+                os.chown(folder, owner, pwd.getpwuid(owner).pw_gid, follow_symlinks=False)
+        found = os.lstat(folder)
+        if not (
+            stat.S_ISDIR(found.st_mode)
+            and found.st_uid == owner
+            and stat.S_IMODE(found.st_mode) == 0o700
+        ):
+            raise ServiceError(
+                f"{folder}, the folder for PostgreSQL's socket, is not the server's own"
+                " (a folder of mode 0700 owned by the server's user): remove it and start again"
+            )
 
     def _run(self, tool: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         user = SYSTEM_USER if _running_as_root() else None
@@ -97,8 +113,6 @@ class EmbeddedPostgres:
     def _prepare_permissions(self) -> None:
         if not _running_as_root():
             return
-        import stat
-
         ensure_user_exists(SYSTEM_USER)
         uid = pwd.getpwnam(SYSTEM_USER).pw_uid
         gid = pwd.getpwnam(SYSTEM_USER).pw_gid
@@ -137,12 +151,14 @@ class EmbeddedPostgres:
             )
             if res.returncode != 0:
                 raise ServiceError(f"initdb failed in {self.pgdata}: {res.stderr.strip()}")
-        changed = self._write_host_rule()
+        if self.password == "":
+            raise ServiceError("an empty password would let every login in: give one, or None")
         if self.is_running():
-            if changed:
+            self._set_password()  # first: logins work again as soon as the rule does
+            if self._write_host_rule():
                 self._reload()
-            self._set_password()
             return
+        self._write_host_rule()
         self._prepare_socket_dir()
         options = (
             f"-h {self.host} -p {self.port} -k {self.socket_dir} "

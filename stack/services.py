@@ -8,8 +8,10 @@ warehouse and the order system's OLTP database (when OLTP_* point at it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,14 +48,30 @@ def embedded_postgres(local: LocalSettings, wh: WarehouseSettings) -> EmbeddedPo
 
 
 def generated_password(local: LocalSettings) -> str:
-    """The embedded PostgreSQL's password when .env sets none: made once, kept 0600."""
+    """The embedded PostgreSQL's password when .env sets none: made once, kept 0600.
+
+    Written whole under another name, then linked into place: a start at the same
+    time (make run beside make airflow) finds either no file or the whole password,
+    never an empty one.
+    """
     path = local.data_dir / "postgres" / EMBEDDED_POSTGRES_PASSWORD_FILE
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    password = secrets.token_urlsafe(18)
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
-        file.write(password + "\n")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, draft = tempfile.mkstemp(dir=path.parent, prefix=".password-")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(18) + "\n")
+                file.flush()
+                os.fsync(file.fileno())
+            with contextlib.suppress(FileExistsError):  # the other start's is kept
+                os.link(draft, path)
+        finally:
+            os.unlink(draft)
+    password = path.read_text().strip()
+    if not password:
+        raise ServiceError(
+            f"{path} is empty: delete it and set the password again, or set WAREHOUSE_PASSWORD"
+        )
     return password
 
 

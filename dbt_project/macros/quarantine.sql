@@ -21,15 +21,18 @@
     and does nothing for a model without rules. Inside the model's
     transaction it copies the rows that break a rule to the quarantine, then
     deletes them from the model: readers never see them, and a build that
-    fails leaves both as they were. On an incremental model it looks at the
-    rows new since the last build that passed (new_rows_condition), else at
-    every row. Rules therefore need a table or an incremental model (a
+    fails leaves both as they were. It looks at the rows this build wrote (by
+    their xmin, the model's transaction), so a row an incremental model reads
+    again (its batch was the newest, and went with it) is held out again. Rules therefore need a table or an incremental model (a
     view cannot be deleted from): a model with rules is never a view.
 
     Which row a key keeps is the model's own logic (its latest version, or
     its first registration); the rules then judge that row. A key whose
     kept row breaks a rule is out of the model until a row that passes
-    replaces it.
+    replaces it. Known gap: the dedup of a later build no longer sees a
+    held-out row, so a key's later row can win where a full refresh keeps
+    (and holds out) the earlier one; and an incremental mart merging keys
+    keeps the key's last good row.
 
     PostgreSQL only: on ClickHouse the events models read the source tables
     in place, and a rule's values count in no metric there.
@@ -81,11 +84,9 @@
             ~ config.get('materialized')) }}
     {%- endif -%}
     {%- set rules = spec['rules'] -%}
-    {#- A table is rebuilt whole: every row is new to it. #}
-    {%- set scope = 'true' -%}
-    {%- if config.get('materialized') == 'incremental' -%}
-        {%- set scope = new_rows_condition(config) or 'true' -%}
-    {%- endif %}
+    {#- The rows this build wrote: their xmin is this transaction's (a table rebuilt
+        whole, or an incremental model's merged rows), whatever batch or time they carry. #}
+    {%- set scope = "t.xmin::text::bigint = txid_current() % 4294967296" %}
     insert into {{ quarantine_relation() }} (model, rule, row_key, row)
     select '{{ this.identifier }}', broken.rule, ({{ spec["key"] }})::text, to_jsonb(t)
     from {{ this }} as t
@@ -97,7 +98,7 @@
     where broken.yes and ({{ scope }})
     on conflict do nothing;
 
-    delete from {{ this }}
+    delete from {{ this }} as t
     where ({{ scope }}) and (
         {%- for passes in rules.values() %}
         not coalesce(({{ passes }}), true){{ ' or' if not loop.last }}

@@ -2,13 +2,13 @@
 
 Every source gets readable values that break a rule its staging model states
 (meta.quarantine): a rating of 9 and an unknown ticket status from the app
-database, a negative order total, an unknown order status, a negative price
-and a zero quantity from the order system, an unknown loyalty level from the
-registrations stream, a zero quantity and an unknown status from the partner
-sales files. They go in beside good rows, through the real Mongo loader and
-straight into the raw tables the other loaders write, then a real `dbt
-build`. (The events' rule is checked as they land:
-tests/loaders/events/test_rules.py.)
+database, a negative order total, an unknown order status, a negative price and
+a zero quantity from the order system, unknown loyalty levels from the
+registrations stream (once a whole batch of them), a zero quantity and an
+unknown status from the partner sales files. They go in beside good rows,
+through the real Mongo loader and straight into the raw tables the other
+loaders write, then a real `dbt build`. (The events' rule is checked as they
+land: tests/loaders/events/test_hostile_input.py.)
 """
 
 from __future__ import annotations
@@ -75,9 +75,11 @@ OLTP_ROWS = {
              price_per_unit="12.50", total_price="0.00"),
     ],
 }  # fmt: skip
-REGISTRATIONS = [
-    {"email": "bob@example.com", "first_name": "Bob", "loyalty_status": "silver"},
-    {"email": "eve@example.com", "first_name": "Eve", "loyalty_status": "diamond"},
+REGISTRATIONS = [  # (batch, value)
+    (1, {"email": "bob@example.com", "first_name": "Bob", "loyalty_status": "silver"}),
+    (1, {"email": "eve@example.com", "first_name": "Eve", "loyalty_status": "diamond"}),
+    # The newest batch, all of it held out: the next build reads it again.
+    (2, {"email": "mal@example.com", "first_name": "Mal", "loyalty_status": "iron"}),
 ]
 SALES = [
     {"uniq_id": "a1", "date_time": "2026-10-01 10:00:00", "city_id": "1", "city_name": "Oslo",
@@ -100,6 +102,7 @@ QUARANTINED = {
     ("stg_oltp__orders", "status_known", "3"),
     ("stg_oltp__order_details", "quantity_positive", "2"),
     ("stg_kafka__new_users_events", "loyalty_status_known", "eve@example.com"),
+    ("stg_kafka__new_users_events", "loyalty_status_known", "mal@example.com"),
     ("stg_sales_api__user_order_log", "quantity_positive", "a2"),
     ("stg_sales_api__user_order_log", "status_known", "a3"),
 }
@@ -107,7 +110,7 @@ QUARANTINED = {
 
 @pytest.mark.e2e
 def test_rule_breaking_rows_are_quarantined_and_the_build_is_green(
-    mongo_db, warehouse, local_dirs, dbt_target, tmp_path
+    mongo_db, warehouse, local_dirs, dbt_target, tmp_path, monkeypatch
 ) -> None:
     mongo_db["moderation_queue"].insert_many(REVIEWS)
     mongo_db["support_tickets"].insert_many(TICKETS)
@@ -117,10 +120,10 @@ def test_rule_breaking_rows_are_quarantined_and_the_build_is_green(
         for table, records in OLTP_ROWS.items():
             for record in records:
                 insert(conn, "raw_oltp", table, {**record, "_batch_id": 1})
-        for offset, value in enumerate(REGISTRATIONS):
+        for offset, (batch, value) in enumerate(REGISTRATIONS):
             message = {"topic": "new_users_events", "partition": 0, "offset": offset}
             message |= {"key": "k", "value": json.dumps(value), "message_timestamp": WRITTEN}
-            insert(conn, "raw_kafka", "new_users_events", {**message, "_batch_id": 1})
+            insert(conn, "raw_kafka", "new_users_events", {**message, "_batch_id": batch})
         for n, record in enumerate(SALES, 1):
             insert(conn, "raw_sales_api", "user_order_log", {
                 **record, "_increment_date": "2026-10-01", "_file_name": "user_order_log.csv",
@@ -165,9 +168,15 @@ def test_rule_breaking_rows_are_quarantined_and_the_build_is_green(
     ]
     assert rows(warehouse, "select uniq_id, quantity from marts.f_sales") == [("a1", 2)]
 
-    # ---- a second build neither quarantines them again nor lets them back in
+    # ---- a second build, a daily one (make run's record of the last build that
+    # passed: rows landed before it are not new), neither lists them again nor lets
+    # them back in, also the registration its incremental model reads again
+    monkeypatch.setenv("DBT_TESTED_BEFORE", dt.datetime.now(dt.UTC).isoformat())
     summary = run_dbt(["build"], tmp_path / "dbt-logs")
     assert summary.success, summary.failures
     assert rows(warehouse, "select count(*) from audit.quarantined_rows") == [(len(QUARANTINED),)]
     assert rows(warehouse, "select count(*) from marts.f_sales") == [(1,)]
     assert rows(warehouse, "select count(*) from staging.stg_oltp__orders") == [(1,)]
+    assert rows(warehouse, "select email from staging.stg_kafka__new_users_events") == [
+        ("bob@example.com",)
+    ]

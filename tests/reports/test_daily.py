@@ -262,11 +262,14 @@ def test_the_report_says_how_many_rows_were_quarantined_and_is_still_sent(
         )
         conn.execute(
             f'insert into "{audit}".quarantined_rows (model, rule, row_key, row, quarantined_at)'
-            " values ('stg_oltp__orders', 'total_amount_not_negative', '2', '{}', now()),"
-            " ('stg_oltp__orders', 'status_known', '3', '{}', now()),"
-            " ('stg_kafka__new_users_events', 'loyalty_status_known', 'e', '{}', now()),"
+            " values ('stg_oltp__orders', 'total_amount_not_negative', '2', '{\"id\": 2}', now()),"
+            # order 3 breaks two rules: one row held out
+            " ('stg_oltp__orders', 'status_known', '3', '{\"id\": 3}', now()),"
+            " ('stg_oltp__orders', 'total_amount_not_negative', '3', '{\"id\": 3}', now()),"
+            " ('stg_kafka__new_users_events', 'loyalty_status_known', 'e', '{\"id\": 1}', now()),"
             # held out two days ago: not in the last 24 hours
-            " ('stg_oltp__products', 'price_not_negative', '9', '{}', now() - interval '2 days')"
+            " ('stg_oltp__products', 'price_not_negative', '9', '{\"id\": 9}',"
+            "  now() - interval '2 days')"
         )
     result = cli("daily", "--date", str(DAY))
     assert result.returncode == 0, result.stderr

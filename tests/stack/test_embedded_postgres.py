@@ -7,6 +7,7 @@ Each test starts a real server of its own (DATA_DIR in a temporary folder), as
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 
@@ -17,7 +18,7 @@ from pydantic import SecretStr
 from config import LocalSettings, WarehouseSettings
 from loaders.core.warehouse import LoaderError, connect
 from stack import services
-from stack.embedded_postgres import EmbeddedPostgres
+from stack.embedded_postgres import EmbeddedPostgres, ServiceError
 from tests.conftest import free_port
 
 
@@ -106,3 +107,41 @@ def test_a_cluster_an_older_release_made_without_a_password_gets_one(stack_env) 
     hba = (stack_env.data_dir / "postgres" / "data" / "pg_hba.conf").read_text()
     host_rules = [line.split() for line in hba.splitlines() if line.startswith("host")]
     assert host_rules and all(rule[-1] == "scram-sha-256" for rule in host_rules)
+
+
+def test_a_data_folder_too_deep_for_a_socket_uses_a_folder_of_its_own(tmp_path) -> None:
+    deep = tmp_path.joinpath(*["a-folder-name-of-some-length"] * 4) / "data"
+    pg = EmbeddedPostgres(pgdata=deep, port=free_port(), password="pw-deep")
+    assert pg.socket_dir != deep and len(str(pg.socket_dir)) < 40
+    # Someone else's folder there first (any mode but the server's own 0700): refused.
+    pg.socket_dir.mkdir(mode=0o777)
+    os.chmod(pg.socket_dir, 0o777)
+    try:
+        with pytest.raises(ServiceError, match="is not the server's own"):
+            pg.start()
+    finally:
+        pg.socket_dir.rmdir()
+    pg.start()
+    try:
+        with psycopg.connect(pg.conninfo()) as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+        assert stat.S_IMODE(os.lstat(pg.socket_dir).st_mode) == 0o700
+    finally:
+        pg.destroy()
+        shutil.rmtree(pg.socket_dir, ignore_errors=True)
+
+
+def test_the_generated_password_is_whole_once_made_and_never_empty(stack_env) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:  # starts at the same time agree on one password
+        made = set(pool.map(lambda _: services.generated_password(stack_env), range(8)))
+    assert len(made) == 1 and len(made.pop()) >= 20
+    folder = stack_env.data_dir / "postgres"
+    assert [p.name for p in folder.iterdir()] == ["password"]  # no drafts left
+    (folder / "password").write_text("")  # an empty file is not "no password": refused
+    with pytest.raises(ServiceError, match="is empty"):
+        services.generated_password(stack_env)
+    (folder / "password").unlink()
+    with pytest.raises(ServiceError, match="empty password"):
+        EmbeddedPostgres(pgdata=folder / "data", port=free_port(), password="").start()
