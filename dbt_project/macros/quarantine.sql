@@ -66,15 +66,11 @@
     'Staging rows held out of the marts: each broke a domain rule its model states (meta.quarantine). Written by the staging models'' quarantine_rows post-hook.';
 {%- endmacro %}
 
-{% macro quarantine_spec(node_config) -%}
-    {{ return((node_config.get('meta') or {}).get('quarantine')) }}
-{%- endmacro %}
-
 {% macro quarantine_rows() -%}
     {%- if not execute or target.type != 'postgres' -%}
         {{ return('') }}
     {%- endif -%}
-    {%- set spec = quarantine_spec(config) -%}
+    {%- set spec = (config.get('meta') or {}).get('quarantine') -%}
     {%- if not spec -%}
         {{ return('') }}
     {%- endif -%}

@@ -96,26 +96,14 @@
         {{ return(none) }}
     {%- endif -%}
     {%- set node = graph.nodes.get(model.attached_node) if model.attached_node else none -%}
-    {{ return(new_rows_condition(node.config) if node else none) }}
-{%- endmacro %}
-
-{#
-    new_rows_filter's condition for a model's config (a node's in the graph,
-    or the model's own `config` in a hook): none when the model does not
-    declare its new rows or the build has no record to go by.
-#}
-{% macro new_rows_condition(node_config) -%}
-    {%- if not execute or flags.FULL_REFRESH -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set spec = (node_config.get('meta') or {}).get('new_rows') -%}
+    {%- set spec = ((node or {}).get('config', {}).get('meta', {})).get('new_rows') -%}
     {%- if not spec -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set column, unit = spec['column'], spec.get('unit') -%}
     {%- if unit not in ('hour', 'day') -%}
         {{ exceptions.raise_compiler_error(
-            "meta.new_rows.unit must be 'hour' or 'day', not '" ~ unit ~ "'") }}
+            node.name ~ ": meta.new_rows.unit must be 'hour' or 'day', not '" ~ unit ~ "'") }}
     {%- elif unit == 'hour' -%}
         {%- if not tested_before() -%}
             {{ return(none) }}

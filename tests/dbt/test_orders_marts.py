@@ -33,12 +33,11 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from loaders.raw_tables import ensure_all_raw_tables
 from stack.dbt_build import run_dbt
 from stack.dbt_state import Tested, dbt_scope
-from tests.dbt.conftest import rows
+from tests.dbt.conftest import insert, rows
 
 UTC = dt.UTC
 DAY1 = "2026-10-10 09:00:00+00"  # the order system's write time of day 1's rows
@@ -61,16 +60,7 @@ def d(value: str) -> Decimal:
 def land(conn: psycopg.Connection, schema: str, table: str, batch: int, records: list) -> None:
     """Append rows to a raw table as one loader batch."""
     for record in records:
-        record = {**record, "_batch_id": batch}
-        conn.execute(
-            sql.SQL("insert into {}.{} ({}) values ({})").format(
-                sql.Identifier(schema),
-                sql.Identifier(table),
-                sql.SQL(", ").join(map(sql.Identifier, record)),
-                sql.SQL(", ").join(sql.Placeholder() * len(record)),
-            ),
-            list(record.values()),
-        )
+        insert(conn, schema, table, {**record, "_batch_id": batch})
 
 
 def category(cid: int, name: str) -> dict:
