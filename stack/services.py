@@ -314,4 +314,17 @@ def status() -> tuple[list[str], bool]:
             lines.append(
                 f"oltp      {oltp_state:<8}  {'up' if oltp_up else 'down':<4}  {oltp.describe()}"
             )
+            if oltp_up:
+                lines += _slot_lines(oltp, wh)
     return lines, healthy
+
+
+def _slot_lines(oltp: OltpSettings, wh: WarehouseSettings) -> list[str]:
+    """The order system's replication slot: how far behind, how much WAL it holds."""
+    from loaders.oltp.cdc import slot_lag
+
+    try:
+        line = slot_lag(oltp, wh.dbname)
+    except LoaderError as exc:
+        return [f"          {exc}"]
+    return [f"          {line}"] if line else []

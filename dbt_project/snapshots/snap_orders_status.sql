@@ -8,6 +8,7 @@
     check_cols=['status'],
     updated_at='updated_at',
     hard_deletes='ignore',
+    post_hook="{{ close_deleted_versions('order_id', 'stg_oltp__orders') }}",
 ) }}
 
 select * from {{ ref('stg_oltp__orders') }}

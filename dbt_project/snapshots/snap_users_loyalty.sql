@@ -6,6 +6,7 @@
     check_cols=['loyalty_status'],
     updated_at='updated_at',
     hard_deletes='ignore',
+    post_hook="{{ close_deleted_versions('user_id', 'stg_oltp__users') }}",
 ) }}
 
 select * from {{ ref('stg_oltp__users') }}

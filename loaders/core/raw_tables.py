@@ -63,6 +63,7 @@ def ensure_raw_tables(conn: psycopg.Connection, tables: Iterable[RawTable]) -> N
             conn.execute(
                 sql.SQL("create table if not exists {} ({})").format(table.identifier, columns)
             )
+            _add_missing_columns(conn, table)
             for name, check in table.checks:
                 _add_check(conn, table, name, check)
             for cols in table.indexes:
@@ -74,6 +75,28 @@ def ensure_raw_tables(conn: psycopg.Connection, tables: Iterable[RawTable]) -> N
                         sql.SQL(", ").join(map(sql.Identifier, cols)),
                     )
                 )
+
+
+def _add_missing_columns(conn: psycopg.Connection, table: RawTable) -> None:
+    """Columns a newer release declares, added to a table an older one made (null in its rows).
+
+    Looked up first: ALTER TABLE takes an exclusive lock even when the column exists.
+    """
+    present = {
+        name
+        for (name,) in conn.execute(
+            "select attname from pg_attribute where attrelid = %s::regclass"
+            " and attnum > 0 and not attisdropped",
+            (table.qualified_name,),
+        ).fetchall()
+    }
+    for name, definition in table.all_columns:
+        if name not in present:
+            conn.execute(
+                sql.SQL("alter table {} add column {} {}").format(
+                    table.identifier, sql.Identifier(name), sql.SQL(definition)
+                )
+            )
 
 
 def _add_check(conn: psycopg.Connection, table: RawTable, name: str, check: str) -> None:

@@ -187,11 +187,18 @@ def read_batch(
     are counted and the last one found without looking at each row.
     """
     query, params = batch_query(spec, batch_id, after, upto, until, limit)
+    return copy_out(source, query, params, f"reading {spec.name}")
+
+
+def copy_out(
+    source: Source, query: sql.Composable, params: dict | None, doing: str
+) -> Iterator[bytearray]:
+    """A ``COPY ... TO STDOUT`` on the source, as chunks of whole lines (see ``read_batch``)."""
     try:
         with source.conn.cursor() as cur, cur.copy(query, params) as out:
             yield from _chunks(out, source.conn)
     except psycopg.Error as exc:
-        raise source.failure(f"reading {spec.name}", exc) from None
+        raise source.failure(doing, exc) from None
 
 
 def _chunks(out: psycopg.Copy, conn: psycopg.Connection) -> Iterator[bytearray]:

@@ -1,6 +1,8 @@
 """Entry points shared by the CLI, ``make run`` and Airflow: connect from settings, load, reset.
 
-A load reads the source from one read-only snapshot (see ``client``) and, per
+``OLTP_CAPTURE`` picks how: ``cdc`` (the default) follows a logical
+replication slot (see ``cdc``); ``keyset`` reads by write time, as follows.
+A keyset load reads the source from one read-only snapshot (see ``client``) and, per
 table, holds the table's stream lock while it lands the lookback window and
 everything after the watermark (see ``landing``), then records the rows whose
 write time the watermark refuses.
@@ -25,6 +27,7 @@ from loaders.core.control import (
 )
 from loaders.core.raw_tables import ensure_raw_tables
 from loaders.core.warehouse import LoaderError, connect
+from loaders.oltp import cdc
 from loaders.oltp.checks import MIN_CURSOR, TABLES, OltpTable, Position, contract_problem
 from loaders.oltp.client import (
     REJECT_SCAN_LIMIT,
@@ -37,7 +40,7 @@ from loaders.oltp.client import (
     unreachable_rows,
 )
 from loaders.oltp.landing import SOURCE, LoadResult, land_lookback, land_new, raw_table
-from loaders.oltp.settings import OltpSettings
+from loaders.oltp.settings import OltpCaptureSettings, OltpSettings
 from loaders.raw_tables import ensure_all_raw_tables
 
 # In foreign-key order: categories, products, users, orders, order details.
@@ -180,7 +183,7 @@ def load_table(
     batch_size: int | None = None,
     progress: Callable[[LoadResult], None] | None = None,
 ) -> LoadResult:
-    """Load one table from the configured servers (its own snapshot)."""
+    """Load one table from the configured servers (its own snapshot), by keyset."""
     [spec] = _specs([table])
     settings = LoaderSettings.from_env()
     with (
@@ -207,12 +210,30 @@ def load_all(
     batch_size: int | None = None,
     progress: Callable[[LoadResult], None] | None = None,
 ) -> list[LoadResult]:
-    """Load the named tables (default: all) in foreign-key order, from one source snapshot."""
+    """Load the named tables (default: all) in foreign-key order.
+
+    Change capture lands every table's changes at once; the keyset mode reads
+    the named tables from one source snapshot.
+    """
     specs = _specs(tables)
     settings = LoaderSettings.from_env()
     size = batch_size or settings.batch_size
+    cdc_mode = OltpCaptureSettings.from_env().capture == "cdc"
+    if cdc_mode and len(specs) < len(STREAMS):
+        raise LoaderError(
+            "OLTP_CAPTURE=cdc lands every table's changes at once: leave out --table, "
+            "or set OLTP_CAPTURE=keyset"
+        )
+    source_settings = OltpSettings.from_env()
+    if cdc_mode:
+        with open_source(source_settings) as source:
+            check_contract(source, specs)
+        with connect(WarehouseSettings.from_env()) as conn:
+            ensure_all_raw_tables(conn)
+            _prepare_warehouse(conn)
+            return cdc.capture(source_settings, conn, specs, batch_size=size, progress=progress)
     with (
-        open_source(OltpSettings.from_env()) as source,
+        open_source(source_settings) as source,
         connect(WarehouseSettings.from_env()) as conn,
     ):
         check_contract(source, specs)
@@ -239,6 +260,8 @@ def reset_table(table: str) -> None:
     Holds the table's lock (a load running now is not cut off). The raw table
     is emptied, not dropped, so dbt's sources still resolve. Its staging models
     then need `make dbt ARGS="build --full-refresh -s stg_oltp__<table>+"`.
+    The change capture's position is forgotten too: the next load in that mode
+    takes a fresh snapshot of every table.
     """
     [spec] = _specs([table])
     with connect(WarehouseSettings.from_env()) as conn:
@@ -253,3 +276,4 @@ def reset_table(table: str) -> None:
                     ),
                     (SOURCE, spec.name),
                 )
+        cdc.forget(conn)

@@ -62,11 +62,17 @@ RAW_SCHEMA = "raw_oltp"
 # gets it).
 logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
+# What change capture adds to each row version (null for the keyset mode's):
+# the kind of change (Debezium's codes: r snapshot read, c insert, u update,
+# d delete, t truncate), the commit's LSN and the change's place in its
+# transaction. Versions of a key rank by (_lsn, _seq): commit order.
+CHANGE_COLUMNS = (("_op", "text"), ("_lsn", "pg_lsn"), ("_seq", "integer"))
+
 _TABLES = {
     t.name: RawTable(
         RAW_SCHEMA,
         t.name,
-        tuple((column, "text") for column in t.columns),
+        (*((column, "text") for column in t.columns), *CHANGE_COLUMNS),
         # (key, cursor): the lookback's dedup; _batch_id: incremental dbt models;
         # _loaded_at: the daily tests that read raw rows landed since (text_key_castable).
         indexes=((t.primary_key, t.cursor), ("_batch_id",), ("_loaded_at",)),
@@ -130,6 +136,7 @@ def copy_batch(
     spec: OltpTable,
     target: sql.Composable,
     read: Callable[[], Iterator[Chunk]],
+    columns: tuple[str, ...] | None = None,
 ) -> tuple[int, bytes | None, list[Reject]]:
     """COPY one batch from the source into ``target``: (rows read, last line, rows refused).
 
@@ -141,9 +148,10 @@ def copy_batch(
     them, since text cannot hold a NUL and a backslash is sent doubled). Then
     the savepoint rolls back, the batch is read again (same snapshot, same
     rows) into memory, and ``copy_rows`` bisects it: only the refused rows
-    become rejects, with the reason and the line.
+    become rejects, with the reason and the line. ``columns``: what each line
+    holds (default: the contract's columns and the batch id).
     """
-    columns = copy_columns(spec)
+    columns = columns or copy_columns(spec)
     try:
         with (
             conn.transaction(),

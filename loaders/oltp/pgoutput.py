@@ -85,8 +85,8 @@ Message = Relation | Begin | Commit | Change | Truncate | Other
 
 
 class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.at = data, 0
+    def __init__(self, data: bytes, raw: bool = False) -> None:
+        self.data, self.at, self.raw = data, 0, raw
 
     def take(self, fmt: str) -> tuple:
         size = struct.calcsize(fmt)
@@ -137,18 +137,19 @@ class _Reader:
                 size = self.int32()
                 if self.at + size > len(self.data):
                     raise DecodeError("a column value longer than its message")
-                values.append(self.data[self.at : self.at + size].decode())
+                value = self.data[self.at : self.at + size]
+                values.append(value if self.raw else value.decode())
                 self.at += size
             else:
                 raise DecodeError(f"column kind {kind!r} (binary values need protocol 2)")
         return tuple(values)
 
 
-def decode(data: bytes) -> Message:
-    """One pgoutput message."""
+def decode(data: bytes, raw: bool = False) -> Message:
+    """One pgoutput message; with ``raw``, column values stay bytes in the server's encoding."""
     if not data:
         raise DecodeError("an empty message")
-    r = _Reader(bytes(data))
+    r = _Reader(bytes(data), raw)
     kind = r.byte()
     if kind == "B":
         return Begin(final_lsn=r.lsn(), committed_at=r.time(), xid=r.uint32())

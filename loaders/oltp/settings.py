@@ -1,12 +1,13 @@
-"""The order system's OLTP PostgreSQL settings (``OLTP_*``)."""
+"""The order system's OLTP settings (``OLTP_*``): the server, and how changes are captured."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+import re
+from typing import ClassVar, Literal
 
 from pydantic import SecretStr
 
-from config.base import setting
+from config.base import Settings, setting
 from config.settings import PostgresSettings
 
 
@@ -30,3 +31,41 @@ class OltpSettings(PostgresSettings):
     )
     dbname: str = setting("OLTP_DB", "oltp", "the order system's database")
     sslmode: str = setting("OLTP_SSLMODE", "prefer", "libpq's sslmode")
+
+
+class OltpCaptureSettings(Settings):
+    """How the loader follows the order system's changes (``OLTP_CAPTURE``, ``OLTP_SLOT*``).
+
+    ``cdc`` reads a logical replication slot (``pgoutput``): every insert, update,
+    delete and truncate lands, in commit order, exactly once. It needs a user with
+    the REPLICATION attribute that owns the tables (or a superuser), and a server
+    with ``wal_level=logical``. ``keyset`` reads rows by their ``updated_at``
+    watermark with a lookback: any read-only user, but deletes and updates stamped
+    behind the watermark are not seen (see docs/architecture.md).
+    """
+
+    section: ClassVar[str] = "Order system: how changes are captured"
+
+    capture: Literal["cdc", "keyset"] = setting(
+        "OLTP_CAPTURE", "cdc", "`cdc` (logical replication slot) or `keyset` (updated_at watermark)"
+    )
+    slot: str = setting(
+        "OLTP_SLOT",
+        "",
+        "the replication slot's name; empty: `dwh_` and the warehouse database's name",
+    )
+    publication: str = setting(
+        "OLTP_PUBLICATION", "dwh_oltp", "the publication of the replicated tables (made if missing)"
+    )
+    lag_warn_bytes: int = setting(
+        "OLTP_SLOT_LAG_WARN_BYTES",
+        1 << 30,
+        "WAL the slot holds on the source past which a load and `make status` warn",
+        gt=0,
+    )
+
+    def slot_name(self, warehouse_db: str) -> str:
+        """The slot's name: set, or one per warehouse (a slot is one reader's position)."""
+        if self.slot:
+            return self.slot
+        return ("dwh_" + re.sub(r"[^a-z0-9_]", "_", warehouse_db.lower()))[:63]

@@ -12,6 +12,12 @@ from datagen.oltp_schema import create_schema
 from stack.embedded_postgres import EmbeddedPostgres
 
 
+@pytest.fixture(autouse=True)
+def keyset_capture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Most tests here pin the keyset mode's rules; the change capture's tests set ``cdc``."""
+    monkeypatch.setenv("OLTP_CAPTURE", "keyset")
+
+
 @pytest.fixture
 def src(oltp: str) -> Iterator[psycopg.Connection]:
     """An autocommit session on the test's OLTP database (UTC), to write source rows with SQL."""

@@ -125,3 +125,22 @@ def versions(warehouse: str, table: str) -> Counter:
             )
         ).fetchall()
     return Counter(int(r[0]) for r in rows)
+
+
+def current_rows(warehouse: str, table: str) -> Counter:
+    """Each key's latest landed version, in commit order, unless it is a tombstone: what
+    staging keeps, and after a load what the source holds."""
+    spec = TABLES[table]
+    key = sql.Identifier(spec.primary_key)
+    latest = sql.SQL(
+        "select distinct on ({key}) * from raw_oltp.{table}"
+        " order by {key}, _lsn desc nulls last, _seq desc nulls last, _batch_id desc"
+    ).format(key=key, table=sql.Identifier(table))
+    query = sql.SQL(
+        "select {} from ({}) as l where l._op is null or l._op not in ('d', 't')"
+    ).format(
+        sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in spec.columns),
+        latest,
+    )
+    with psycopg.connect(warehouse) as conn:
+        return Counter(conn.execute(query).fetchall())

@@ -27,6 +27,9 @@ renamed as (
         {{ cast_or_null('updated_at', 'timestamptz') }} as updated_at,
         _loaded_at as loaded_at,
 
+        ---------- change capture
+        {{ change_columns() }},
+
         ---------- lineage
         _batch_id as batch_id
 
@@ -36,11 +39,11 @@ renamed as (
 -- A version whose write time cannot be read is left out (see stg_oltp__orders).
 versioned as (
     select * from renamed
-    where updated_at is not null
+    where updated_at is not null or {{ is_tombstone() }}
 ),
 
 latest as (
-    {{ deduplicate_incremental('versioned', 'order_detail_id', ['updated_at', 'batch_id']) }}
+    {{ deduplicate_incremental('versioned', 'order_detail_id', version_order()) }}
 )
 
-select * from latest
+{{ without_deleted_keys('latest') }}

@@ -30,6 +30,9 @@ renamed as (
         {{ cast_or_null('updated_at', 'timestamptz') }} as updated_at,
         _loaded_at as loaded_at,
 
+        ---------- change capture
+        {{ change_columns() }},
+
         ---------- lineage
         _batch_id as batch_id
 
@@ -40,11 +43,11 @@ renamed as (
 -- versions: it is left out (text_key_castable counts it).
 versioned as (
     select * from renamed
-    where updated_at is not null
+    where updated_at is not null or {{ is_tombstone() }}
 ),
 
 latest as (
-    {{ deduplicate_incremental('versioned', 'order_id', ['updated_at', 'batch_id']) }}
+    {{ deduplicate_incremental('versioned', 'order_id', version_order()) }}
 )
 
-select * from latest
+{{ without_deleted_keys('latest') }}
