@@ -383,6 +383,11 @@ class AirflowSettings(Settings):
     freshness_cron: str = setting(
         "AIRFLOW_FRESHNESS_CRON", "30 * * * *", "dbt_source_freshness's cron (UTC)"
     )
+    # When the reconcile DAG compares every source with its raw tables (UTC cron);
+    # each source is reconciled if LOADER_FULL_CHECK_HOURS have passed since its last.
+    reconcile_cron: str = setting(
+        "AIRFLOW_RECONCILE_CRON", "0 3 * * *", "reconcile's cron (UTC): checks what is due"
+    )
 
     @field_validator("dbt_execution_mode", mode="before")
     @classmethod

@@ -15,6 +15,8 @@ python -m loaders kafka                      # drain new_users_events (offsets i
 python -m loaders kafka --max-messages 1000  # at most this many; reports the lag left
 python -m loaders events                     # the latest day in ClickHouse, both tables
 python -m loaders events --date 2026-10-01 --days 7  # a backfill: reloads replace
+python -m loaders reconcile                  # every source against its raw tables; relands
+python -m loaders reconcile events           # one source (loaders/<source>/reconcile.py)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from types import ModuleType
 
 import loaders
 from config import ConfigError, redact
+from loaders.core.reconcile import reconcilers
 from loaders.core.warehouse import LoaderError
 
 
@@ -40,6 +43,14 @@ def commands() -> dict[str, ModuleType]:
     return found
 
 
+def run_reconcile(sources: list[str]) -> int:
+    for name, module in reconcilers().items():
+        if not sources or name in sources:
+            for result in module.reconcile():
+                print(result.line(), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="loaders", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -49,8 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     for name, module in by_name.items():
         summary = ((module.__doc__ or "").strip().splitlines() or [f"land the {name} source"])[0]
         module.add_arguments(sub.add_parser(name, help=summary.split(": ", 1)[-1]))
+    reconcile = sub.add_parser(
+        "reconcile", help="compare sources with their raw tables per partition; reland what differs"
+    )
+    reconcile.add_argument(
+        "sources", nargs="*", choices=sorted(reconcilers()), metavar="source",
+        help=f"default: every one ({', '.join(sorted(reconcilers()))})",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
+        if args.source == "reconcile":
+            return run_reconcile(args.sources)
         return by_name[args.source].run(args)
     except (LoaderError, ConfigError) as exc:
         print(f"loaders {args.source}: {redact(str(exc))}", file=sys.stderr)

@@ -27,6 +27,12 @@ DAY_DAGS: tuple[str, ...] = tuple(
     )
 )
 # Not per day: the simulation's clock, the 15-minute ClickHouse slices, the alerts
-# after them, and the hourly freshness check.
-OTHER_DAGS = ("simulate_day", "dbt_anomalies_clickhouse", "anomaly_alerts", "dbt_source_freshness")
+# after them, the hourly freshness check and the reconciliation of sources with raw.
+OTHER_DAGS = (
+    "simulate_day",
+    "dbt_anomalies_clickhouse",
+    "anomaly_alerts",
+    "dbt_source_freshness",
+    "reconcile",
+)
 EXPECTED_DAGS = frozenset(DAY_DAGS + OTHER_DAGS)

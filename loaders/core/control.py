@@ -5,7 +5,9 @@
 - ``rejects``: records that could not be landed, with the reason and the
   payload as text, so nothing is dropped silently;
 - ``full_checks``: when each stream's history-wide check last ran (checks
-  whose cost grows with history run on a schedule, not on every load).
+  whose cost grows with history run on a schedule, not on every load);
+- ``reconciliations``: what each reconciliation of a source with its raw
+  tables found and relanded (``loaders/core/reconcile.py``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,17 @@ create table if not exists loader.rejects (
     payload         text,
     rejected_at     timestamptz not null default now(),
     unique (source, stream, record_id, record_version, reason)
+);
+create table if not exists loader.reconciliations (
+    reconciliation_id  bigserial primary key,
+    source             text not null,
+    stream             text not null,
+    partitions         integer not null,
+    differed           integer not null,
+    relanded           integer not null,
+    differences        jsonb not null,
+    seconds            double precision not null,
+    finished_at        timestamptz not null default now()
 );
 create table if not exists loader.full_checks (
     source      text not null,

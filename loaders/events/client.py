@@ -119,6 +119,32 @@ def _unwrap(kind: str) -> str:
     return kind
 
 
+def canonical_row(spec: EventTable, clickhouse: bool) -> str:
+    """One row as text, the same in ClickHouse and in the warehouse's raw table: each value's
+    text (times to the second, in UTC), empty for null, joined by ``|``."""
+    parts = []
+    for name, kind in spec.columns:
+        if clickhouse:
+            column = quote_identifier(name)
+            value = (
+                f"formatDateTime({column}, '%Y-%m-%d %H:%i:%S', 'UTC')"
+                if kind == "timestamptz"
+                else f"toString({column})"
+            )
+            parts.append(f"ifNull({value}, '')")
+        else:
+            column = '"' + name.replace('"', '""') + '"'
+            value = (
+                f"to_char({column} at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+                if kind == "timestamptz"
+                else f"{column}::text"
+            )
+            parts.append(f"coalesce({value}, '')")
+    if clickhouse:
+        return f"arrayStringConcat([{', '.join(parts)}], '|')"
+    return f"concat_ws('|', {', '.join(parts)})"
+
+
 def _day_bounds(first: dt.date, end: dt.date) -> str:
     return (
         f"time >= toDateTime('{first.isoformat()}', 'UTC')"
@@ -209,6 +235,22 @@ class EventSource:
                 f" WHERE {_day_bounds(first, end)}{_until(horizon)} GROUP BY day"
             ).result_rows
         return {day: int(n) for day, n in rows}
+
+    def day_stats(
+        self, spec: EventTable, last_day: dt.date, horizon: dt.datetime
+    ) -> dict[dt.date, tuple[int, int]]:
+        """Rows and their hash per UTC day up to ``last_day`` over the whole history, up to
+        ``horizon`` (see ``canonical_row``): one aggregate, a row per day."""
+        text = canonical_row(spec, clickhouse=True)
+        bits = f"bitShiftRight(reinterpretAsUInt64(reverse(substring(MD5({text}), 1, 8))), 4)"
+        with self.errors(f"counting and hashing the rows of {spec.name} per day"):
+            rows = self.client.query(
+                f"SELECT toDate(time, 'UTC') AS day, count(), toString(sum(toUInt128({bits})))"
+                f" FROM {quote_identifier(spec.name)}"
+                f" WHERE day <= toDate('{last_day.isoformat()}') AND {_stamped_by(horizon)}"
+                " GROUP BY day"
+            ).result_rows
+        return {day: (int(n), int(h)) for day, n, h in rows}
 
     def latest_day(self, spec: EventTable, horizon: dt.datetime) -> tuple[dt.date | None, int]:
         """The latest UTC day with a row up to ``horizon`` (None: no such row), and the

@@ -42,7 +42,7 @@ from loaders.events.settings import ClickHouseSettings
 from loaders.raw_tables import ensure_all_raw_tables
 
 
-def _specs(tables: Iterable[str] | None) -> list[EventTable]:
+def table_specs(tables: Iterable[str] | None) -> list[EventTable]:
     names = set(STREAMS if tables is None else [tables] if isinstance(tables, str) else tables)
     unknown = sorted(names - set(STREAMS))
     if unknown:
@@ -52,7 +52,7 @@ def _specs(tables: Iterable[str] | None) -> list[EventTable]:
     return [TABLES[name] for name in STREAMS if name in names]
 
 
-def _prepare_warehouse(conn: psycopg.Connection) -> None:
+def prepare_warehouse(conn: psycopg.Connection) -> None:
     # ClickHouse's TSV is UTF-8 bytes (or not: then the warehouse refuses the row).
     conn.execute("set client_encoding to 'UTF8'")
     conn.commit()
@@ -72,7 +72,7 @@ def _refuse_future(days: Iterable[dt.date], limit: dt.datetime) -> None:
         )
 
 
-def _land(
+def land_source_day(
     source: EventSource,
     conn: psycopg.Connection,
     spec: EventTable,
@@ -115,7 +115,7 @@ def _recheck(
                 f"ClickHouse has no {spec.name} rows for {late}; kept the {before:,} landed rows"
             )
             continue
-        landed = _land(source, conn, spec, late, limit)
+        landed = land_source_day(source, conn, spec, late, limit)
         if landed.batch_id is None:  # emptied at the source between the count and the read
             result.notes.append(
                 f"ClickHouse has no {spec.name} rows for {late}; "
@@ -153,7 +153,7 @@ def load_source_table_day(
     with stream_lock(conn, SOURCE, spec.name):
         if lookback_days > 0:
             _recheck(source, conn, spec, day, lookback_days, result, limit)
-        landed = _land(source, conn, spec, day, limit)
+        landed = land_source_day(source, conn, spec, day, limit)
     result.batch_id = landed.batch_id
     result.landed, result.rejected = landed.landed, landed.rejected
     if landed.batch_id is None:
@@ -176,7 +176,7 @@ def _load_table_days(
         connect(WarehouseSettings.from_env()) as conn,
     ):
         source.check_contract(spec)
-        _prepare_warehouse(conn)
+        prepare_warehouse(conn)
         return [
             load_source_table_day(source, conn, spec, day, lookback_days, limit) for day in days
         ]
@@ -190,7 +190,7 @@ def _prepare() -> None:
 
 def load_table_day(table: str, day: dt.date) -> LoadResult:
     """One table's ``day`` (and the late days of its lookback window)."""
-    [spec] = _specs([table])
+    [spec] = table_specs([table])
     lookback = LoaderSettings.from_env().events_lookback_days
     limit = horizon()
     _refuse_future([day], limit)
@@ -207,7 +207,7 @@ def load_days(
     Each table's thread lands its days in order. If one table fails, the other
     still finishes (each day commits on its own), then the first error is raised.
     """
-    specs = _specs(tables)
+    specs = table_specs(tables)
     span = [first + dt.timedelta(days=k) for k in range(max(1, days))]
     lookback = LoaderSettings.from_env().events_lookback_days
     limit = horizon()

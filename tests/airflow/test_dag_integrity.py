@@ -266,3 +266,13 @@ def test_freshness_is_checked_hourly_once_every_raw_table_has_landed(dagbag) -> 
     gate, check = dag.get_task("sources_landed"), dag.get_task("freshness")
     assert check.upstream_task_ids == {"sources_landed"} and not gate.upstream_task_ids
     assert check.base_cmd == ["source", "freshness"]
+
+
+def test_reconcile_has_a_task_per_source_that_can_be_reconciled(dagbag) -> None:
+    from loaders.core.reconcile import reconcilers
+
+    dag = dagbag.dags["reconcile"]
+    assert dag.timetable.expression == "0 3 * * *"
+    assert {t.task_id for t in dag.tasks} == set(reconcilers()) != set()
+    for task in dag.tasks:
+        assert [o.name for o in task.outlets] == [f"{task.task_id}_landed"]

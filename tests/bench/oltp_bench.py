@@ -15,7 +15,19 @@ and repeated BENCH_REPEATS times (these machines are shared and noisy):
   into an identical table (same columns, same indexes) in one transaction.
 
 The figure is the ratio of the medians (psql time / loader time): 1.0 means
-as fast as psql. Smoke test: BENCH_OLTP_ROWS=5000 BENCH_REPEATS=1.
+as fast as psql.
+
+Then change capture (``OLTP_CAPTURE=cdc``), BENCH_REPEATS rounds of: a fresh
+slot on an emptied ``order_details`` (the start's snapshot, not timed), the
+same BENCH_OLTP_ROWS lines inserted in transactions of 5,000 (an order system
+commits small transactions), then timed:
+
+- the loader: ``load_all()`` streams them from the slot (peek, decode in
+  Python, COPY, commit with the position, advance);
+- the baseline: the psql pipe above, copying the same rows with the same
+  change columns into an identical table.
+
+Smoke test: BENCH_OLTP_ROWS=5000 BENCH_REPEATS=1.
 """
 
 from __future__ import annotations
@@ -34,7 +46,7 @@ from psycopg import sql
 from config import LoaderSettings
 from datagen.oltp_schema import create_schema
 from loaders.oltp.checks import TABLES
-from loaders.oltp.job import load_table
+from loaders.oltp.job import load_all, load_table
 from loaders.oltp.landing import raw_table
 from loaders.raw_tables import ensure_all_raw_tables
 from stack.embedded_postgres import EmbeddedPostgres, psql_path
@@ -99,13 +111,16 @@ def time_loader(batch_size: int) -> float:
     return elapsed
 
 
-def time_psql(source: str, warehouse: str) -> float:
+def time_psql(source: str, warehouse: str, change_columns: bool = False) -> float:
     columns = ", ".join(SPEC.columns)
     psql = [str(psql_path()), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
-    copy_in = f"\\copy raw_oltp.baseline_order_details ({columns}, _batch_id) from stdin"
+    into, values = ("_batch_id", "1")
+    if change_columns:
+        into, values = "_batch_id, _op, _lsn, _seq", "1, 'c', '0/0'::pg_lsn, 1"
+    copy_in = f"\\copy raw_oltp.baseline_order_details ({columns}, {into}) from stdin"
     started = time.perf_counter()
     out = subprocess.Popen(
-        [*psql, source, "-c", f"\\copy (select {columns}, 1 from order_details) to stdout"],
+        [*psql, source, "-c", f"\\copy (select {columns}, {values} from order_details) to stdout"],
         stdout=subprocess.PIPE,
     )
     subprocess.run([*psql, warehouse, "-c", copy_in], stdin=out.stdout, check=True)
@@ -113,6 +128,34 @@ def time_psql(source: str, warehouse: str) -> float:
     out.stdout.close()
     assert out.wait() == 0
     return time.perf_counter() - started
+
+
+CDC_TRANSACTION = 5_000
+CDC_INSERT = """
+insert into order_details select g, 1 + (g - 1) / 5, 1 + g %% 500, 1 + g %% 4, 12.34,
+    (1 + g %% 4) * 12.34, now(), now() from generate_series(%s::int, %s::int) g
+"""
+
+
+def cdc_round(source: str, warehouse: str) -> tuple[float, float]:
+    """One change capture round: (loader seconds, psql pipe seconds) for the same rows."""
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots")
+        conn.execute("truncate order_details")
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        conn.execute("drop schema if exists loader cascade")
+        for spec in TABLES.values():
+            conn.execute(sql.SQL("truncate {}").format(raw_table(spec).identifier))
+        conn.execute(sql.SQL("truncate {}").format(BASELINE))
+    load_all()  # the start: a slot, and a snapshot of every table
+    with psycopg.connect(source, autocommit=True) as conn:
+        for first in range(1, N_ROWS + 1, CDC_TRANSACTION):
+            conn.execute(CDC_INSERT, (first, min(first + CDC_TRANSACTION - 1, N_ROWS)))
+    started = time.perf_counter()
+    landed = {r.table: r.landed for r in load_all()}
+    t_loader = time.perf_counter() - started
+    assert landed["order_details"] == N_ROWS, landed
+    return t_loader, time_psql(source, warehouse, change_columns=True)
 
 
 def run(pg: EmbeddedPostgres) -> int:
@@ -124,6 +167,7 @@ def run(pg: EmbeddedPostgres) -> int:
         "OLTP_PASSWORD": "", "OLTP_DB": "source",
         "WAREHOUSE_HOST": pg.host, "WAREHOUSE_PORT": str(pg.port),
         "WAREHOUSE_USER": pg.superuser, "WAREHOUSE_PASSWORD": "", "WAREHOUSE_DB": "bench",
+        "OLTP_CAPTURE": "keyset",
     })  # fmt: skip
     print(f"filling the source with {N_ROWS:,} order lines ...", flush=True)
     fill_source(source)
@@ -160,6 +204,25 @@ def run(pg: EmbeddedPostgres) -> int:
                 f"               with batches of {size:,}: loader {t:6.2f}s   ratio "
                 f"{t_copy / t:.2f}  (each commit is a durability point)"
             )
+
+    os.environ["OLTP_CAPTURE"] = "cdc"
+    cdc_loader: list[float] = []
+    cdc_copy: list[float] = []
+    for rep in range(REPEATS):
+        t_loader, t_copy = cdc_round(source, warehouse)
+        cdc_loader.append(t_loader)
+        cdc_copy.append(t_copy)
+        print(
+            f"  change capture round {rep + 1}: psql \\copy | psql \\copy {t_copy:.2f}s   "
+            f"loader {t_loader:.2f}s",
+            flush=True,
+        )
+    t_copy, t_loader = statistics.median(cdc_copy), statistics.median(cdc_loader)
+    print(
+        f"change capture psql pipe {t_copy:6.2f}s   loader {t_loader:6.2f}s   "
+        f"ratio {t_copy / t_loader:.2f}  ({N_ROWS / t_loader:,.0f} rows/s from the slot, "
+        f"transactions of {CDC_TRANSACTION:,}; target >= 0.8)"
+    )
     return 0
 
 
