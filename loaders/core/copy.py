@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -71,6 +71,29 @@ def copy_rows(
         return copy_rows(conn, table, columns, rows[:mid]) + copy_rows(
             conn, table, columns, rows[mid:]
         )
+
+
+def copy_lines(
+    conn: psycopg.Connection,
+    table: sql.Composable,
+    columns: Sequence[str],
+    lines: Sequence[bytes],
+    rows: Callable[[], Sequence[CopyRow]],
+) -> list[Reject]:
+    """``copy_rows`` for a hot path: the lines go in as one COPY, and only if PostgreSQL
+    refuses one are the rows (with what to record) built and bisected."""
+    if not lines:
+        return []
+    try:
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy(copy_statement(table, columns)) as copy,
+        ):
+            copy.write(b"".join(lines))
+        return []
+    except REFUSED_ROW:
+        return copy_rows(conn, table, columns, rows())
 
 
 def copy_text(value: str) -> bytes:

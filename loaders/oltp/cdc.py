@@ -50,7 +50,7 @@ from loaders.core.control import (
     write_rejects,
     write_watermark,
 )
-from loaders.core.copy import CopyRow, copy_rows
+from loaders.core.copy import CopyRow, copy_lines
 from loaders.core.warehouse import LoaderError, connect_failure, first_line
 from loaders.oltp import pgoutput
 from loaders.oltp.checks import OltpTable
@@ -368,7 +368,7 @@ class _Table:
     spec: OltpTable
     positions: tuple[int, ...]  # where each contract column is in the message's row
     batch_id: int | None = None
-    rows: list[CopyRow] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)  # COPY text, one per change
     # This batch's latest fields per key: a TOASTed value an update did not touch
     # is taken from the key's previous version.
     latest: dict[bytes, list[bytes]] = field(default_factory=dict)
@@ -419,7 +419,7 @@ def _previous(cap: Capture, table: _Table, key: bytes) -> list[bytes] | None:
 
 def _decode_batch(cap: Capture, messages: list[bytes], position: int, tables: dict) -> _Batch:
     batch = _Batch(tables)
-    skip, lsn, seq = False, 0, 0
+    skip, lsn, seq, lsn_bytes = False, 0, 0, b""
     for data in messages:
         try:
             m = pgoutput.decode(data, raw=True)
@@ -431,9 +431,10 @@ def _decode_batch(cap: Capture, messages: list[bytes], position: int, tables: di
             if skip or (table := tables.get(m.relation)) is None:
                 continue
             seq += 1
-            _add_change(cap, table, m, lsn, seq)
+            _add_change(cap, table, m, lsn_bytes, seq)
         elif isinstance(m, pgoutput.Begin):
             lsn, seq = m.final_lsn, 0
+            lsn_bytes = lsn_text(lsn).encode()
             skip = lsn < position
             batch.skipped += skip
         elif isinstance(m, pgoutput.Commit):
@@ -442,7 +443,7 @@ def _decode_batch(cap: Capture, messages: list[bytes], position: int, tables: di
             if (table := _relation(cap, m)) is not None:
                 old = tables.get(m.oid)
                 if old is not None:  # sent again: keep what this batch gathered
-                    table.batch_id, table.rows, table.latest = old.batch_id, old.rows, old.latest
+                    table.batch_id, table.lines, table.latest = old.batch_id, old.lines, old.latest
                     table.truncates = old.truncates
                 tables[m.oid] = table
         elif isinstance(m, pgoutput.Truncate) and not skip:
@@ -461,24 +462,40 @@ def _batch_of(cap: Capture, table: _Table) -> int:
     return table.batch_id
 
 
-def _add_change(cap: Capture, table: _Table, m: pgoutput.Change, lsn: int, seq: int) -> None:
+def _add_change(cap: Capture, table: _Table, m: pgoutput.Change, lsn: bytes, seq: int) -> None:
+    """The change as a COPY text line: the contract's columns, then the change columns."""
     values = m.values
-    fields = [
-        b"\\N" if (v := values[i]) is None else v if v is UNCHANGED else _escape(v)  # type: ignore[misc]
-        for i in table.positions
-    ]
-    key = fields[table.spec.key_index]
-    if any(f is UNCHANGED for f in fields):
+    fields: list = [values[i] for i in table.positions]
+    if m.op == "u" and UNCHANGED in values:
+        # A TOASTed value the update left out: the key's previous version has it (the
+        # key itself is always sent). Its fields are COPY text already.
+        key = _escape(fields[table.spec.key_index])
         before = table.latest.get(key) or _previous(cap, table, key)
         fields = [
-            (before[i] if before else b"\\N") if f is UNCHANGED else f for i, f in enumerate(fields)
+            (before[i] if before else b"\\N")
+            if f is UNCHANGED
+            else b"\\N"
+            if f is None
+            else _escape(f)
+            for i, f in enumerate(fields)
         ]
+    else:
+        # Most rows hold nothing COPY must escape: one look at all their values.
+        probe = b"".join([f for f in fields if f is not None])
+        if b"\\" in probe or b"\t" in probe or b"\n" in probe or b"\r" in probe:
+            fields = [b"\\N" if f is None else _escape(f) for f in fields]
+        else:
+            fields = [b"\\N" if f is None else f for f in fields]
+        key = fields[table.spec.key_index]
     table.latest[key] = fields
-    lsn_bytes = lsn_text(lsn).encode()
-    line = b"\t".join(
-        (*fields, str(_batch_of(cap, table)).encode(), m.op.encode(), lsn_bytes, str(seq).encode())
-    )
-    table.rows.append(CopyRow(line + b"\n", key, lsn_bytes, line))
+    table.lines.append(
+        b"%b\t%d\t%b\t%b\t%d\n"
+        % (b"\t".join(fields), table.batch_id or _batch_of(cap, table), _OPS[m.op],
+           lsn, seq)
+    )  # fmt: skip
+
+
+_OPS = {op: op.encode() for op in ("c", "u", "d")}
 
 
 def _land(cap: Capture, batch: _Batch) -> None:
@@ -488,8 +505,18 @@ def _land(cap: Capture, batch: _Batch) -> None:
             continue
         spec = table.spec
         raw = raw_table(spec).identifier
-        refused = copy_rows(cap.warehouse, raw, (*spec.columns, *CHANGE_COLUMNS), table.rows)
-        landed = len(table.rows) - len(refused)
+
+        def rows(spec: OltpTable = spec, lines: list[bytes] = table.lines) -> list[CopyRow]:
+            found = []
+            for line in lines:
+                parts = line.rstrip(b"\n").split(b"\t")
+                found.append(CopyRow(line, parts[spec.key_index], parts[-2], line))
+            return found
+
+        refused = copy_lines(
+            cap.warehouse, raw, (*spec.columns, *CHANGE_COLUMNS), table.lines, rows
+        )
+        landed = len(table.lines) - len(refused)
         for lsn, seq in table.truncates:
             landed += _tombstone_truncated(cap.warehouse, spec, table.batch_id, lsn, seq)
         rejected = write_rejects(cap.warehouse, table.batch_id, SOURCE, spec.name, refused)
@@ -507,13 +534,15 @@ def _stream(cap: Capture, position: int, progress: Callable[[LoadResult], None] 
     tables: dict[int, _Table] = {}  # a Relation message is sent once per session
     while True:
         with src.errors(f"reading the replication slot {cap.slot}"):
+            # Binary results: the messages arrive as bytes, not hex to decode.
             messages = [
                 data
                 for (data,) in src.conn.execute(
                     "select data from pg_logical_slot_peek_binary_changes(%s, %s::pg_lsn, %s,"
                     " 'proto_version', '1', 'publication_names', %s)",
                     (cap.slot, upto, cap.batch_size, cap.settings.publication),
-                )
+                    binary=True,
+                ).fetchall()
             ]
         if not messages:
             # Every change committed before the load began has landed: the position
@@ -526,7 +555,7 @@ def _stream(cap: Capture, position: int, progress: Callable[[LoadResult], None] 
                 _advance(cap, end)
             return
         for table in tables.values():
-            table.batch_id, table.rows, table.latest, table.truncates = None, [], {}, []
+            table.batch_id, table.lines, table.latest, table.truncates = None, [], {}, []
         with cap.warehouse.transaction():
             batch = _decode_batch(cap, messages, position, tables)
             _land(cap, batch)
@@ -536,7 +565,7 @@ def _stream(cap: Capture, position: int, progress: Callable[[LoadResult], None] 
         _advance(cap, position)
         if progress:
             for table in tables.values():
-                if table.rows or table.truncates:
+                if table.lines or table.truncates:
                     r = cap.result(table.spec.name)
                     r.seconds = time.monotonic() - started
                     progress(r)
