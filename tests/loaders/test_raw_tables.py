@@ -62,3 +62,27 @@ def test_a_table_made_before_its_rule_gets_it_for_new_rows_only(warehouse) -> No
             assert "feed_actions_action_known" in str(exc)
         else:
             raise AssertionError("a row breaking the rule was accepted")
+
+
+def test_a_table_made_by_an_older_release_gets_the_new_columns_rows_kept(warehouse) -> None:
+    orders = next(t for t in all_raw_tables() if t.qualified_name == "raw_oltp.orders")
+    older = dataclasses.replace(
+        orders, columns=tuple(c for c in orders.columns if not c[0].startswith("_"))
+    )
+    with psycopg.connect(warehouse) as conn:
+        ensure_raw_tables(conn, [older])
+        conn.execute("insert into raw_oltp.orders (order_id, _batch_id) values ('1', 1)")
+        conn.commit()
+        ensure_all_raw_tables(conn)  # this release: the change columns are added in place
+        ensure_all_raw_tables(conn)  # and found there the next time
+        columns = [
+            name
+            for (name,) in conn.execute(
+                "select column_name from information_schema.columns where table_schema ="
+                " 'raw_oltp' and table_name = 'orders' order by ordinal_position"
+            )
+        ]
+        kept = conn.execute("select order_id, _op, _lsn from raw_oltp.orders").fetchall()
+    assert columns[-3:] == ["_op", "_lsn", "_seq"]
+    assert set(columns) == {name for name, _ in orders.all_columns}
+    assert kept == [("1", None, None)]
