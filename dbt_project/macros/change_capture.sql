@@ -2,7 +2,8 @@
     The order system's row versions, as its loader lands them: by change
     capture (a logical replication slot: every insert, update, delete and
     truncate, in commit order) or by keyset (by write time; its rows have no
-    change columns).
+    change columns). The app database's staging models use the tombstone
+    macros too: reconciliation lands a deleted document as one (_op d).
 #}
 
 {# The change columns a staging model keeps: the kind of change, and its place in commit order. #}
@@ -59,9 +60,9 @@
     {%- endif -%}
 {%- endmacro %}
 
-{# Post-hook of the order system's staging models: see without_deleted_keys. #}
+{# Post-hook of the order system's and the app's staging models: see without_deleted_keys. #}
 {% macro drop_deleted_keys() -%}
-    {%- if model.config.materialized == 'incremental' -%}
+    {%- if model.config.materialized == 'incremental' and 'change_op' in model.columns -%}
         delete from {{ this }} where {{ is_tombstone() }}
     {%- endif -%}
 {%- endmacro %}

@@ -44,6 +44,8 @@ _TABLES = {
             ("_id", "text not null"),
             ("doc", "jsonb not null"),
             ("_source_updated_at", "timestamptz not null"),
+            # d: a tombstone, the document deleted at the source (found by reconciliation).
+            ("_op", "text"),
         ),
         # _source_updated_at: each load looks up what it already landed in its lookback window.
         indexes=(("_id",), ("_loaded_at",), ("_source_updated_at",)),

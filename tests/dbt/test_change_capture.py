@@ -121,3 +121,31 @@ def test_deletes_truncates_and_backdated_updates_reach_staging_marts_and_snapsho
         summary = run_dbt(["build", "--select", "tag:orders", "--full-refresh"], logs)
         assert summary.success, summary.failures
         assert_staging_equals_source(oltp, warehouse)
+
+
+@pytest.mark.e2e
+def test_a_document_deleted_at_the_source_leaves_staging_after_reconciliation(
+    mongo_db, warehouse, local_dirs, dbt_target, tmp_path
+) -> None:
+    from loaders.mongo.job import load_all as load_mongo
+    from loaders.mongo.reconcile import reconcile
+    from tests.loaders.mongo.test_job import query_doc
+
+    logs = tmp_path / "dbt-logs"
+    at = dt.datetime(2026, 10, 5, 12, tzinfo=dt.UTC)
+    docs = [query_doc(i, at + dt.timedelta(minutes=i)) for i in range(4)]
+    mongo_db.search_queries.insert_many(docs)
+    load_mongo(["search_queries"])
+    select = ["--select", "stg_mongo__search_queries"]
+    kept = "select query_id from staging.stg_mongo__search_queries order by 1"
+    assert run_dbt(["build", *select], logs).success
+    assert rows(warehouse, kept) == [("Q0",), ("Q1",), ("Q2",), ("Q3",)]
+
+    mongo_db.search_queries.delete_one({"_id": docs[2]["_id"]})
+    reconcile(["search_queries"])
+    summary = run_dbt(["build", *select], logs)  # incremental: the tombstone's batch
+    assert summary.success, summary.failures
+    assert rows(warehouse, kept) == [("Q0",), ("Q1",), ("Q3",)]
+    summary = run_dbt(["build", *select, "--full-refresh"], logs)
+    assert summary.success, summary.failures
+    assert rows(warehouse, kept) == [("Q0",), ("Q1",), ("Q3",)]

@@ -73,4 +73,13 @@ def test_every_source_has_its_loader_command_and_nothing_else_does() -> None:
         [sys.executable, "-m", "loaders", "--help"],
         cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    assert "{" + ",".join(sorted(found)) + "}" in out
+    # ... and `reconcile`, over each source with a loaders/<source>/reconcile.py.
+    assert "{" + ",".join([*sorted(found), "reconcile"]) + "}" in out
+
+
+def test_each_reconciler_belongs_to_a_source() -> None:
+    from loaders.core.reconcile import reconcilers
+
+    found = reconcilers()
+    assert set(found) <= {s.name for s in SOURCES} and found
+    assert all(callable(module.reconcile) for module in found.values())

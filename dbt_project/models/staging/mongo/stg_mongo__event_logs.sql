@@ -39,6 +39,8 @@ renamed as (
         _batch_id as batch_id
 
     from source
+    -- An event deleted at the source still happened: its tombstone is no event.
+    where _op is null
 ),
 
 first_copy as (

@@ -24,6 +24,7 @@ renamed as (
         _loaded_at as loaded_at,
 
         ---------- lineage
+        _op as change_op,
         _batch_id as batch_id
 
     from source
@@ -34,4 +35,4 @@ latest as (
                                ['updated_at', 'loaded_at', 'document_id', 'batch_id']) }}
 )
 
-select * from latest
+{{ without_deleted_keys('latest') }}
