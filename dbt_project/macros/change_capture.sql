@@ -20,9 +20,9 @@
 
 {#
     How a key's versions rank, latest last: commit order (the commit's LSN,
-    then the change's place in its transaction), then the write time and the
-    batch. A captured version outranks every keyset one; keyset versions rank
-    by write time, as before change capture.
+    then the change's place in its transaction; a keyset read carries the
+    source's WAL position when it began, so reads and commits share one
+    order), then the write time and the batch (versions of one read).
 #}
 {% macro version_order() -%}
     {{ return(['change_lsn', 'change_seq', 'updated_at', 'batch_id']) }}

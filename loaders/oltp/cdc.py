@@ -59,7 +59,9 @@ from loaders.oltp.landing import (
     SOURCE,
     LoadResult,
     copy_batch,
+    latest_versions,
     raw_table,
+    tombstone_missing,
 )
 from loaders.oltp.pgoutput import UNCHANGED, lsn_text, lsn_value
 from loaders.oltp.settings import OltpCaptureSettings, OltpSettings
@@ -250,11 +252,7 @@ def _start(cap: Capture) -> int:
     _ensure_publication(cap)
     repl, consistent, snapshot = _create_slot(cap)
     try:
-        with open_source(cap.source.settings) as snap, cap.warehouse.transaction():
-            with snap.errors("reading the slot's snapshot"):
-                snap.conn.execute(
-                    sql.SQL("set transaction snapshot {}").format(sql.Literal(snapshot))
-                )
+        with open_source(cap.source.settings, snapshot) as snap, cap.warehouse.transaction():
             for spec in cap.specs:
                 _land_snapshot(cap, snap, spec, consistent)
             _save_position(cap, consistent)
@@ -281,7 +279,7 @@ def _land_snapshot(cap: Capture, snap: Source, spec: OltpTable, lsn: int) -> Non
     n, _, refused = copy_batch(
         cap.warehouse, spec, raw, read, columns=(*spec.columns, *CHANGE_COLUMNS)
     )
-    gone = _tombstone_missing(cap.warehouse, spec, batch_id, lsn)
+    gone = tombstone_missing(cap.warehouse, spec, batch_id, lsn_text(lsn))
     r = cap.result(spec.name)
     r.landed += n - len(refused) + gone
     r.rejected += write_rejects(cap.warehouse, batch_id, SOURCE, spec.name, refused)
@@ -289,34 +287,6 @@ def _land_snapshot(cap: Capture, snap: Source, spec: OltpTable, lsn: int) -> Non
     close_batch(
         cap.warehouse, batch_id, SOURCE, spec.name, n - len(refused) + gone, len(refused), None
     )
-
-
-def _latest_versions(spec: OltpTable, where: str = "true") -> sql.Composed:
-    """Each key's latest version in raw (among rows matching ``where``): key and ``_op``."""
-    key = sql.Identifier(spec.primary_key)
-    return sql.SQL(
-        "select distinct on ({key}) {key} as key, _op from {raw} where {where}"
-        " order by {key}, _lsn desc nulls last, _seq desc nulls last, _batch_id desc"
-    ).format(key=key, raw=raw_table(spec).identifier, where=sql.SQL(where))
-
-
-def _tombstone_missing(conn: psycopg.Connection, spec: OltpTable, batch_id: int, lsn: int) -> int:
-    """Keys raw holds alive that the snapshot (batch ``batch_id``) lacks: deleted meanwhile."""
-    key = sql.Identifier(spec.primary_key)
-    statement = sql.SQL(
-        "insert into {raw} ({key}, _batch_id, _op, _lsn, _seq)"
-        " select l.key, %(batch)s, 'd', %(lsn)s::pg_lsn, 0 from ({latest}) as l"
-        " where l._op is distinct from 'd' and l._op is distinct from 't'"
-        " and not exists (select from {raw} as s where s._batch_id = %(batch)s"
-        " and s.{key} = l.key)"
-    ).format(
-        raw=raw_table(spec).identifier,
-        key=key,
-        latest=_latest_versions(spec, "_batch_id < %(batch)s"),
-    )
-    with conn.cursor() as cur:
-        cur.execute(statement, {"batch": batch_id, "lsn": lsn_text(lsn)})
-        return cur.rowcount
 
 
 def _tombstone_truncated(
@@ -330,7 +300,7 @@ def _tombstone_truncated(
     ).format(
         raw=raw_table(spec).identifier,
         key=sql.Identifier(spec.primary_key),
-        latest=_latest_versions(
+        latest=latest_versions(
             spec,
             "(coalesce(_lsn, '0/0'), coalesce(_seq, 0)) < (%(lsn)s::pg_lsn, %(seq)s)",
         ),

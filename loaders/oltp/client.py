@@ -44,6 +44,10 @@ REJECT_SCAN_LIMIT = 1_000  # rows per run looked at for each kind of refused wri
 class Source:
     conn: psycopg.Connection
     settings: OltpSettings
+    # The source's WAL position when the read-only snapshot was taken: every keyset
+    # version read from it carries it (``_lsn``), so a later read outranks an earlier
+    # one whatever the rows' write times say (see ``open_source``).
+    read_lsn: str | None = None
 
     @property
     def where(self) -> str:
@@ -67,8 +71,9 @@ class Source:
 
 
 @contextmanager
-def open_source(settings: OltpSettings) -> Iterator[Source]:
-    """A read-only REPEATABLE READ session on the source (see the module's docstring)."""
+def open_source(settings: OltpSettings, snapshot: str | None = None) -> Iterator[Source]:
+    """A read-only REPEATABLE READ session on the source (see the module's docstring); with
+    ``snapshot``, reading the snapshot another session exported (a replication slot's)."""
     try:
         conn = psycopg.connect(settings.conninfo(), autocommit=True)
     except psycopg.OperationalError as exc:
@@ -85,6 +90,14 @@ def open_source(settings: OltpSettings) -> Iterator[Source]:
             conn.autocommit = False
             conn.isolation_level = IsolationLevel.REPEATABLE_READ
             conn.read_only = True
+            if snapshot is not None:
+                conn.execute(sql.SQL("set transaction snapshot {}").format(sql.Literal(snapshot)))
+            # The transaction's first statement: the snapshot is taken now.
+            row = conn.execute(
+                "select (case when pg_is_in_recovery() then pg_last_wal_replay_lsn()"
+                " else pg_current_wal_lsn() end)::text"
+            ).fetchone()
+            source.read_lsn = checks.text(row[0]) if row and row[0] is not None else None
         yield source
     finally:
         conn.close()  # the transaction only read: nothing to commit
@@ -125,6 +138,7 @@ def batch_query(
     upto: Position | None,
     until: dt.datetime,
     limit: int,
+    read_lsn: str | None = None,
 ) -> tuple[sql.Composed, dict]:
     """``COPY (the next keyset batch) TO STDOUT``: the contract's columns and the batch id.
 
@@ -143,11 +157,12 @@ def batch_query(
     if upto is not None:
         where.append(sql.SQL("({}, {}) <= (%(upto_ts)s, %(upto_pk)s)").format(cursor, key))
     query = sql.SQL(
-        "copy (select {columns}, {batch_id}::bigint from {table} where {where}"
-        " order by {cursor}, {key} limit {limit}) to stdout"
+        "copy (select {columns}, {batch_id}::bigint, {read_lsn}::pg_lsn from {table}"
+        " where {where} order by {cursor}, {key} limit {limit}) to stdout"
     ).format(
         columns=sql.SQL(", ").join(map(sql.Identifier, spec.columns)),
         batch_id=sql.Literal(batch_id),
+        read_lsn=sql.Literal(read_lsn),
         table=sql.Identifier(spec.name),
         where=sql.SQL(" and ").join(where),
         cursor=cursor,
@@ -186,7 +201,7 @@ def read_batch(
     its line (COPY text escapes a newline in a value), so the chunks' rows
     are counted and the last one found without looking at each row.
     """
-    query, params = batch_query(spec, batch_id, after, upto, until, limit)
+    query, params = batch_query(spec, batch_id, after, upto, until, limit, source.read_lsn)
     return copy_out(source, query, params, f"reading {spec.name}")
 
 

@@ -62,10 +62,11 @@ RAW_SCHEMA = "raw_oltp"
 # gets it).
 logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
-# What change capture adds to each row version (null for the keyset mode's):
-# the kind of change (Debezium's codes: r snapshot read, c insert, u update,
-# d delete, t truncate), the commit's LSN and the change's place in its
-# transaction. Versions of a key rank by (_lsn, _seq): commit order.
+# What change capture adds to each row version: the kind of change (Debezium's
+# codes: r snapshot read, c insert, u update, d delete, t truncate), the commit's
+# LSN and the change's place in its transaction. Versions of a key rank by
+# (_lsn, _seq): commit order. A keyset read has no _op and, as _lsn, the
+# source's WAL position when its snapshot was taken: a later read ranks higher.
 CHANGE_COLUMNS = (("_op", "text"), ("_lsn", "pg_lsn"), ("_seq", "integer"))
 
 _TABLES = {
@@ -87,8 +88,8 @@ def raw_table(spec: OltpTable) -> RawTable:
 
 
 def copy_columns(spec: OltpTable) -> tuple[str, ...]:
-    """The columns a batch's COPY fills: the source's, then the batch id."""
-    return (*spec.columns, "_batch_id")
+    """The columns a keyset batch's COPY fills: the source's, the batch id, the read's LSN."""
+    return (*spec.columns, "_batch_id", "_lsn")
 
 
 @dataclass(kw_only=True)
@@ -278,3 +279,43 @@ def _count(
     result.batches += 1
     if progress:
         progress(result)
+
+
+def latest_versions(spec: OltpTable, where: str = "true") -> sql.Composed:
+    """Each key's latest version in raw among the rows matching ``where`` (its key as
+    ``key``, and every column), ranked as staging ranks them: commit or read order
+    (``_lsn``, ``_seq``), then the write time (ISO text in UTC sorts as time does), then
+    the batch."""
+    key = sql.Identifier(spec.primary_key)
+    return sql.SQL(
+        "select distinct on ({key}) {key} as key, * from {raw} where {where}"
+        " order by {key}, _lsn desc nulls last, _seq desc nulls last, {cursor} desc nulls last,"
+        " _batch_id desc"
+    ).format(
+        key=key,
+        raw=raw_table(spec).identifier,
+        where=sql.SQL(where),
+        cursor=sql.Identifier(spec.cursor),
+    )
+
+
+def tombstone_missing(
+    conn: psycopg.Connection, spec: OltpTable, batch_id: int, lsn: str, where: str = "true"
+) -> int:
+    """Keys raw holds alive (among rows matching ``where``) that batch ``batch_id``, a
+    full read of them, lacks: deleted at the source. Each gets a tombstone at ``lsn``."""
+    key = sql.Identifier(spec.primary_key)
+    statement = sql.SQL(
+        "insert into {raw} ({key}, _batch_id, _op, _lsn, _seq)"
+        " select l.key, %(batch)s, 'd', %(lsn)s::pg_lsn, 0 from ({latest}) as l"
+        " where l._op is distinct from 'd' and l._op is distinct from 't'"
+        " and not exists (select from {raw} as s where s._batch_id = %(batch)s"
+        " and s.{key} = l.key)"
+    ).format(
+        raw=raw_table(spec).identifier,
+        key=key,
+        latest=latest_versions(spec, f"_batch_id < %(batch)s and ({where})"),
+    )
+    with conn.cursor() as cur:
+        cur.execute(statement, {"batch": batch_id, "lsn": lsn})
+        return cur.rowcount

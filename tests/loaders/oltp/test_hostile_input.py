@@ -188,13 +188,14 @@ def test_a_latin1_source_arrives_as_utf8(oltp_encoded, warehouse) -> None:
 def test_a_nul_in_copy_text_is_refused_by_the_warehouse_and_isolated(warehouse) -> None:
     # PostgreSQL's COPY TO never writes one (text cannot hold a NUL, and a backslash is sent
     # doubled), but COPY text decodes \0, \x00 and \000 into NUL: such a line is isolated.
+    # Each line: the table's columns, the batch id and the read's LSN.
     spec = TABLES["product_categories"]
     ts = b"2026-10-01 00:00:00+00"
     lines = [
-        b"1\tfine\t%b\t%b\t7\n" % (ts, ts),
-        b"2\tbad\\0nul\t%b\t%b\t7\n" % (ts, ts),
-        b"3\tbad\\x00hex\t%b\t%b\t7\n" % (ts, ts),
-        b"4\tliteral \\\\0\t%b\t%b\t7\n" % (ts, ts),
+        b"1\tfine\t%b\t%b\t7\t0/1A\n" % (ts, ts),
+        b"2\tbad\\0nul\t%b\t%b\t7\t0/1A\n" % (ts, ts),
+        b"3\tbad\\x00hex\t%b\t%b\t7\t0/1A\n" % (ts, ts),
+        b"4\tliteral \\\\0\t%b\t%b\t7\t0/1A\n" % (ts, ts),
     ]
     with psycopg.connect(warehouse) as conn:
         ensure_all_raw_tables(conn)
