@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,13 +82,24 @@ def ensure_control_tables(conn: psycopg.Connection) -> None:
 
 
 @contextmanager
-def stream_lock(conn: psycopg.Connection, source: str, stream: str) -> Iterator[None]:
-    """Refuse to run two loads of the same stream at once (they would both land a batch)."""
+def stream_lock(
+    conn: psycopg.Connection, source: str, stream: str, wait_seconds: float = 0
+) -> Iterator[None]:
+    """Refuse to run two loads of the same stream at once (they would both land a batch).
+
+    ``wait_seconds``: how long to wait for a load holding it (a reconciliation, which
+    can run later as well as now, waits; a load is refused at once).
+    """
     key = f"{source}.{stream}"
-    got = conn.execute("select pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
-    conn.commit()
-    if not got or not got[0]:
-        raise LoaderError(f"another load of {key} is running; wait for it to finish")
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        got = conn.execute("select pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
+        conn.commit()
+        if got and got[0]:
+            break
+        if time.monotonic() >= deadline:
+            raise LoaderError(f"another load of {key} is running; wait for it to finish")
+        time.sleep(1)
     try:
         yield
     finally:

@@ -35,6 +35,8 @@ from loaders.core.control import ensure_control_tables, full_check_due, mark_ful
 from loaders.core.warehouse import connect
 
 STREAM = "reconcile"  # loader.full_checks: when each source was last reconciled
+# A load of the stream running now: wait for it (a reconciliation is never urgent).
+LOCK_WAIT_SECONDS = 600.0
 
 
 def md5_60_sum_sql(text_expression: str) -> str:

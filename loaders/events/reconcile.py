@@ -21,7 +21,14 @@ from psycopg import sql
 
 from config import WarehouseSettings
 from loaders.core.control import stream_lock
-from loaders.core.reconcile import Partition, Reconciled, md5_60_sum_sql, record, timed
+from loaders.core.reconcile import (
+    LOCK_WAIT_SECONDS,
+    Partition,
+    Reconciled,
+    md5_60_sum_sql,
+    record,
+    timed,
+)
 from loaders.core.warehouse import connect
 from loaders.events.client import EventSource, canonical_row, open_source
 from loaders.events.job import horizon, land_source_day, prepare_warehouse, table_specs
@@ -74,7 +81,7 @@ def raw_stats(
 def reconcile_table(source: EventSource, conn: psycopg.Connection, spec: EventTable) -> Reconciled:
     started = time.monotonic()
     result = Reconciled(SOURCE, spec.name)
-    with stream_lock(conn, SOURCE, spec.name):
+    with stream_lock(conn, SOURCE, spec.name, wait_seconds=LOCK_WAIT_SECONDS):
         last_day = _last_landed_day(conn, spec)
         if last_day is None:  # never loaded: the loads' business
             return timed(result, started)

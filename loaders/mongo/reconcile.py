@@ -29,7 +29,7 @@ from pymongo.errors import PyMongoError
 
 from config import LoaderSettings, WarehouseSettings, advice
 from loaders.core.control import close_batch, open_batch, read_watermark, stream_lock
-from loaders.core.reconcile import Partition, Reconciled, record, timed
+from loaders.core.reconcile import LOCK_WAIT_SECONDS, Partition, Reconciled, record, timed
 from loaders.core.warehouse import LoaderError, connect, first_line
 from loaders.mongo.checks import COLLECTIONS, READ_OPTIONS, CollectionSpec, as_utc, decode_document
 from loaders.mongo.client import mongo_database
@@ -136,7 +136,7 @@ def reconcile_collection(
 ) -> Reconciled:
     started = time.monotonic()
     result = Reconciled(SOURCE, spec.name)
-    with stream_lock(conn, SOURCE, spec.name):
+    with stream_lock(conn, SOURCE, spec.name, wait_seconds=LOCK_WAIT_SECONDS):
         # First the deletes, so the days compare what is left.
         source_ids = {str(d["_id"]) for d in db[spec.name].find({}, {"_id": 1})}
         live = {

@@ -22,7 +22,14 @@ from psycopg import sql
 
 from config import WarehouseSettings
 from loaders.core.control import close_batch, open_batch, stream_lock, write_rejects
-from loaders.core.reconcile import Partition, Reconciled, md5_60_sum_sql, record, timed
+from loaders.core.reconcile import (
+    LOCK_WAIT_SECONDS,
+    Partition,
+    Reconciled,
+    md5_60_sum_sql,
+    record,
+    timed,
+)
 from loaders.core.warehouse import connect
 from loaders.oltp.checks import TABLES, OltpTable
 from loaders.oltp.client import Source, copy_out, open_source
@@ -134,7 +141,7 @@ def reconcile(tables: Iterable[str] | None = None) -> list[Reconciled]:
         for spec in specs:
             started = time.monotonic()
             result = Reconciled(SOURCE, spec.name)
-            with stream_lock(conn, SOURCE, spec.name):
+            with stream_lock(conn, SOURCE, spec.name, wait_seconds=LOCK_WAIT_SECONDS):
                 theirs, ours = source_ranges(source, spec), raw_ranges(conn, spec)
                 for number in sorted(set(theirs) | set(ours)):
                     low = number * RANGE_KEYS

@@ -125,3 +125,22 @@ def test_an_unknown_source_is_refused(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["reconcile", "nowhere"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_a_reconciliation_waits_for_a_load_of_the_same_table(ch, warehouse) -> None:
+    import threading
+
+    from loaders.core.control import ensure_control_tables, stream_lock
+
+    write_day(ch, pop(), day(0), incidents=())
+    job.load_day(day(0))
+    with psycopg.connect(warehouse) as held:
+        ensure_control_tables(held)
+        with stream_lock(held, "events", "feed_actions"):
+            done: list = []
+            worker = threading.Thread(target=lambda: done.append(reconcile(["feed_actions"])))
+            worker.start()
+            worker.join(timeout=1.5)
+            assert worker.is_alive()  # waiting for the lock, not refused
+        worker.join(timeout=60)
+    assert done and done[0][0].differences == []
