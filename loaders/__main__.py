@@ -64,10 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         "reconcile", help="compare sources with their raw tables per partition; reland what differs"
     )
     reconcile.add_argument(
-        "sources", nargs="*", choices=sorted(reconcilers()), metavar="source",
+        "sources", nargs="*", metavar="source",
         help=f"default: every one ({', '.join(sorted(reconcilers()))})",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.source == "reconcile" and (unknown := set(args.sources) - set(reconcilers())):
+        reconcile.error(
+            f"no reconciliation for {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(sorted(reconcilers()))}"
+        )
     try:
         if args.source == "reconcile":
             return run_reconcile(args.sources)

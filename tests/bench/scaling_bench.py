@@ -23,6 +23,9 @@ busy machine):
 - the rows the warehouse read during the day (full scans, index reads) at
   both sizes: work that grows with history shows there first, while dbt's
   fixed cost per node still hides it in the seconds;
+- **the reconciliation of every source** (``python -m loaders reconcile``) at
+  both sizes: its cost grows with the partitions (days, key ranges), and the
+  servers' work with the rows they count and hash;
 - at 10x: **a full refresh / the incremental day** of ``dbt build`` on the
   warehouse (target >= 5), and the same for the ClickHouse target; with the
   full refresh after the 1x day too, the history size where that ratio
@@ -209,6 +212,7 @@ class Day:
     steps: dict[str, float]
     rows_read: tuple[int, ...]  # (by full scans, by index) during the day
     full_refresh: dict[str, float] = field(default_factory=dict)  # target -> seconds
+    reconcile: float = 0.0  # `python -m loaders reconcile`: every source, the whole history
 
 
 def measure_day(stack: Stack, marts_out: Path | None = None) -> Day:
@@ -232,6 +236,10 @@ def measure_day(stack: Stack, marts_out: Path | None = None) -> Day:
         measured.full_refresh[target] = stack.full_refresh_seconds(target, day.group(1))
         print(f"{history} days: dbt full refresh on {target} "
               f"{measured.full_refresh[target]:.1f}s", flush=True)  # fmt: skip
+    measured.reconcile, out = stack.python("-m", "loaders", "reconcile")
+    print(f"{history} days: reconciliation of every source {measured.reconcile:.1f}s", flush=True)
+    for line in out.splitlines():
+        print(f"  {line}")
     return measured
 
 
@@ -290,6 +298,9 @@ def report(small: Day, large: Day) -> None:
     print(f"rows the warehouse read during the day: {seq_1x:,} by full scans and {idx_1x:,} "
           f"by index at 1x, {seq_10x:,} and {idx_10x:,} at {scale:g}x: full-scan ratio "
           f"{ratio(seq_10x, seq_1x):.2f}")  # fmt: skip
+    print(f"reconciliation of every source: {small.reconcile:.1f}s at {small.history} days, "
+          f"{large.reconcile:.1f}s at {large.history} days: ratio "
+          f"{ratio(large.reconcile, small.reconcile):.2f} for {scale:g}x the history")  # fmt: skip
     for target, key in (("warehouse", "dbt"), ("clickhouse", "dbt clickhouse")):
         full, day = large.full_refresh[target], large.steps[key]
         print(f"{target} dbt build at {large.history} days: full refresh {full:.1f}s, "

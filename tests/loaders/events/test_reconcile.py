@@ -124,7 +124,7 @@ def test_sigkill_mid_reconciliation_then_rerun_equals_an_uninterrupted_one(ch, w
 def test_an_unknown_source_is_refused(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["reconcile", "nowhere"])
-    assert "invalid choice" in capsys.readouterr().err
+    assert "no reconciliation for nowhere; choose from events" in capsys.readouterr().err
 
 
 def test_a_reconciliation_waits_for_a_load_of_the_same_table(ch, warehouse) -> None:
