@@ -187,6 +187,13 @@ def _position(cap: Capture) -> int | None:
             f"the replication slot {cap.slot} {what}: took a fresh snapshot of every table; "
             "keys deleted meanwhile land as deletes"
         )
+    elif stored and stored.get("slot"):
+        old = stored["slot"]
+        cap.notes.append(
+            f"OLTP_SLOT changed from {old} to {cap.slot}: took a fresh snapshot of every table; "
+            f"drop the old slot if nothing else reads it (select pg_drop_replication_slot('{old}')"
+            " on the source), or it keeps WAL there"
+        )
     if state is not None:  # a start cut off midway, or an invalidated slot: begin again
         with cap.source.errors("dropping the unusable replication slot"):
             cap.source.conn.execute("select pg_drop_replication_slot(%s)", (cap.slot,))

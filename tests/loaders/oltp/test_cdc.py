@@ -264,3 +264,18 @@ def test_a_user_without_replication_rights_gets_one_line(
     finally:
         src.execute(f"drop owned by {role}")
         src.execute(f"drop role {role}")
+
+
+def test_a_new_slot_name_is_a_fresh_snapshot_and_a_note_about_the_old_slot(
+    src, oltp, warehouse, monkeypatch
+) -> None:
+    seed(src, users=3, orders=4, details=1)
+    load_all()
+    old = slot_name()
+    monkeypatch.setenv("OLTP_SLOT", "dwh_renamed_" + os.environ["WAREHOUSE_DB"])
+    src.execute("delete from order_details where order_id = 4")
+    notes = [n for r in load_all() for n in r.notes]
+    assert any(f"OLTP_SLOT changed from {old}" in n and "pg_drop_replication_slot" in n
+               for n in notes), notes  # fmt: skip
+    assert_raw_equals_source(oltp, warehouse)
+    src.execute("select pg_drop_replication_slot(%s)", (old,))
