@@ -3,9 +3,9 @@
 One task per source with a ``loaders/<source>/reconcile.py``. The DAG runs
 daily (AIRFLOW_RECONCILE_CRON); each task reconciles its source when
 LOADER_FULL_CHECK_HOURS (a week by default) have passed since the last time,
-the same schedule `make run` keeps, so the two never both do it. A task that
-relanded partitions emits its source's landed asset: the transform rebuilds
-from them.
+the schedule `make run` keeps too (if both start at once, the streams' locks
+take them in turn and the second finds everything equal). What a task
+relands lands in new loader batches: the source's next transform builds it.
 """
 
 from __future__ import annotations
@@ -13,10 +13,8 @@ from __future__ import annotations
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
 from config import AirflowSettings
-from include.assets import landed_asset
 from include.defaults import DEFAULT_ARGS, LOADER_RETRIES, START_DATE
 from loaders.core.reconcile import reconcilers
-from pipelines import SOURCES_BY_NAME
 
 with DAG(
     dag_id="reconcile",
@@ -30,7 +28,7 @@ with DAG(
 ) as reconcile:
     for name in sorted(reconcilers()):
 
-        @task(task_id=name, outlets=[landed_asset(SOURCES_BY_NAME[name])])
+        @task(task_id=name)
         def reconcile_source(source: str = name) -> list[str]:
             from loaders.core.reconcile import reconcile_due
 

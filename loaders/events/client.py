@@ -121,7 +121,8 @@ def _unwrap(kind: str) -> str:
 
 def canonical_row(spec: EventTable, clickhouse: bool) -> str:
     """One row as text, the same in ClickHouse and in the warehouse's raw table: each value's
-    text (times to the second, in UTC), empty for null, joined by ``|``."""
+    text (times to the second, in UTC), ``\\N`` for null, joined by the ASCII unit
+    separator (0x1F), which no value here holds."""
     parts = []
     for name, kind in spec.columns:
         if clickhouse:
@@ -131,7 +132,7 @@ def canonical_row(spec: EventTable, clickhouse: bool) -> str:
                 if kind == "timestamptz"
                 else f"toString({column})"
             )
-            parts.append(f"ifNull({value}, '')")
+            parts.append(f"ifNull({value}, '\\\\N')")
         else:
             column = '"' + name.replace('"', '""') + '"'
             value = (
@@ -139,10 +140,10 @@ def canonical_row(spec: EventTable, clickhouse: bool) -> str:
                 if kind == "timestamptz"
                 else f"{column}::text"
             )
-            parts.append(f"coalesce({value}, '')")
+            parts.append(f"coalesce({value}, E'\\\\N')")
     if clickhouse:
-        return f"arrayStringConcat([{', '.join(parts)}], '|')"
-    return f"concat_ws('|', {', '.join(parts)})"
+        return f"arrayStringConcat([{', '.join(parts)}], '\\x1F')"
+    return f"concat_ws(E'\\x1F', {', '.join(parts)})"
 
 
 def _day_bounds(first: dt.date, end: dt.date) -> str:

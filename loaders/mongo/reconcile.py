@@ -42,11 +42,20 @@ TOMBSTONE_PARTITION = "ids"
 
 def source_days(db: Database, spec: CollectionSpec) -> dict[dt.date, int]:
     """Documents per UTC write-day (documents without a date left out)."""
-    day = {"$dateToString": {"format": "%Y-%m-%d", "date": f"${spec.watermark_field}"}}
+    field = spec.watermark_field
+    day = {"$dateToString": {"format": "%Y-%m-%d", "date": f"${field}"}}
+    pipeline = [
+        # Dates only (a comparison matches only its own BSON type): a write time of
+        # another type is the full check's business, and $dateToString would fail on it.
+        {"$match": {field: {"$gte": dt.datetime(1, 1, 1)}}},
+        {"$group": {"_id": day, "n": {"$sum": 1}}},
+    ]
     found = {}
-    for group in db[spec.name].aggregate([{"$group": {"_id": day, "n": {"$sum": 1}}}]):
-        if isinstance(group.get("_id"), str):
+    for group in db[spec.name].aggregate(pipeline):
+        try:
             found[dt.date.fromisoformat(group["_id"])] = int(group["n"])
+        except (TypeError, ValueError):  # a year past 9999: held back by every load
+            continue
     return found
 
 
@@ -60,12 +69,24 @@ def _latest(spec: CollectionSpec) -> str:
 
 
 def raw_days(conn: psycopg.Connection, spec: CollectionSpec) -> dict[dt.date, int]:
+    """Per UTC write-day: raw's live documents, plus those rejected and never landed
+    (a reject's version is its write time in ISO, UTC)."""
     rows = conn.execute(
         f"select (_source_updated_at at time zone 'UTC')::date, count(*) from ({_latest(spec)}) l"
         " where l._op is null group by 1"
     ).fetchall()
+    rejected = conn.execute(
+        "select left(record_version, 10)::date, count(distinct record_id) from loader.rejects r"
+        " where source = %s and stream = %s and record_version ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T'"
+        f" and not exists (select from {raw_table(spec).qualified_name} t"
+        " where t._id = r.record_id) group by 1",
+        (SOURCE, spec.name),
+    ).fetchall()
     conn.commit()
-    return {day: int(n) for day, n in rows}
+    found: dict[dt.date, int] = {}
+    for day, n in [*rows, *rejected]:
+        found[day] = found.get(day, 0) + int(n)
+    return found
 
 
 def _day_documents(db: Database, spec: CollectionSpec, day: dt.date) -> Iterator:
@@ -97,18 +118,24 @@ def _not_in_raw(conn: psycopg.Connection, spec: CollectionSpec, day: dt.date, do
 
 
 def _reland_day(
-    db: Database, conn: psycopg.Connection, spec: CollectionSpec, day: dt.date, batch_size: int
-) -> str:
+    db: Database, conn: psycopg.Connection, spec: CollectionSpec, day: dt.date,
+    settings: LoaderSettings,
+) -> str:  # fmt: skip
     watermark = read_watermark(conn, SOURCE, spec.name)
     landed = land_documents(
         conn,
         spec,
         _not_in_raw(conn, spec, day, _day_documents(db, spec, day)),
-        batch_size=batch_size,
+        batch_size=settings.batch_size,
         watermark=watermark,
+        # As a load: a write time too far ahead is held back, never the watermark.
+        not_after=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.future_tolerance_seconds),
     )
     if landed.landed + landed.rejected == 0:
-        return "kept: the source rewrote it with an older write time (staging keeps the newer)"
+        return (
+            "nothing new to land: a document rewritten with an older write time "
+            "(staging keeps the newer version)?"
+        )
     return f"relanded {landed.landed:,} version(s)"
 
 
@@ -132,7 +159,7 @@ def _tombstone_deleted(conn: psycopg.Connection, spec: CollectionSpec, ids: list
 
 
 def reconcile_collection(
-    db: Database, conn: psycopg.Connection, spec: CollectionSpec, batch_size: int
+    db: Database, conn: psycopg.Connection, spec: CollectionSpec, settings: LoaderSettings
 ) -> Reconciled:
     started = time.monotonic()
     result = Reconciled(SOURCE, spec.name)
@@ -157,7 +184,7 @@ def reconcile_collection(
                 day.isoformat(),
                 Partition(at_source.get(day, 0)),
                 Partition(in_raw.get(day, 0)),
-                lambda day=day: _reland_day(db, conn, spec, day, batch_size),
+                lambda day=day: _reland_day(db, conn, spec, day, settings),
             )
     record(conn, timed(result, started))
     return result
@@ -170,7 +197,7 @@ def reconcile(collections: Iterable[str] | None = None) -> list[Reconciled]:
         with connect(WarehouseSettings.from_env()) as conn:
             ensure_all_raw_tables(conn)
             return [
-                reconcile_collection(db, conn, COLLECTIONS[name], settings.batch_size)
+                reconcile_collection(db, conn, COLLECTIONS[name], settings)
                 for name in (collections or COLLECTIONS)
             ]
     except PyMongoError as exc:

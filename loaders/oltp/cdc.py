@@ -76,6 +76,7 @@ class SlotState:
     wal_status: str  # reserved, extended, unreserved, lost
     retained: int  # bytes of WAL the slot keeps on the source
     behind: int  # bytes of WAL written since the position the slot confirmed
+    confirmed: int = 0  # the position the slot confirmed (nothing before it is sent again)
 
     def describe(self, slot: str) -> str:
         return (
@@ -96,13 +97,14 @@ def slot_state(conn: psycopg.Connection, slot: str) -> SlotState | None:
     """The slot's health, or None if it does not exist."""
     row = conn.execute(
         "select wal_status, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0),"
-        " coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)"
+        " coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0),"
+        " coalesce(confirmed_flush_lsn, '0/0')::text"
         " from pg_replication_slots where slot_name = %s",
         (slot,),
     ).fetchone()
     if row is None:
         return None
-    return SlotState(str(row[0] or "lost"), int(row[1]), int(row[2]))
+    return SlotState(str(row[0] or "lost"), int(row[1]), int(row[2]), lsn_value(str(row[3])))
 
 
 @dataclass
@@ -134,6 +136,11 @@ def _session(settings: OltpSettings) -> Iterator[Source]:
         with source.errors("opening a session"):
             conn.execute("set timezone to 'UTC'")
             conn.execute("set datestyle to 'ISO'")
+            # pgoutput converts its text values to the client's encoding: UTF-8, as the
+            # keyset reads (a SQL_ASCII source has none to convert from).
+            encoding = conn.execute("show server_encoding").fetchone()
+            if encoding and str(encoding[0]).upper() != "SQL_ASCII":
+                conn.execute("set client_encoding to 'UTF8'")
         yield source
     finally:
         conn.close()
@@ -180,9 +187,19 @@ def _position(cap: Capture) -> int | None:
     with cap.source.errors("reading the replication slot"):
         state = slot_state(cap.source.conn, cap.slot)
     if stored and stored.get("slot") == cap.slot and state and state.wal_status != "lost":
-        return lsn_value(stored["position"])
+        position = lsn_value(stored["position"])
+        # The slot never confirms past what the warehouse committed; if it has, the
+        # warehouse lost batches (restored from a backup, say): start again.
+        if state.confirmed <= position:
+            return position
     if stored and stored.get("slot") == cap.slot:
-        what = "was dropped" if state is None else "was invalidated (WAL it needed is gone)"
+        what = (
+            "was dropped"
+            if state is None
+            else "was invalidated (WAL it needed is gone)"
+            if state.wal_status == "lost"
+            else "is ahead of what the warehouse holds (restored from a backup?)"
+        )
         cap.notes.append(
             f"the replication slot {cap.slot} {what}: took a fresh snapshot of every table; "
             "keys deleted meanwhile land as deletes"
@@ -286,7 +303,7 @@ def _land_snapshot(cap: Capture, snap: Source, spec: OltpTable, lsn: int) -> Non
     n, _, refused = copy_batch(
         cap.warehouse, spec, raw, read, columns=(*spec.columns, *CHANGE_COLUMNS)
     )
-    gone = tombstone_missing(cap.warehouse, spec, batch_id, lsn_text(lsn))
+    gone = tombstone_missing(cap.warehouse, spec, batch_id, lsn_text(lsn), refused=refused)
     r = cap.result(spec.name)
     r.landed += n - len(refused) + gone
     r.rejected += write_rejects(cap.warehouse, batch_id, SOURCE, spec.name, refused)
@@ -407,6 +424,11 @@ def _decode_batch(cap: Capture, messages: list[bytes], position: int, tables: di
         if isinstance(m, pgoutput.Change):
             if skip or (table := tables.get(m.relation)) is None:
                 continue
+            if m.old is not None:  # an update that changed the key: the old key is gone
+                at = table.positions[table.spec.key_index]
+                if m.old[at] is not None and m.old[at] != m.values[at]:
+                    seq += 1
+                    _add_tombstone(cap, table, m.old[at], lsn_bytes, seq)  # type: ignore[arg-type]
             seq += 1
             _add_change(cap, table, m, lsn_bytes, seq)
         elif isinstance(m, pgoutput.Begin):
@@ -475,6 +497,17 @@ def _add_change(cap: Capture, table: _Table, m: pgoutput.Change, lsn: bytes, seq
 _OPS = {op: op.encode() for op in ("c", "u", "d")}
 
 
+def _add_tombstone(cap: Capture, table: _Table, key: bytes, lsn: bytes, seq: int) -> None:
+    """A delete of ``key``: the key, every other column null."""
+    fields = [b"\\N"] * len(table.positions)
+    fields[table.spec.key_index] = _escape(key)
+    table.latest.pop(fields[table.spec.key_index], None)
+    table.lines.append(
+        b"%b\t%d\t%b\t%b\t%d\n"
+        % (b"\t".join(fields), table.batch_id or _batch_of(cap, table), b"d", lsn, seq)
+    )
+
+
 def _land(cap: Capture, batch: _Batch) -> None:
     """COPY each table's changes, then its truncates' tombstones (rows before them, in raw)."""
     for table in batch.tables.values():
@@ -507,7 +540,9 @@ def _land(cap: Capture, batch: _Batch) -> None:
 def _stream(cap: Capture, position: int, progress: Callable[[LoadResult], None] | None) -> None:
     src, started = cap.source, time.monotonic()
     with src.errors("reading its clock"):
-        upto = src.conn.execute("select pg_current_wal_lsn()::text").fetchone()[0]
+        # Flushed, not written: a peek decodes only flushed WAL, and the position may
+        # move to this point once the peeks are empty (see below).
+        upto = src.conn.execute("select pg_current_wal_flush_lsn()::text").fetchone()[0]
     tables: dict[int, _Table] = {}  # a Relation message is sent once per session
     while True:
         with src.errors(f"reading the replication slot {cap.slot}"):

@@ -267,7 +267,13 @@ def reset_table(table: str) -> None:
     with connect(WarehouseSettings.from_env()) as conn:
         ensure_control_tables(conn)
         ensure_raw_tables(conn, [raw_table(spec)])
-        with stream_lock(conn, SOURCE, spec.name), conn.transaction():
+        # The change capture's lock too: a capture running now would write its position
+        # back after the reset forgot it, over a raw table no snapshot refills.
+        with (
+            stream_lock(conn, SOURCE, spec.name),
+            stream_lock(conn, SOURCE, cdc.STREAM),
+            conn.transaction(),
+        ):
             conn.execute(sql.SQL("truncate {}").format(raw_table(spec).identifier))
             for control in ("watermarks", "rejects"):
                 conn.execute(
@@ -276,4 +282,4 @@ def reset_table(table: str) -> None:
                     ),
                     (SOURCE, spec.name),
                 )
-        cdc.forget(conn)
+            cdc.forget(conn)

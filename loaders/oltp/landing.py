@@ -37,7 +37,7 @@ privileges and a slot on the source.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
@@ -300,22 +300,29 @@ def latest_versions(spec: OltpTable, where: str = "true") -> sql.Composed:
 
 
 def tombstone_missing(
-    conn: psycopg.Connection, spec: OltpTable, batch_id: int, lsn: str, where: str = "true"
+    conn: psycopg.Connection,
+    spec: OltpTable,
+    batch_id: int,
+    lsn: str,
+    where: str = "true",
+    refused: Iterable[Reject] = (),
 ) -> int:
     """Keys raw holds alive (among rows matching ``where``) that batch ``batch_id``, a
-    full read of them, lacks: deleted at the source. Each gets a tombstone at ``lsn``."""
+    full read of them, lacks: deleted at the source. Each gets a tombstone at ``lsn``.
+    Keys the warehouse ``refused`` in that read are still at the source: none for them."""
     key = sql.Identifier(spec.primary_key)
     statement = sql.SQL(
         "insert into {raw} ({key}, _batch_id, _op, _lsn, _seq)"
         " select l.key, %(batch)s, 'd', %(lsn)s::pg_lsn, 0 from ({latest}) as l"
         " where l._op is distinct from 'd' and l._op is distinct from 't'"
         " and not exists (select from {raw} as s where s._batch_id = %(batch)s"
-        " and s.{key} = l.key)"
+        " and s.{key} = l.key) and l.key <> all(%(refused)s)"
     ).format(
         raw=raw_table(spec).identifier,
         key=key,
         latest=latest_versions(spec, f"_batch_id < %(batch)s and ({where})"),
     )
+    kept = [r.record_id for r in refused]
     with conn.cursor() as cur:
-        cur.execute(statement, {"batch": batch_id, "lsn": lsn})
+        cur.execute(statement, {"batch": batch_id, "lsn": lsn, "refused": kept})
         return cur.rowcount

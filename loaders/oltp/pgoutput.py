@@ -68,6 +68,9 @@ class Change(NamedTuple):
     op: str
     relation: int
     values: tuple[object, ...]
+    # An update's old key (or, with replica identity full, old row), when the message
+    # carries one: with the default identity, only when the update changed the key.
+    old: tuple[object, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -178,15 +181,15 @@ def _change(data: bytes, raw: bool) -> Change:
         if marker not in (75, 79):  # K, O
             raise DecodeError("a delete without its old key")
         return Change("d", oid, tuple_values(data, 6, raw)[0])
-    at = 5
+    at, old = 5, None
     if marker in (75, 79):  # the old key or row, before the new one
-        _, at = tuple_values(data, 6, raw)
+        old, at = tuple_values(data, 6, raw)
         if at >= len(data):
             raise DecodeError("an update without its new tuple")
         marker = data[at]
     if marker != 78:
         raise DecodeError("an update without its new tuple")
-    return Change("u", oid, tuple_values(data, at + 1, raw)[0])
+    return Change("u", oid, tuple_values(data, at + 1, raw)[0], old)
 
 
 def decode(data: bytes, raw: bool = False) -> Message:
@@ -214,25 +217,6 @@ def decode(data: bytes, raw: bool = False) -> Message:
             if flags & 1:
                 keys.append(column)
         return Relation(oid, schema, name, tuple(columns), tuple(keys))
-    if kind == "I":
-        oid = r.uint32()
-        if r.byte() != "N":
-            raise DecodeError("an insert without its new tuple")
-        return Change("c", oid, r.tuple_data())
-    if kind == "U":
-        oid = r.uint32()
-        marker = r.byte()
-        if marker in ("K", "O"):  # the old key or row, before the new one
-            r.tuple_data()
-            marker = r.byte()
-        if marker != "N":
-            raise DecodeError("an update without its new tuple")
-        return Change("u", oid, r.tuple_data())
-    if kind == "D":
-        oid = r.uint32()
-        if r.byte() not in ("K", "O"):
-            raise DecodeError("a delete without its old key")
-        return Change("d", oid, r.tuple_data())
     if kind == "T":
         count = r.int32()
         r.byte()  # options: cascade, restart identity

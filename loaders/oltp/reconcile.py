@@ -48,12 +48,11 @@ RANGE_KEYS = 10_000  # primary keys per compared range
 
 
 def _row_text(spec: OltpTable, alias: str = "") -> str:
+    """The row as text, the same on the source (typed columns printed in a UTC, ISO
+    session) and in raw (that text): a record of the columns' text, which tells a null
+    from an empty string and quotes a value holding a separator."""
     prefix = f"{alias}." if alias else ""
-    return (
-        "concat_ws('|', "
-        + ", ".join(f"coalesce({prefix}{sql_ident(c)}::text, '')" for c in spec.columns)
-        + ")"
-    )
+    return "row(" + ", ".join(f"{prefix}{sql_ident(c)}::text" for c in spec.columns) + ")::text"
 
 
 def sql_ident(name: str) -> str:
@@ -64,7 +63,8 @@ def source_ranges(source: Source, spec: OltpTable) -> dict[int, Partition]:
     key = sql_ident(spec.primary_key)
     with source.errors(f"counting and hashing {spec.name} per key range"):
         rows = source.conn.execute(
-            f"select {key} / {RANGE_KEYS}, count(*), {md5_60_sum_sql(_row_text(spec))}"
+            f"select floor({key}::numeric / {RANGE_KEYS})::bigint, count(*),"
+            f" {md5_60_sum_sql(_row_text(spec))}"
             f" from {sql_ident(spec.name)} group by 1"
         ).fetchall()
     return {int(r): Partition(int(n), int(h)) for r, n, h in rows}
@@ -79,7 +79,8 @@ def raw_ranges(conn: psycopg.Connection, spec: OltpTable) -> dict[int, Partition
     latest = latest_versions(spec, _numeric_key(spec)).as_string(conn)
     key = sql_ident(spec.primary_key)
     rows = conn.execute(
-        f"select l.{key}::bigint / {RANGE_KEYS}, count(*), {md5_60_sum_sql(_row_text(spec, 'l'))}"
+        f"select floor(l.{key}::numeric / {RANGE_KEYS})::bigint, count(*),"
+        f" {md5_60_sum_sql(_row_text(spec, 'l'))}"
         f" from ({latest}) as l where l._op is distinct from 'd' and l._op is distinct from 't'"
         " group by 1"
     ).fetchall()
@@ -118,7 +119,9 @@ def _reland_range(source: Source, conn: psycopg.Connection, spec: OltpTable, num
             columns=(*spec.columns, "_batch_id", "_op", "_lsn", "_seq"),
         )
         in_range = f"{_numeric_key(spec)} and {key}::bigint >= {low} and {key}::bigint < {high}"
-        gone = tombstone_missing(conn, spec, batch_id, source.read_lsn or "0/0", in_range)
+        gone = tombstone_missing(
+            conn, spec, batch_id, source.read_lsn or "0/0", in_range, refused=refused
+        )
         rejected = write_rejects(conn, batch_id, SOURCE, spec.name, refused)
         close_batch(conn, batch_id, SOURCE, spec.name, n - len(refused) + gone, rejected, None)
     return f"relanded {n - len(refused):,} row(s), {gone:,} deleted"

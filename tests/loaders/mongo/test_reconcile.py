@@ -71,3 +71,14 @@ def test_a_document_deleted_then_written_again_comes_back(mongo_db, warehouse) -
     mongo_db.search_queries.insert_one(again)
     load(mongo_db, warehouse)
     assert live(warehouse) == {str(doc["_id"]): "back"}
+
+
+def test_rejected_documents_count_as_held(mongo_db, warehouse) -> None:
+    docs = [query_doc(i, T + dt.timedelta(minutes=i)) for i in range(3)]
+    # Stamped far ahead of the loader's clock: held back, in loader.rejects.
+    docs[1]["updated_at"] = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+    mongo_db.search_queries.insert_many(docs)
+    load(mongo_db, warehouse)
+    assert scalar(warehouse, "select count(*) from loader.rejects") == 1
+    result = {r.stream: r for r in reconcile()}["search_queries"]
+    assert result.differences == []

@@ -279,3 +279,34 @@ def test_a_new_slot_name_is_a_fresh_snapshot_and_a_note_about_the_old_slot(
                for n in notes), notes  # fmt: skip
     assert_raw_equals_source(oltp, warehouse)
     src.execute("select pg_drop_replication_slot(%s)", (old,))
+
+
+def test_an_update_of_a_key_deletes_the_old_key(src, oltp, warehouse) -> None:
+    seed(src, users=3, orders=4, details=1)
+    load_all()
+    src.execute("update order_details set order_detail_id = 1001 where order_detail_id = 2")
+    load_all()
+    assert_raw_equals_source(oltp, warehouse)
+    assert ops(warehouse, "order_details") == {"r": 4, "d": 1, "u": 1}
+
+
+def test_a_row_the_warehouse_refuses_at_a_snapshot_is_not_a_delete(
+    oltp_encoded, warehouse, monkeypatch
+) -> None:
+    src = oltp_encoded("SQL_ASCII")
+    src.execute(
+        "insert into product_categories select g, 'c' || g, %(t)s, %(t)s"
+        " from generate_series(1, 3) g",
+        {"t": T0},
+    )
+    monkeypatch.setenv("OLTP_CAPTURE", "keyset")
+    load_all()
+    # Then bytes that are not UTF-8 (SQL_ASCII checks nothing): a fresh snapshot refuses
+    # the row, which is still at the source: it keeps its landed version, no tombstone.
+    src.execute("update product_categories set name = E'caf\\xe9' where category_id = 2")
+    monkeypatch.setenv("OLTP_CAPTURE", "cdc")
+    [categories, *_] = load_all()
+    assert categories.rejected == 1
+    assert ops(warehouse, "product_categories") == {None: 3, "r": 2}
+    names = {r[0]: r[1] for r in current_rows(warehouse, "product_categories")}
+    assert names == {"1": "c1", "2": "c2", "3": "c3"}

@@ -45,6 +45,20 @@ def test_deletes_and_backdated_updates_are_found_and_relanded(src, oltp, warehou
     assert scalar(warehouse, "select count(*) from loader.reconciliations") == 15
 
 
+def test_negative_keys_fall_in_their_own_ranges(src, oltp, warehouse) -> None:
+    seed(src, users=2, orders=2, details=1)
+    src.execute(
+        "insert into orders select -g, 1, now(), 'paid', 1, now(), now()"
+        " from generate_series(1, 3) g"
+    )
+    load_all()
+    src.execute("delete from orders where order_id = -2")
+    [orders] = [r for r in reconcile(["orders"])]
+    assert [d.partition for d in orders.differences] == [f"keys {-RANGE_KEYS}..-1"]
+    assert current_rows(warehouse, "orders") == source_rows(oltp, "orders")
+    assert all(r.differences == [] for r in reconcile(["orders"]))
+
+
 def test_change_capture_needs_no_reconciliation(oltp, warehouse, monkeypatch) -> None:
     monkeypatch.setenv("OLTP_CAPTURE", "cdc")
     assert reconcile() == []
