@@ -17,7 +17,9 @@
       days landed since the last successful build are never skipped (several
       days landed at once, or a build that failed);
     - var('logical_date') when it is set (make run; `make dbt ARGS="build
-      --vars '{logical_date: 2026-10-03}'"` to rebuild an older day).
+      --vars '{logical_date: 2026-10-03}'"` to rebuild an older day);
+    - the earliest day a reconciliation relanded since the last build
+      (events_relanded_since), on the warehouse.
     The lookback completes the previous day (late events, which the loader
     relands within the same window, and its last 15-minute slice).
 
@@ -43,7 +45,36 @@
         {%- set logical = datetime.date.fromisoformat(run_logical_date()) -%}
         {%- set first = [first, logical] | min -%}
     {%- endif -%}
+    {%- set relanded = events_relanded_since() -%}
+    {%- if relanded -%}
+        {%- set first = [first, datetime.date.fromisoformat(relanded)] | min -%}
+    {%- endif -%}
     {{ return((first - datetime.timedelta(days=lookback)).isoformat()) }}
+{%- endmacro %}
+
+{#
+    The earliest events day a reconciliation relanded (loader.reconciliations)
+    since the last build whose tests passed (tested_before), or in the last
+    week when that is not known (a weekly full check); none if there is none.
+    Only on the warehouse: on ClickHouse the models read the events in place.
+#}
+{% macro events_relanded_since() -%}
+    {%- if target.type != 'postgres' -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set control = adapter.get_relation(this.database, 'loader', 'reconciliations') -%}
+    {%- if control is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set since = tested_before() -%}
+    {%- set after = "'" ~ since ~ "'::timestamptz" if since else "now() - interval '7 days'" -%}
+    {%- set found = run_query(
+        "select min((d ->> 'partition')::date) from " ~ control ~ " as r,"
+        ~ " jsonb_array_elements(r.differences) as d"
+        ~ " where r.source = 'events' and d ->> 'action' = 'relanded'"
+        ~ " and r.finished_at >= " ~ after
+    ).columns[0].values()[0] -%}
+    {{ return(none if found is none else found | string) }}
 {%- endmacro %}
 
 {#

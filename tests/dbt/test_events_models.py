@@ -384,3 +384,37 @@ def test_hostile_raw_rows_warn_and_stay_out_of_the_marts(
     # and the row without a user are counted nowhere.
     assert daily == (4, 7, 5, 3)
     assert ages == {"25", "30", "-3", "unknown"}
+
+
+def test_a_day_relanded_by_reconciliation_reaches_the_marts(
+    warehouse: str, ch: Client, prefix: str, local_dirs, dbt_target, monkeypatch
+) -> None:
+    """Events late beyond the loads' lookback: the reconciliation relands their day, and
+    the next incremental build on the warehouse rebuilds from that day on."""
+    from loaders.events.reconcile import reconcile
+
+    monkeypatch.setenv("EVENTS_LOOKBACK_DAYS", "1")
+    population = Population(seed=7, scale=0.05, start_date=DAY1)
+    days = [DAY1 + dt.timedelta(days=n) for n in range(4)]
+    for d in days:
+        events_writer.write_day(ch, population, d, incidents=())
+        load_day(d)
+    build("warehouse", days[-1])
+    write(ch, [feed(1, 99, "view", at(DAY1, 12))] * 3, [])  # three days late
+    load_day(days[-1])  # the load's lookback does not reach day 1
+    [feed_result, _] = reconcile()
+    assert [d.partition for d in feed_result.differences] == [DAY1.isoformat()]
+    build("warehouse", days[-1])  # incremental, as the next day's build
+    incremental = table_rows(warehouse, prefix + "marts", "app_metrics_daily")
+    build("warehouse", full=True)
+    assert table_rows(warehouse, prefix + "marts", "app_metrics_daily") == incremental
+    with psycopg.connect(warehouse) as conn:
+        views = conn.execute(
+            f"select views from {prefix}marts.app_metrics_daily where event_date = %s", (DAY1,)
+        ).fetchone()[0]
+        raw = conn.execute(
+            "select count(*) from raw_events.feed_actions where action = 'view'"
+            " and _event_date = %s",
+            (DAY1,),
+        ).fetchone()[0]
+    assert views == raw
