@@ -35,13 +35,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import pq, sql
 
-from config import WarehouseSettings, advice
+from config import WarehouseSettings
 from loaders.core.control import (
     close_batch,
     open_batch,
@@ -51,10 +50,10 @@ from loaders.core.control import (
     write_watermark,
 )
 from loaders.core.copy import CopyRow, copy_lines
-from loaders.core.warehouse import LoaderError, connect_failure, first_line
-from loaders.oltp import pgoutput
+from loaders.core.warehouse import LoaderError, first_line
+from loaders.oltp import checks, pgoutput
 from loaders.oltp.checks import OltpTable
-from loaders.oltp.client import Source, copy_out, open_source
+from loaders.oltp.client import Source, copy_out, open_source, session
 from loaders.oltp.landing import (
     SOURCE,
     LoadResult,
@@ -104,7 +103,9 @@ def slot_state(conn: psycopg.Connection, slot: str) -> SlotState | None:
     ).fetchone()
     if row is None:
         return None
-    return SlotState(str(row[0] or "lost"), int(row[1]), int(row[2]), lsn_value(str(row[3])))
+    # checks.text: a SQL_ASCII source answers text as bytes.
+    status, confirmed = checks.text(row[0]) or "lost", checks.text(row[3])
+    return SlotState(status, int(row[1]), int(row[2]), lsn_value(confirmed))
 
 
 @dataclass
@@ -124,28 +125,6 @@ class Capture:
         return self.results.setdefault(table, LoadResult(table=table))
 
 
-@contextmanager
-def _session(settings: OltpSettings) -> Iterator[Source]:
-    try:
-        conn = psycopg.connect(settings.conninfo(), autocommit=True)
-    except psycopg.OperationalError as exc:
-        where = f"the order system database at {settings.describe()}"
-        raise connect_failure(where, exc, advice("postgres", "OLTP_*"), "OLTP_*") from None
-    source = Source(conn, settings)
-    try:
-        with source.errors("opening a session"):
-            conn.execute("set timezone to 'UTC'")
-            conn.execute("set datestyle to 'ISO'")
-            # pgoutput converts its text values to the client's encoding: UTF-8, as the
-            # keyset reads (a SQL_ASCII source has none to convert from).
-            encoding = conn.execute("show server_encoding").fetchone()
-            if encoding and str(encoding[0]).upper() != "SQL_ASCII":
-                conn.execute("set client_encoding to 'UTF8'")
-        yield source
-    finally:
-        conn.close()
-
-
 def capture(
     source_settings: OltpSettings,
     warehouse: psycopg.Connection,
@@ -158,7 +137,7 @@ def capture(
     settings = OltpCaptureSettings.from_env()
     slot = settings.slot_name(WarehouseSettings.from_env().dbname)
     started = time.monotonic()
-    with _session(source_settings) as source, stream_lock(warehouse, SOURCE, STREAM):
+    with session(source_settings) as source, stream_lock(warehouse, SOURCE, STREAM):
         cap = Capture(source, settings, slot, warehouse, specs, batch_size)
         position = _position(cap)
         if position is None:
@@ -222,7 +201,7 @@ def _ensure_publication(cap: Capture) -> None:
     pub = cap.settings.publication
     with cap.source.errors(f"creating the publication {pub} ({NO_KEYSET})"):
         have = {
-            t
+            checks.text(t)
             for (t,) in cap.source.conn.execute(
                 "select tablename from pg_publication_tables where pubname = %s"
                 " and schemaname = current_schema()",
@@ -542,7 +521,9 @@ def _stream(cap: Capture, position: int, progress: Callable[[LoadResult], None] 
     with src.errors("reading its clock"):
         # Flushed, not written: a peek decodes only flushed WAL, and the position may
         # move to this point once the peeks are empty (see below).
-        upto = src.conn.execute("select pg_current_wal_flush_lsn()::text").fetchone()[0]
+        upto = checks.text(
+            src.conn.execute("select pg_current_wal_flush_lsn()::text").fetchone()[0]
+        )
     tables: dict[int, _Table] = {}  # a Relation message is sent once per session
     while True:
         with src.errors(f"reading the replication slot {cap.slot}"):
@@ -605,7 +586,7 @@ def slot_lag(source_settings: OltpSettings, warehouse_db: str) -> str | None:
     if settings.capture != "cdc":
         return None
     slot = settings.slot_name(warehouse_db)
-    with _session(source_settings) as source, source.errors("reading the replication slot"):
+    with session(source_settings) as source, source.errors("reading the replication slot"):
         state = slot_state(source.conn, slot)
     if state is None:
         return None

@@ -71,9 +71,11 @@ class Source:
 
 
 @contextmanager
-def open_source(settings: OltpSettings, snapshot: str | None = None) -> Iterator[Source]:
-    """A read-only REPEATABLE READ session on the source (see the module's docstring); with
-    ``snapshot``, reading the snapshot another session exported (a replication slot's)."""
+def session(settings: OltpSettings) -> Iterator[Source]:
+    """An autocommit session on the source in UTC with ISO dates and, unless the source is
+    SQL_ASCII (which has no encoding to convert from), UTF-8 text: every value, read by
+    COPY or by logical decoding (pgoutput converts to the client's encoding), prints the
+    same way on every run."""
     try:
         conn = psycopg.connect(settings.conninfo(), autocommit=True)
     except psycopg.OperationalError as exc:
@@ -81,12 +83,24 @@ def open_source(settings: OltpSettings, snapshot: str | None = None) -> Iterator
         raise connect_failure(where, exc, advice("postgres", "OLTP_*"), "OLTP_*") from None
     source = Source(conn, settings)
     try:
-        with source.errors("opening a read-only session"):
+        with source.errors("opening a session"):
             conn.execute("set timezone to 'UTC'")
             conn.execute("set datestyle to 'ISO'")
             encoding = conn.execute("show server_encoding").fetchone()
             if encoding and checks.text(encoding[0]).upper() != "SQL_ASCII":
                 conn.execute("set client_encoding to 'UTF8'")
+        yield source
+    finally:
+        conn.close()
+
+
+@contextmanager
+def open_source(settings: OltpSettings, snapshot: str | None = None) -> Iterator[Source]:
+    """A read-only REPEATABLE READ session on the source (see the module's docstring); with
+    ``snapshot``, reading the snapshot another session exported (a replication slot's)."""
+    with session(settings) as source:
+        conn = source.conn
+        with source.errors("opening a read-only session"):
             conn.autocommit = False
             conn.isolation_level = IsolationLevel.REPEATABLE_READ
             conn.read_only = True
@@ -98,9 +112,7 @@ def open_source(settings: OltpSettings, snapshot: str | None = None) -> Iterator
                 " else pg_current_wal_lsn() end)::text"
             ).fetchone()
             source.read_lsn = checks.text(row[0]) if row and row[0] is not None else None
-        yield source
-    finally:
-        conn.close()  # the transaction only read: nothing to commit
+        yield source  # closed with the session: the transaction only read, nothing to commit
 
 
 def source_columns(source: Source, table: str) -> dict[str, str] | None:
