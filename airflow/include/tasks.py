@@ -134,12 +134,16 @@ def events_exist() -> bool:
 
 
 def sources_exist() -> bool:
-    """Whether every raw table with a freshness rule exists yet (a ShortCircuit's callable).
+    """Whether every raw table with a freshness rule has landed a row yet (a ShortCircuit's
+    callable).
 
-    A fresh warehouse has none until each source's first load: the freshness
-    check then skips its run instead of failing on a missing table.
+    A fresh warehouse has none until each source's first load (the first load of
+    any source creates every raw table, empty): the freshness check then skips
+    its run instead of failing on a table no load has filled.
     """
     import json
+
+    from psycopg import sql
 
     from config import WarehouseSettings
     from include.defaults import manifest_path
@@ -155,11 +159,18 @@ def sources_exist() -> bool:
     def missing() -> set[str]:
         with connect(WarehouseSettings.from_env()) as conn:
             rows = conn.execute(
-                "select table_schema || '.' || table_name from information_schema.tables"
+                "select table_schema, table_name from information_schema.tables"
                 " where table_schema || '.' || table_name = any(%s)",
                 (sorted(wanted),),
             ).fetchall()
-        return wanted - {name for (name,) in rows}
+            filled = {
+                f"{schema}.{table}"
+                for schema, table in rows
+                if conn.execute(
+                    sql.SQL("select exists (select from {})").format(sql.Identifier(schema, table))
+                ).fetchone()[0]
+            }
+        return wanted - filled
 
     absent = one_line(missing)
     if absent:
