@@ -44,6 +44,18 @@ def copy_statement(table: sql.Composable, columns: Sequence[str]) -> sql.Compose
     )
 
 
+def _copy_in(
+    conn: psycopg.Connection, table: sql.Composable, columns: Sequence[str], data: bytes
+) -> None:
+    """One COPY of ``data`` (whole lines) inside a savepoint: all of it lands, or none."""
+    with (
+        conn.transaction(),
+        conn.cursor() as cur,
+        cur.copy(copy_statement(table, columns)) as copy,
+    ):
+        copy.write(data)
+
+
 def copy_rows(
     conn: psycopg.Connection, table: sql.Composable, columns: Sequence[str], rows: Sequence[CopyRow]
 ) -> list[Reject]:
@@ -57,12 +69,7 @@ def copy_rows(
     if not rows:
         return []
     try:
-        with (
-            conn.transaction(),
-            conn.cursor() as cur,
-            cur.copy(copy_statement(table, columns)) as copy,
-        ):
-            copy.write(b"".join(r.line for r in rows))
+        _copy_in(conn, table, columns, b"".join(r.line for r in rows))
         return []
     except REFUSED_ROW as exc:
         if len(rows) == 1:
@@ -85,15 +92,22 @@ def copy_lines(
     if not lines:
         return []
     try:
-        with (
-            conn.transaction(),
-            conn.cursor() as cur,
-            cur.copy(copy_statement(table, columns)) as copy,
-        ):
-            copy.write(b"".join(lines))
+        _copy_in(conn, table, columns, b"".join(lines))
         return []
     except REFUSED_ROW:
         return copy_rows(conn, table, columns, rows())
+
+
+def copy_bytes(value: bytes) -> bytes:
+    """Escape a value (UTF-8 bytes) for COPY's text format; most values need nothing."""
+    if b"\\" in value or b"\t" in value or b"\n" in value or b"\r" in value:
+        value = (
+            value.replace(b"\\", b"\\\\")
+            .replace(b"\t", b"\\t")
+            .replace(b"\n", b"\\n")
+            .replace(b"\r", b"\\r")
+        )
+    return value
 
 
 def copy_text(value: str) -> bytes:

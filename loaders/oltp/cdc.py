@@ -49,7 +49,7 @@ from loaders.core.control import (
     write_rejects,
     write_watermark,
 )
-from loaders.core.copy import CopyRow, copy_lines
+from loaders.core.copy import CopyRow, copy_bytes, copy_lines
 from loaders.core.warehouse import LoaderError, first_line
 from loaders.oltp import checks, pgoutput
 from loaders.oltp.checks import OltpTable
@@ -322,18 +322,6 @@ def _save_position(cap: Capture, position: int) -> None:
 # --- the stream ---------------------------------------------------------------------------
 
 
-def _escape(value: bytes) -> bytes:
-    """A value in COPY's text format."""
-    if b"\\" in value or b"\t" in value or b"\n" in value or b"\r" in value:
-        value = (
-            value.replace(b"\\", b"\\\\")
-            .replace(b"\t", b"\\t")
-            .replace(b"\n", b"\\n")
-            .replace(b"\r", b"\\r")
-        )
-    return value
-
-
 @dataclass
 class _Table:
     """A replicated table as the stream's Relation message describes it."""
@@ -387,7 +375,7 @@ def _previous(cap: Capture, table: _Table, key: bytes) -> list[bytes] | None:
     ).fetchone()
     if row is None:
         return None
-    return [b"\\N" if v is None else _escape(v.encode()) for v in row]
+    return [b"\\N" if v is None else copy_bytes(v.encode()) for v in row]
 
 
 def _decode_batch(cap: Capture, messages: list[bytes], position: int, tables: dict) -> _Batch:
@@ -447,21 +435,21 @@ def _add_change(cap: Capture, table: _Table, m: pgoutput.Change, lsn: bytes, seq
     if m.op == "u" and UNCHANGED in values:
         # A TOASTed value the update left out: the key's previous version has it (the
         # key itself is always sent). Its fields are COPY text already.
-        key = _escape(fields[table.spec.key_index])
+        key = copy_bytes(fields[table.spec.key_index])
         before = table.latest.get(key) or _previous(cap, table, key)
         fields = [
             (before[i] if before else b"\\N")
             if f is UNCHANGED
             else b"\\N"
             if f is None
-            else _escape(f)
+            else copy_bytes(f)
             for i, f in enumerate(fields)
         ]
     else:
         # Most rows hold nothing COPY must escape: one look at all their values.
         probe = b"".join([f for f in fields if f is not None])
         if b"\\" in probe or b"\t" in probe or b"\n" in probe or b"\r" in probe:
-            fields = [b"\\N" if f is None else _escape(f) for f in fields]
+            fields = [b"\\N" if f is None else copy_bytes(f) for f in fields]
         else:
             fields = [b"\\N" if f is None else f for f in fields]
         key = fields[table.spec.key_index]
@@ -479,7 +467,7 @@ _OPS = {op: op.encode() for op in ("c", "u", "d")}
 def _add_tombstone(cap: Capture, table: _Table, key: bytes, lsn: bytes, seq: int) -> None:
     """A delete of ``key``: the key, every other column null."""
     fields = [b"\\N"] * len(table.positions)
-    fields[table.spec.key_index] = _escape(key)
+    fields[table.spec.key_index] = copy_bytes(key)
     table.latest.pop(fields[table.spec.key_index], None)
     table.lines.append(
         b"%b\t%d\t%b\t%b\t%d\n"
