@@ -7,7 +7,8 @@
     new warehouse several of them create the same schema at once, and
     PostgreSQL's `create schema if not exists` is not safe against that (one
     of them fails on pg_namespace's unique index). Here they queue on an
-    advisory lock, so dbt's own creates find the schemas there. Other
+    advisory lock (the creates commit before it is released), so dbt's own
+    creates find the schemas there. Other
     adapters: nothing (dbt creates what it needs).
 #}
 {% macro create_schemas_serially() -%}
@@ -24,6 +25,9 @@
         create schema if not exists {{ adapter.quote(schema) }};
         {% endfor %}
         {{ create_quarantine_relation() }}
+        {#- Commit before the unlock: dbt runs hooks in a transaction it never
+            commits itself, and the next invocation must see these objects. #}
+        commit;
         select pg_advisory_unlock(hashtext('store_analytics: create schemas'));
     {%- endif -%}
 {%- endmacro %}
