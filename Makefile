@@ -67,11 +67,12 @@ load: up ## land what is new from every source into raw_* (ARGS="--date D --sour
 loaders: up ## any loader command: make loaders ARGS="sales_api --date 2026-10-05 --days 7"
 	$(RUN) python -m loaders $(or $(ARGS),--help)
 
+# After dbt, its artifacts go to raw_ops (the ops models' history), whatever dbt's exit.
 dbt: up ## any dbt command with the project's settings: make dbt ARGS="build -s review_mart"
-	$(DBT) $(or $(ARGS),--help) $(DBT_ARGS)
+	$(DBT) $(or $(ARGS),--help) $(DBT_ARGS); rc=$$?; $(RUN) python -m loaders.ops; exit $$rc
 
 dbt-build: up ## dbt build against the configured warehouse
-	$(DBT) build $(DBT_ARGS)
+	$(DBT) build $(DBT_ARGS); rc=$$?; $(RUN) python -m loaders.ops; exit $$rc
 
 # Slim CI: build and test only what changed against the last good build's
 # manifest (make run saves it), reading unchanged parents from that build.

@@ -291,6 +291,11 @@ class DbtSettings(Settings):
         """Where the warehouse's audit relations are: stored test failures, the quarantine."""
         return f"{self.schema_prefix}audit"
 
+    @property
+    def ops_schema(self) -> str:
+        """Where the platform health models are (models/marts/ops)."""
+        return f"{self.schema_prefix}ops"
+
 
 class DatagenSettings(Settings):
     """The simulated store: one seed and one scale drive every source system."""
@@ -388,6 +393,8 @@ class AirflowSettings(Settings):
     reconcile_cron: str = setting(
         "AIRFLOW_RECONCILE_CRON", "0 3 * * *", "reconcile's cron (UTC): checks what is due"
     )
+    # When platform_health builds the ops models and sends the health alerts.
+    health_cron: str = setting("AIRFLOW_HEALTH_CRON", "15 * * * *", "platform_health's cron (UTC)")
 
     @field_validator("dbt_execution_mode", mode="before")
     @classmethod
@@ -506,6 +513,28 @@ class ReportSettings(Settings):
         return bool(self.bot_token.get_secret_value() and self.chat_id)
 
 
+class HealthSettings(Settings):
+    """Platform health: dbt's artifacts in the warehouse, the ``ops`` models, health alerts.
+
+    Alerts go where the report goes (ReportSettings), each recorded once.
+    """
+
+    section: ClassVar[str] = "Platform health (ops models and alerts)"
+
+    enabled: bool = setting(
+        "HEALTH_ENABLED", True, "land dbt's artifacts, build the ops models, send health alerts"
+    )
+    reject_alert_rows: int = setting(
+        "HEALTH_REJECT_ALERT_ROWS", 100, "rejected + quarantined rows of a table a day: alert", ge=1
+    )
+    stale_after_hours: float = setting(
+        "HEALTH_STALE_AFTER_HOURS", 26.0, "a source landing nothing for this long alerts", gt=0
+    )
+    alert_max_age_days: int = setting(
+        "HEALTH_ALERT_MAX_AGE_DAYS", 2, "older failures, anomalies, rejects: not alerted", ge=1
+    )
+
+
 def mask_uri_password(uri: str) -> str:
     """``scheme://user:***@host/...``: the URI without its password."""
     try:
@@ -527,5 +556,6 @@ CORE_SETTINGS: tuple[type[Settings], ...] = (
     AirflowSettings,
     SupersetSettings,
     ReportSettings,
+    HealthSettings,
 )
 __all__ += [c.__name__ for c in CORE_SETTINGS]

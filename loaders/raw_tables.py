@@ -16,6 +16,7 @@ import psycopg
 
 from loaders.core.control import ensure_control_tables
 from loaders.core.raw_tables import RawTable, ensure_raw_tables
+from loaders.ops.artifacts import ensure_ops_tables
 
 LOADERS_DIR = Path(__file__).resolve().parent
 
@@ -32,3 +33,5 @@ def all_raw_tables() -> tuple[RawTable, ...]:
 def ensure_all_raw_tables(conn: psycopg.Connection) -> None:
     ensure_control_tables(conn)
     ensure_raw_tables(conn, all_raw_tables())
+    # dbt's artifacts' tables too, so that the first build's ops views read them.
+    ensure_ops_tables(conn)

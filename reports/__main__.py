@@ -5,6 +5,7 @@ python -m reports daily --date 2026-10-07   # that UTC day of the marts
 python -m reports daily --latest            # the latest day app_metrics_daily has
 python -m reports daily --force             # deliver again, even if it was delivered
 python -m reports alerts                    # every flag of the last hours not alerted yet
+python -m reports health                    # health alerts not sent yet, then the health line
 
 Without TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID everything is written under
 REPORT_DIR (default DATA_DIR/reports) and the command says where.
@@ -47,6 +48,15 @@ def _alerts() -> int:
     return 0
 
 
+def _health() -> int:
+    from reports import health
+
+    for sent in health.send():
+        print(sent.line())
+    print(health.health_line())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="reports", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -58,9 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     when.add_argument("--latest", action="store_true", help="the latest day in the mart")
     daily.add_argument("--force", action="store_true", help="send even if already delivered")
     sub.add_parser("alerts", help="alerts for newly flagged 15-minute slices")
+    sub.add_parser("health", help="platform health alerts (ops models), and the health line")
     args = parser.parse_args(argv)
+    commands = {"daily": lambda: _daily(args), "alerts": _alerts, "health": _health}
     try:
-        return _daily(args) if args.command == "daily" else _alerts()
+        return commands[args.command]()
     except (LoaderError, ConfigError) as exc:
         print(f"reports {args.command}: {redact(str(exc))}", file=sys.stderr)
         return 1

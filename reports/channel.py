@@ -35,6 +35,11 @@ class TelegramChannel:
             parts.record("chart")
         return f"Telegram chat {self.client.settings.chat_id}"
 
+    def deliver_text(self, text: str, folder: str) -> str:
+        """One message (a health alert): nothing to record part by part."""
+        self.client.send_message(text)
+        return f"Telegram chat {self.client.settings.chat_id}"
+
     def close(self) -> None:
         self.client.close()
 
@@ -52,6 +57,13 @@ class DiskChannel:
         target.mkdir(parents=True, exist_ok=True)
         (target / "message.txt").write_text(f"{text}\n\n[chart] {caption}\n", encoding="utf-8")
         (target / "chart.png").write_bytes(png)
+        return str(target)
+
+    def deliver_text(self, text: str, folder: str) -> str:
+        """``<REPORT_DIR>/<folder>/message.txt``."""
+        target = self.root / folder
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "message.txt").write_text(f"{text}\n", encoding="utf-8")
         return str(target)
 
     def close(self) -> None:

@@ -1,7 +1,8 @@
 """What has been delivered, recorded in the warehouse so that nothing goes out twice.
 
 ``reporting.daily_reports`` has a row per report day and channel,
-``reporting.anomaly_alerts`` one per slice, metric and channel. A delivery
+``reporting.anomaly_alerts`` one per slice, metric and channel,
+``reporting.health_alerts`` one per health alert's kind, subject and channel. A delivery
 *claims* its rows first (``insert ... on conflict do nothing``) and commits
 them only after the channel accepted the message: a failed send leaves no
 row (the next run tries again), and a second run at the same time waits on
@@ -57,6 +58,17 @@ create table if not exists reporting.delivered_parts (
     delivered_at timestamptz not null default now(),
     primary key (delivery, part)
 );
+create table if not exists reporting.health_alerts (
+    kind text not null,
+    alert_key text not null,
+    channel text not null,
+    message text not null,
+    delivered_to text not null,
+    delivered_at timestamptz not null default now(),
+    primary key (kind, alert_key, channel)
+);
+comment on table reporting.health_alerts is
+    'Health alerts sent, one row per kind, subject and channel (python -m reports health).';
 comment on table reporting.delivered_parts is
     'The parts of each delivery (text, chart) a channel accepted: a retry sends only the rest.';
 """
@@ -172,4 +184,26 @@ def mark_alerts(
         "update reporting.anomaly_alerts set delivered_to = %s"
         " where slice_start = %s and metric = any(%s) and channel = %s",
         (where, slice_start, sorted(metrics), channel),
+    )
+
+
+def claim_health_alert(
+    conn: psycopg.Connection, kind: str, key: str, channel: str, message: str
+) -> bool:
+    """Claim a health alert for ``channel`` in the open transaction; False if it was sent."""
+    row = conn.execute(
+        "insert into reporting.health_alerts (kind, alert_key, channel, message, delivered_to)"
+        " values (%s, %s, %s, %s, '') on conflict do nothing returning kind",
+        (kind, key, channel, message),
+    ).fetchone()
+    return row is not None
+
+
+def mark_health_alert(
+    conn: psycopg.Connection, kind: str, key: str, channel: str, where: str
+) -> None:
+    conn.execute(
+        "update reporting.health_alerts set delivered_to = %s"
+        " where kind = %s and alert_key = %s and channel = %s",
+        (where, kind, key, channel),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ def run_dbt(args: list[str], log_dir: Path) -> DbtSummary:
         ]
     )
     summary = DbtSummary(success=bool(res.success), seconds=time.monotonic() - started)
+    land_artifacts_of(args)
     results = getattr(res.result, "results", None)
     if results is None:
         reason = res.exception or "dbt did not run (see its log)"
@@ -76,6 +78,31 @@ def run_dbt(args: list[str], log_dir: Path) -> DbtSummary:
             layer = summary.layers.setdefault(node.fqn[1], [])
             layer.append((node.name, node.schema, node.alias))
     return summary
+
+
+def _arg(args: list[str], flag: str) -> str | None:
+    return args[args.index(flag) + 1] if flag in args[:-1] else None
+
+
+def land_artifacts_of(args: list[str]) -> None:
+    """The invocation's artifacts into raw_ops (the ops models' history), unless disabled.
+
+    A warehouse that cannot take them is a warning: the build itself is done.
+    """
+    from config import DbtSettings, HealthSettings, WarehouseSettings
+    from loaders.core.warehouse import connect
+    from loaders.ops.artifacts import land_artifacts
+
+    if not HealthSettings.from_env().enabled:
+        return
+    settings = DbtSettings.from_env()
+    target_dir = Path(_arg(args, "--target-path") or settings.target_path)
+    target = _arg(args, "--target") or settings.target
+    try:
+        with connect(WarehouseSettings.from_env()) as conn:
+            land_artifacts(conn, target_dir, target, os.environ.get("DBT_LOGICAL_DATE"))
+    except LoaderError as exc:
+        print(f"warning: dbt's artifacts were not kept in raw_ops: {exc}", file=sys.stderr)
 
 
 def counts_line(dbt: DbtSummary) -> str:

@@ -107,7 +107,8 @@ def keep_unchanged_views_args(wh: WarehouseSettings, settings: DbtSettings) -> l
     }
     # That manifest must be this build's: another DBT_SCHEMA_PREFIX's (one
     # DATA_DIR, two sets of schemas) says nothing about these schemas' views.
-    ours = {f"{settings.schema_prefix}{layer}" for layer in ("staging", "intermediate", "marts")}
+    layers = ("staging", "intermediate", "marts", "ops")
+    ours = {f"{settings.schema_prefix}{layer}" for layer in layers}
     if not views or not {schema for schema, _ in views} <= ours:
         return []
     with connect(wh) as conn:
@@ -115,6 +116,17 @@ def keep_unchanged_views_args(wh: WarehouseSettings, settings: DbtSettings) -> l
     if not views <= present:
         return []
     return ["--selector", "daily_build", "--state", str(settings.state_dir)]
+
+
+def without_health_args(args: list[str]) -> list[str]:
+    """A build's selection args without the platform health models (HEALTH_ENABLED=false).
+
+    dbt ignores --exclude beside --selector: the daily selector has a twin.
+    """
+    if "--selector" in args:
+        i = args.index("--selector") + 1
+        return [*args[:i], f"{args[i]}_without_health", *args[i + 1 :]]
+    return [*args, "--exclude", "tag:ops"]
 
 
 @contextmanager

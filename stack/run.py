@@ -20,6 +20,7 @@ import time
 from config import (
     ConfigError,
     DbtSettings,
+    HealthSettings,
     LocalSettings,
     WarehouseSettings,
     redact,
@@ -41,6 +42,7 @@ from stack.dbt_state import (
     record_passed_build,
     save_state,
     warehouse_now,
+    without_health_args,
 )
 from stack.embedded_postgres import ServiceError
 from stack.run_lock import RunLocked, run_lock
@@ -65,6 +67,7 @@ def run() -> int:
         lines.append(line)
 
     dbt_settings = DbtSettings.from_env()  # a bad DBT_* setting stops the run before any work
+    health = HealthSettings.from_env()
     for line in services.up():
         say(f"service  {line}")
     # Read once the servers are up: the embedded PostgreSQL's password may be new.
@@ -95,8 +98,9 @@ def run() -> int:
     build_started = warehouse_now(wh)  # rows loaded before this are in this build
     full_check = tested is None
     keep_views = [] if full_check else keep_unchanged_views_args(wh, dbt_settings)
+    selection = keep_views if health.enabled else without_health_args(keep_views)
     with dbt_scope(days[-1], tested):
-        dbt = run_dbt(["build", *dbt_scope_args(full_check), *keep_views], local.logs_dir / "dbt")
+        dbt = run_dbt(["build", *dbt_scope_args(full_check), *selection], local.logs_dir / "dbt")
         steps["dbt"] = dbt.seconds
         if dbt.success:
             save_state()
@@ -134,7 +138,15 @@ def run() -> int:
         report_failure = None
         say(f"report   {days[-1]}: not made, dbt build failed")
     steps["report"] = time.monotonic() - t_step
+    # 5. Platform health: the alerts the ops models raise now (each sent once),
+    # and the health line that ends the summary.
+    t_step = time.monotonic()
+    health_lines = _health() if health.enabled else []
+    if health.enabled:
+        steps["health"] = time.monotonic() - t_step
     for line in summary.footer_lines(steps, wh, local, time.monotonic() - t0):
+        say(line)
+    for line in health_lines:
         say(line)
     summary.save(lines, local.logs_dir)
     failed = [
@@ -149,6 +161,30 @@ def run() -> int:
     if report_failure:
         raise report_failure
     return 0
+
+
+def _health() -> list[str]:
+    """The health alerts not sent yet, then the health line (the summary's last)."""
+    from reports import health
+
+    try:
+        lines = [sent.line() for sent in health.send()]
+    except (LoaderError, ConfigError, OSError) as exc:  # the alerts retry next run
+        lines = [redact(f"health alerts: FAILED {exc}")]
+    return [*lines, health.health_line()]
+
+
+def _run_failed(reason: str) -> None:
+    """A failed make run is a health alert (once per run), when the warehouse answers."""
+    from reports import health
+
+    started = dt.datetime.now(dt.UTC)
+    try:
+        health.alert_now(
+            "run_failed", f"{started:%Y-%m-%dT%H:%M:%S.%f}", f"make run failed: {reason}"
+        )
+    except (LoaderError, ConfigError, OSError) as exc:
+        print(f"make run: the failure alert was not sent: {redact(str(exc))}", file=sys.stderr)
 
 
 def _daily_report(day: dt.date, say) -> LoaderError | None:
@@ -180,8 +216,13 @@ def main() -> int:
     try:
         with run_lock(LocalSettings.from_env().data_dir):
             return run()
-    except (ServiceError, LoaderError, ConfigError, DbtFailed, RunLocked) as exc:
+    except RunLocked as exc:  # another run is on: not a failure of the pipeline
         print(f"make run: {redact(str(exc))}", file=sys.stderr)
+        return 1
+    except (ServiceError, LoaderError, ConfigError, DbtFailed) as exc:
+        print(f"make run: {redact(str(exc))}", file=sys.stderr)
+        if not isinstance(exc, ServiceError):  # a server that is down cannot record it
+            _run_failed(redact(str(exc))[:1000])
         return 1
 
 

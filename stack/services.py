@@ -303,6 +303,7 @@ def status() -> tuple[list[str], bool]:
     oltp_state = "embedded" if _oltp_is_embedded(local, wh, oltp) else "external"
     lines = []
     healthy = oltp_up
+    warehouse_up = False
     for server in needed():
         state = "embedded" if server.name in local.embedded else "external"
         up = server.answers()
@@ -316,6 +317,11 @@ def status() -> tuple[list[str], bool]:
             )
             if oltp_up:
                 lines += _slot_lines(oltp, wh)
+            warehouse_up = up
+    if warehouse_up:
+        from reports.health import health_line
+
+        lines.append(health_line(wh))
     return lines, healthy
 
 

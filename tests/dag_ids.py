@@ -27,12 +27,14 @@ DAY_DAGS: tuple[str, ...] = tuple(
     )
 )
 # Not per day: the simulation's clock, the 15-minute ClickHouse slices, the alerts
-# after them, the hourly freshness check and the reconciliation of sources with raw.
+# after them, the hourly freshness check, the reconciliation of sources with raw and
+# the hourly platform health models and alerts.
 OTHER_DAGS = (
     "simulate_day",
     "dbt_anomalies_clickhouse",
     "anomaly_alerts",
     "dbt_source_freshness",
     "reconcile",
+    "platform_health",
 )
 EXPECTED_DAGS = frozenset(DAY_DAGS + OTHER_DAGS)

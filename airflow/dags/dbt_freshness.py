@@ -19,6 +19,7 @@ from cosmos.operators.local import DbtSourceLocalOperator
 from config import AirflowSettings
 from include.dbt_profile import profile_config
 from include.defaults import DBT_PROJECT_DIR, DEFAULT_ARGS, START_DATE, manifest_path
+from include.health import keep_artifacts
 from include.tasks import sources_exist
 
 FRESHNESS_CACHE = cosmos_settings.cache_dir / "dbt_source_freshness"
@@ -46,4 +47,6 @@ with DAG(
         # one of their own): without it every hourly run parses the whole
         # project again, twice the CPU of the check itself.
         cache_dir=FRESHNESS_CACHE,
+        # The freshness results go to raw_ops (fct_source_freshness shows them).
+        callback=keep_artifacts,
     )

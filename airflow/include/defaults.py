@@ -9,6 +9,7 @@ from typing import Any
 import pendulum
 
 from config import DBT_PROJECT_DIR, PROFILES_DIR, DbtSettings
+from include.health import task_failed
 
 PROFILES_YML = PROFILES_DIR / "profiles.yml"
 
@@ -16,6 +17,8 @@ DEFAULT_ARGS: dict[str, Any] = {
     "owner": "data-platform",
     "retries": 1,
     "retry_delay": dt.timedelta(minutes=1),
+    # A task that failed for good is a health alert (Telegram, or disk), sent once.
+    "on_failure_callback": task_failed,
 }
 # Source and warehouse outages are usually transient: back off and retry.
 LOADER_RETRIES: dict[str, Any] = {

@@ -27,10 +27,11 @@ from cosmos.constants import (
     TestIndirectSelection,
 )
 
-from config import AirflowSettings
+from config import AirflowSettings, DbtSettings
 from include.assets import transform_asset
 from include.dbt_profile import profile_config as dbt_profile
 from include.defaults import DBT_PROJECT_DIR, DEFAULT_ARGS, START_DATE, manifest_path
+from include.health import keep_artifacts
 from include.watcher import start_watchers_in_triggerer
 
 
@@ -104,6 +105,11 @@ def transform_dag(
         project_config=project_config(),
         profile_config=dbt_profile(target),
         execution_config=execution_config(mode),
+        # After each dbt invocation its artifacts go to raw_ops (the ops models).
+        operator_args={
+            "callback": keep_artifacts,
+            "callback_args": {"target": target or DbtSettings.from_env().target},
+        },
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             # No per-model assets from Cosmos: the DAG's one `built` asset is what

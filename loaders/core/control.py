@@ -7,7 +7,9 @@
 - ``full_checks``: when each stream's history-wide check last ran (checks
   whose cost grows with history run on a schedule, not on every load);
 - ``reconciliations``: what each reconciliation of a source with its raw
-  tables found and relanded (``loaders/core/reconcile.py``).
+  tables found and relanded (``loaders/core/reconcile.py``);
+- ``lag``: what a stream still had to deliver when its load ended (the Kafka
+  consumer's lag in messages, the change capture slot's in WAL bytes).
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ create table if not exists loader.reconciliations (
     differences        jsonb not null,
     seconds            double precision not null,
     finished_at        timestamptz not null default now()
+);
+create table if not exists loader.lag (
+    source       text not null,
+    stream       text not null,
+    lag          bigint not null,
+    unit         text not null,
+    measured_at  timestamptz not null default now(),
+    primary key (source, stream, measured_at)
 );
 create table if not exists loader.full_checks (
     source      text not null,
@@ -144,6 +154,16 @@ def mark_full_check(conn: psycopg.Connection, source: str, stream: str) -> None:
             "insert into loader.full_checks (source, stream, checked_at) values (%s, %s, now())"
             " on conflict (source, stream) do update set checked_at = excluded.checked_at",
             (source, stream),
+        )
+
+
+def record_lag(conn: psycopg.Connection, source: str, stream: str, lag: int, unit: str) -> None:
+    """What ``stream`` had left to deliver as its load ended (the ops models chart it)."""
+    with conn.transaction():
+        conn.execute(
+            "insert into loader.lag (source, stream, lag, unit) values (%s, %s, %s, %s)"
+            " on conflict do nothing",
+            (source, stream, lag, unit),
         )
 
 

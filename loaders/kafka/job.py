@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from config import LoaderSettings, WarehouseSettings
-from loaders.core.control import read_watermark, stream_lock
+from loaders.core.control import read_watermark, record_lag, stream_lock
 from loaders.core.warehouse import LoaderError, connect
 from loaders.kafka.checks import Timestamps
 from loaders.kafka.client import TopicInfo, TopicReader
@@ -178,6 +178,7 @@ def load_stream(
         base = {} if notes else dict(stored)
         _Run(conn, reader, info, base, result, batch_size, max_messages, progress).run(stored_id)
         result.lag = reader.lag(dict(result.offsets))
+        record_lag(conn, SOURCE, topic, sum(result.lag.values()), "messages")
         result.notes += [reset.note(topic) for reset in reader.resets]
     result.seconds = time.monotonic() - started
     return result

@@ -45,6 +45,7 @@ from loaders.core.control import (
     close_batch,
     open_batch,
     read_watermark,
+    record_lag,
     stream_lock,
     write_rejects,
     write_watermark,
@@ -147,6 +148,7 @@ def capture(
             state = slot_state(source.conn, slot)
         if state is not None:
             cap.notes.append(state.describe(slot))
+            record_lag(warehouse, SOURCE, slot, state.behind, "bytes")
             if state.retained > settings.lag_warn_bytes:
                 cap.notes.append(
                     f"warning: slot {slot} holds more WAL than OLTP_SLOT_LAG_WARN_BYTES "

@@ -36,6 +36,21 @@ def test_dag_sets_owner_retries_and_tags(dagbag, dag_id: str) -> None:
         assert task.owner == "data-platform", task.task_id
         assert "retries" in dag.default_args, task.task_id
         assert task.retries == dag.default_args["retries"], task.task_id
+        # A task that fails for good is a health alert (Cosmos's watchers wrap it).
+        assert _alerts_on_failure(task), task.task_id
+
+
+def _alerts_on_failure(task) -> bool:
+    from include.health import task_failed
+
+    callbacks = task.on_failure_callback
+    callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+    return any(
+        c is task_failed
+        or any(getattr(cell, "cell_contents", None) is task_failed
+               for cell in getattr(c, "__closure__", None) or ())
+        for c in callbacks
+    )  # fmt: skip
 
 
 def test_dags_are_acyclic(dagbag) -> None:
@@ -243,6 +258,10 @@ def test_watcher_mode_runs_one_build_watched_from_the_triggerer(manifest, monkey
     )
     # Freshness is the hourly DAG's: no second dbt run before the build.
     assert producer._check_source_freshness is False
+    # After the build, its artifacts go to raw_ops.
+    from include.health import keep_artifacts
+
+    assert producer.callback is keep_artifacts and producer.callback_args["target"] == "dev"
     watchers = [t for t in dag.tasks if t.task_id not in ("dbt_producer_watcher", "built")]
     assert {t.task_id for t in watchers} >= {"review_mart.run", "review_mart.test"}
     trigger = f"{TriggererWatcherTrigger.__module__}.{TriggererWatcherTrigger.__name__}"

@@ -80,10 +80,10 @@ bounded as (
         c.metric as metric,
         c.value as value,
         case
-            when w.previous_values = {{ n }} then w.q25 - {{ a }} * (w.q75 - w.q25)
+            when w.previous_values = {{ n }} then {{ iqr_bound('lower', 'w.q25', 'w.q75', a) }}
         end as lower_bound,
         case
-            when w.previous_values = {{ n }} then w.q75 + {{ a }} * (w.q75 - w.q25)
+            when w.previous_values = {{ n }} then {{ iqr_bound('upper', 'w.q25', 'w.q75', a) }}
         end as upper_bound
     from current_slices as c
     left join windows as w

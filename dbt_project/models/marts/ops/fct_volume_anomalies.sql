@@ -1,0 +1,77 @@
+-- Tagged daily_sql: its SQL carries a var (a threshold), recreated every build.
+{{ config(tags=['daily_sql']) }}
+
+-- Rows landed per raw table and complete UTC day (the current day is still
+-- landing), against the interquartile band of its previous n landing days
+-- (n = var('volume_window_days'), a = var('volume_iqr_multiplier')). A day
+-- without n earlier landing days has no band and is never flagged; a stream
+-- that stops landing is a stale source (fct_source_freshness), not a volume.
+{% set n = var('volume_window_days') | int %}
+{% set a = var('volume_iqr_multiplier') %}
+
+with
+
+landed as (
+    select
+        source,
+        stream,
+        (committed_at at time zone 'UTC')::date as landed_date,
+        sum(rows_landed) as rows_landed
+    from {{ ref('stg_loader__batches') }}
+    where committed_at < date_trunc('day', now() at time zone 'UTC') at time zone 'UTC'
+    group by source, stream, (committed_at at time zone 'UTC')::date
+    having sum(rows_landed) > 0
+),
+
+days as (
+    select
+        source,
+        stream,
+        landed_date,
+        rows_landed,
+        row_number() over (partition by source, stream order by landed_date) as day_no
+    from landed
+),
+
+windows as (
+    select
+        d.source,
+        d.stream,
+        d.landed_date,
+        count(h.rows_landed) as previous_days,
+        {{ quantile_cont('h.rows_landed', 0.25) }} as q25,
+        {{ quantile_cont('h.rows_landed', 0.75) }} as q75
+    from days as d
+    inner join days as h
+        on
+            d.source = h.source and d.stream = h.stream
+            and h.day_no between d.day_no - {{ n }} and d.day_no - 1
+    group by d.source, d.stream, d.landed_date
+),
+
+bounded as (
+    select
+        d.source,
+        d.stream,
+        d.landed_date,
+        d.rows_landed,
+        case
+            when w.previous_days = {{ n }} then {{ iqr_bound('lower', 'w.q25', 'w.q75', a) }}
+        end as lower_bound,
+        case
+            when w.previous_days = {{ n }} then {{ iqr_bound('upper', 'w.q25', 'w.q75', a) }}
+        end as upper_bound
+    from days as d
+    left join windows as w
+        on d.source = w.source and d.stream = w.stream and d.landed_date = w.landed_date
+)
+
+select
+    source,
+    stream,
+    landed_date,
+    rows_landed,
+    greatest(lower_bound, 0) as lower_bound,
+    upper_bound,
+    coalesce(rows_landed < lower_bound or rows_landed > upper_bound, false) as is_anomaly
+from bounded

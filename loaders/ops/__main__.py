@@ -1,0 +1,47 @@
+"""``python -m loaders.ops``: keep the last dbt invocation's artifacts in ``raw_ops``.
+
+``make dbt`` and ``make dbt-build`` run it after dbt (``make run`` and Airflow
+land their own). Landing the same folder twice adds nothing.
+
+python -m loaders.ops                       # DBT_TARGET_PATH, on DBT_TARGET
+python -m loaders.ops --target-dir D --target clickhouse
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from config import ConfigError, DbtSettings, HealthSettings, WarehouseSettings, redact
+from loaders.core.warehouse import LoaderError, connect
+from loaders.ops.artifacts import land_artifacts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="loaders.ops", description=__doc__)
+    parser.add_argument("--target-dir", type=Path, help="a dbt target folder")
+    parser.add_argument("--target", help="the profile target it ran on")
+    args = parser.parse_args(argv)
+    try:
+        if not HealthSettings.from_env().enabled:
+            return 0
+        dbt = DbtSettings.from_env()
+        with connect(WarehouseSettings.from_env()) as conn:
+            landed = land_artifacts(
+                conn,
+                args.target_dir or dbt.target_path,
+                args.target or dbt.target,
+                os.environ.get("DBT_LOGICAL_DATE"),
+            )
+    except (LoaderError, ConfigError) as exc:
+        print(f"loaders.ops: {redact(str(exc))}", file=sys.stderr)
+        return 1
+    if landed.invocations:
+        print(f"ops: kept {landed.invocations} dbt invocation(s), {landed.nodes} result(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

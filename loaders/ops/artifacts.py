@@ -1,0 +1,306 @@
+"""dbt's artifacts into the warehouse's ``raw_ops`` schema, once per invocation.
+
+Every dbt invocation the project runs (``make run`` on each target, Airflow's
+Cosmos tasks, ``make dbt``) leaves ``run_results.json``, ``manifest.json``
+and, for ``dbt source freshness``, ``sources.json`` in its target folder;
+each overwrites the last one's. ``land_artifacts`` keeps them as history:
+
+- ``raw_ops.dbt_invocations``: one row per invocation (its command, target,
+  adapter, start, duration, and whether every node passed);
+- ``raw_ops.dbt_node_results``: one row per node an invocation ran (status,
+  failures, time, rows affected, the message of a failure);
+- ``raw_ops.dbt_nodes``: the manifest's node list, once per distinct list
+  (its hash is on the invocation), so lineage and tags join to the results;
+- ``raw_ops.dbt_source_freshness``: one row per raw table a freshness check read.
+
+Exactly once, like the loaders: an invocation's rows commit in one
+transaction keyed by dbt's invocation id, so landing the same folder again
+(a rerun, a retried Airflow task) adds nothing, and a crash half-way leaves
+nothing to double. The ``ops`` dbt models read these tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from loaders.core.warehouse import LoaderError
+
+DDL = """
+create schema if not exists raw_ops;
+create table if not exists raw_ops.dbt_invocations (
+    invocation_id     text primary key,
+    command           text not null,
+    target            text not null,
+    adapter_type      text not null,
+    dbt_version       text not null,
+    started_at        timestamptz not null,
+    elapsed_seconds   double precision not null,
+    success           boolean not null,
+    logical_date      date,
+    manifest_hash     text,
+    args              jsonb not null,
+    _loaded_at        timestamptz not null default now()
+);
+create table if not exists raw_ops.dbt_node_results (
+    invocation_id      text not null references raw_ops.dbt_invocations,
+    unique_id          text not null,
+    resource_type      text not null,
+    name               text not null,
+    status             text not null,
+    failures           integer,
+    message            text,
+    execution_seconds  double precision not null,
+    rows_affected      bigint,
+    started_at         timestamptz,
+    completed_at       timestamptz,
+    primary key (invocation_id, unique_id)
+);
+create table if not exists raw_ops.dbt_nodes (
+    manifest_hash   text not null,
+    unique_id       text not null,
+    resource_type   text not null,
+    name            text not null,
+    package_name    text not null,
+    schema_name     text,
+    alias           text,
+    materialized    text,
+    tags            text[] not null,
+    depends_on      text[] not null,
+    primary key (manifest_hash, unique_id)
+);
+create table if not exists raw_ops.dbt_source_freshness (
+    invocation_id   text not null references raw_ops.dbt_invocations,
+    unique_id       text not null,
+    status          text not null,
+    max_loaded_at   timestamptz,
+    snapshotted_at  timestamptz,
+    age_seconds     double precision,
+    primary key (invocation_id, unique_id)
+);
+"""
+DDL_LOCK = "select pg_advisory_xact_lock(hashtext('raw_ops.ddl'))"
+NODE_KINDS = ("model", "snapshot", "seed", "test", "source", "unit_test", "exposure")
+
+
+@dataclass(frozen=True)
+class Landed:
+    invocations: int = 0  # invocations new to the warehouse (0: landed before)
+    nodes: int = 0  # node results (and freshness results) they carried
+
+
+def ensure_ops_tables(conn: psycopg.Connection) -> None:
+    with conn.transaction():
+        conn.execute(DDL_LOCK)  # two first landings at once must not race on CREATE
+        conn.execute(DDL)
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    """An artifact's JSON; None if it is missing. Unreadable: one clear error."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise LoaderError(f"dbt artifact {path} cannot be read: {exc}") from None
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _manifest_nodes(manifest: dict[str, Any]) -> tuple[str, list[tuple]]:
+    """The manifest's node list as rows, and a hash of it (equal lists share their rows)."""
+    rows = []
+    for group in ("nodes", "sources", "exposures", "unit_tests"):
+        for uid, node in (manifest.get(group) or {}).items():
+            if node.get("resource_type") not in NODE_KINDS:
+                continue
+            depends = (node.get("depends_on") or {}).get("nodes") or []
+            rows.append((
+                uid,
+                node["resource_type"],
+                node.get("name", uid),
+                node.get("package_name", ""),
+                node.get("schema"),
+                node.get("alias") or node.get("identifier"),
+                (node.get("config") or {}).get("materialized"),
+                sorted(node.get("tags") or []),
+                sorted(depends),
+            ))  # fmt: skip
+    rows.sort()
+    digest = hashlib.sha256(json.dumps(rows, default=str).encode()).hexdigest()[:32]
+    return digest, rows
+
+
+def _timing(result: dict[str, Any]) -> tuple[dt.datetime | None, dt.datetime | None]:
+    for step in result.get("timing") or []:
+        if step.get("name") == "execute":
+            return _time(step.get("started_at")), _time(step.get("completed_at"))
+    return None, None
+
+
+def _invocation(
+    conn: psycopg.Connection,
+    meta: dict[str, Any],
+    artifact: dict[str, Any],
+    command: str,
+    target: str,
+    adapter_type: str,
+    success: bool,
+    manifest_hash: str | None,
+    logical_date: str | None,
+) -> bool:
+    """Claim the invocation's row; False if it landed before (nothing else is written)."""
+    args = artifact.get("args") or {}
+    row = conn.execute(
+        "insert into raw_ops.dbt_invocations (invocation_id, command, target, adapter_type,"
+        " dbt_version, started_at, elapsed_seconds, success, logical_date, manifest_hash, args)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " on conflict (invocation_id) do nothing returning invocation_id",
+        (
+            meta["invocation_id"],
+            command,
+            target,
+            adapter_type,
+            meta.get("dbt_version", ""),
+            _time(meta.get("invocation_started_at") or meta.get("generated_at")),
+            float(artifact.get("elapsed_time") or 0.0),
+            success,
+            logical_date or None,
+            manifest_hash,
+            Jsonb({k: args[k] for k in ("select", "exclude", "selector", "vars") if k in args}),
+        ),
+    ).fetchone()
+    return row is not None
+
+
+def land_artifacts(
+    conn: psycopg.Connection, target_dir: Path, target: str, logical_date: str | None = None
+) -> Landed:
+    """Land the invocation(s) whose artifacts are in ``target_dir`` (a dbt target folder).
+
+    ``target``: the profile target it ran on (dbt's artifacts name it only when
+    it was given on the command line). A folder with no artifacts lands nothing.
+    """
+    ensure_ops_tables(conn)
+    manifest = _read(target_dir / "manifest.json") or {}
+    adapter_type = (manifest.get("metadata") or {}).get("adapter_type", "unknown")
+    landed = Landed()
+    # Freshness first: `dbt source freshness` may write run_results.json too,
+    # under the same invocation id, without the loaded-at times.
+    sources = _read(target_dir / "sources.json")
+    if sources is not None:
+        landed = _land_freshness(conn, sources, target, adapter_type, logical_date)
+    run_results = _read(target_dir / "run_results.json")
+    if run_results is not None:
+        more = _land_run_results(conn, run_results, manifest, target, adapter_type, logical_date)
+        landed = Landed(landed.invocations + more.invocations, landed.nodes + more.nodes)
+    return landed
+
+
+def _land_run_results(
+    conn: psycopg.Connection,
+    artifact: dict[str, Any],
+    manifest: dict[str, Any],
+    target: str,
+    adapter_type: str,
+    logical_date: str | None,
+) -> Landed:
+    meta = artifact["metadata"]
+    results = artifact.get("results") or []
+    manifest_hash, node_rows = (None, [])
+    if (manifest.get("metadata") or {}).get("invocation_id") == meta["invocation_id"]:
+        manifest_hash, node_rows = _manifest_nodes(manifest)
+    success = all(r.get("status") in ("success", "pass", "skipped", "no-op") for r in results)
+    command = (artifact.get("args") or {}).get("which", "unknown")
+    with conn.transaction():
+        if not _invocation(
+            conn, meta, artifact, command, target, adapter_type, success,
+            manifest_hash, logical_date,
+        ):  # fmt: skip
+            return Landed()
+        with conn.cursor() as cur:
+            if node_rows:
+                cur.executemany(
+                    "insert into raw_ops.dbt_nodes (manifest_hash, unique_id, resource_type,"
+                    " name, package_name, schema_name, alias, materialized, tags, depends_on)"
+                    " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
+                    [(manifest_hash, *row) for row in node_rows],
+                )
+            cur.executemany(
+                "insert into raw_ops.dbt_node_results (invocation_id, unique_id, resource_type,"
+                " name, status, failures, message, execution_seconds, rows_affected,"
+                " started_at, completed_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " on conflict do nothing",
+                [_node_result(meta["invocation_id"], r) for r in results],
+            )
+    return Landed(1, len(results))
+
+
+def _node_result(invocation_id: str, r: dict[str, Any]) -> tuple:
+    uid = r["unique_id"]
+    kind, _, rest = uid.partition(".")
+    parts = rest.split(".")[1:]  # after the package: model.pkg.<name>, test.pkg.<name>.<hash>
+    name = ".".join(parts) if kind in ("source", "unit_test") else (parts or [uid])[0]
+    started, completed = _timing(r)
+    rows = (r.get("adapter_response") or {}).get("rows_affected")
+    status = r.get("status") or "unknown"
+    message = r.get("message")
+    return (
+        invocation_id,
+        uid,
+        kind,
+        name,
+        status,
+        r.get("failures"),
+        # Only a failure's message is worth keeping ("SELECT 1" is not).
+        message[:2000] if message and status in ("error", "fail", "warn") else None,
+        float(r.get("execution_time") or 0.0),
+        rows if isinstance(rows, int) and rows >= 0 else None,
+        started,
+        completed,
+    )
+
+
+def _land_freshness(
+    conn: psycopg.Connection,
+    artifact: dict[str, Any],
+    target: str,
+    adapter_type: str,
+    logical_date: str | None,
+) -> Landed:
+    meta = artifact["metadata"]
+    results = artifact.get("results") or []
+    success = all(r.get("status") in ("pass", "warn") for r in results)
+    with conn.transaction():
+        if not _invocation(
+            conn, meta, artifact, "source freshness", target, adapter_type, success,
+            None, logical_date,
+        ):  # fmt: skip
+            return Landed()
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into raw_ops.dbt_source_freshness (invocation_id, unique_id, status,"
+                " max_loaded_at, snapshotted_at, age_seconds) values (%s, %s, %s, %s, %s, %s)"
+                " on conflict do nothing",
+                [
+                    (
+                        meta["invocation_id"],
+                        r["unique_id"],
+                        r.get("status") or "unknown",
+                        _time(r.get("max_loaded_at")),
+                        _time(r.get("snapshotted_at")),
+                        r.get("max_loaded_at_time_ago_in_s"),
+                    )
+                    for r in results
+                ],
+            )
+    return Landed(1, len(results))
