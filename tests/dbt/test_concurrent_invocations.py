@@ -14,12 +14,14 @@ from __future__ import annotations
 import threading
 
 import psycopg
+import pytest
 
 from loaders.core.raw_tables import ensure_raw_tables
 from loaders.raw_tables import all_raw_tables
 from stack.dbt_build import run_dbt
 
 
+@pytest.mark.e2e
 def test_a_second_invocation_waits_for_the_first_ones_objects(warehouse, dbt_target, tmp_path):
     with psycopg.connect(warehouse) as conn:
         ensure_raw_tables(conn, all_raw_tables())

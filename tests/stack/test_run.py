@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from config import DbtSettings, WarehouseSettings
+from loaders.ops.artifacts import land_artifacts
 from pipelines import SOURCES, run_source
 from stack import run as run_module
 from stack.dbt_build import run_dbt
@@ -166,7 +167,30 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
     assert "stg_mongo__event_logs" in second  # incremental models report merged rows
     # Each step's time, one line (make bench's scaling figures read it).
     assert re.search(r"^steps    datagen [\d.]+s · load [\d.]+s · dbt [\d.]+s · "
-                     r"dbt clickhouse [\d.]+s · report [\d.]+s$", second, re.M)  # fmt: skip
+                     r"dbt clickhouse [\d.]+s · report [\d.]+s · health [\d.]+s$",
+                     second, re.M)  # fmt: skip
+    # The summary ends with the health line: both targets' builds passed.
+    assert re.search(r"^health: last build .* UTC: clickhouse ok, dev ok, failing tests 0, "
+                     r"lag new_users_events \d+ messages.*, stalest source \w+",
+                     second.splitlines()[-1])  # fmt: skip
+
+    # Two days, two builds on each target: each invocation's artifacts kept once,
+    # with its results; landing the same target folders again adds nothing.
+    kept = "select target, count(*) from raw_ops.dbt_invocations group by 1 order by 1"
+    results = "select count(*) from raw_ops.dbt_node_results"
+    with psycopg.connect(warehouse) as conn:
+        assert conn.execute(kept).fetchall() == [("clickhouse", 2), ("dev", 2)]
+        n_results = conn.execute(results).fetchone()[0]
+        assert n_results > 400
+        for folder, target in ((tmp_path / "target", "dev"),
+                               (tmp_path / "target" / "clickhouse", "clickhouse")):  # fmt: skip
+            assert land_artifacts(conn, folder, target).invocations == 0
+        assert conn.execute(kept).fetchall() == [("clickhouse", 2), ("dev", 2)]
+        assert conn.execute(results).fetchone()[0] == n_results
+        days = conn.execute(
+            "select distinct logical_date from ops.fct_dbt_invocations order by 1"
+        ).fetchall()
+    assert days == [(dt.date(2026, 10, 2),), (dt.date(2026, 10, 3),)]
 
     with psycopg.connect(warehouse) as conn:
         for mart in (
@@ -213,7 +237,8 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
     # the six views reading staging tables (a table's rebuild drops the views on
     # it); a view dropped by hand has the next one recreate them all. Either way
     # every test ran (those of the views left in place too).
-    assert "views: 7 recreated, the others unchanged since the last good build" in second
+    # (and the two platform health views whose SQL carries a threshold).
+    assert "views: 9 recreated, the others unchanged since the last good build" in second
 
     # A day the partner's sales API is down (the app wrote 10-04): the run fails
     # saying so, and the next run lands that day's sales with its own (10-05).
@@ -221,6 +246,9 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
     assert run_module.main() == 1
     assert "sales API" in capsys.readouterr().err
     set_faults(api)
+    # ... and is a health alert, written to disk (no Telegram configured), once.
+    [alert] = (local_dirs / "reports" / "health").glob("run_failed-*/message.txt")
+    assert alert.read_text().startswith("make run failed: ") and "sales API" in alert.read_text()
 
     with psycopg.connect(warehouse, autocommit=True) as conn:
         conn.execute("drop view staging.stg_sales_api__user_activity_log cascade")
