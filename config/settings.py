@@ -440,6 +440,7 @@ class SupersetSettings(Settings):
 
     APP_DASHBOARD_SLUG: ClassVar[str] = "app-metrics"
     SALES_DASHBOARD_SLUG: ClassVar[str] = "sales-retention"
+    PLATFORM_DASHBOARD_SLUG: ClassVar[str] = "platform-health"
 
     @property
     def public_url(self) -> str:

@@ -57,6 +57,7 @@ ASSETS_DIR = DASHBOARDS_DIR / "assets"  # the bundle, in Superset's import forma
 DATABASE_FILE = "databases/warehouse.yaml"  # its sqlalchemy_uri is filled in from WAREHOUSE_*
 PASSWORD_MASK = "XXXXXXXXXX"  # Superset's own: "the password is given separately"
 MARTS_SCHEMA = "marts"  # the datasets' schema in the files; DBT_SCHEMA_PREFIX goes in front
+OPS_SCHEMA = "ops"  # the platform health datasets' (the same rule)
 PASSWORD_FILE = "admin-password"  # in DATA_DIR/superset: the generated password, mode 0600
 SECRET_KEY_FILE = "secret-key"  # the generated SUPERSET_SECRET_KEY, mode 0600
 READY_FILE = "metadata-ready"  # holds the uv.lock digest the metadata DB was set up with
@@ -354,6 +355,8 @@ def bundle(wh: WarehouseSettings, assets_dir: Path = ASSETS_DIR) -> bytes:
                 config["sqlalchemy_uri"] = warehouse_uri(wh)
             elif name.startswith("datasets/") and config.get("schema") == MARTS_SCHEMA:
                 config["schema"] = schema
+            elif name.startswith("datasets/") and config.get("schema") == OPS_SCHEMA:
+                config["schema"] = DbtSettings.from_env().ops_schema
             # Superset drops the first folder of every path in the ZIP.
             archive.writestr(f"bundle/{name}", yaml.safe_dump(config, sort_keys=False))
     return buffer.getvalue()
@@ -506,6 +509,7 @@ def up(superset: Superset) -> list[str]:
         f"from {ASSETS_DIR.relative_to(PROJECT_ROOT)}/ (warehouse {wh.describe()})",
         f"App metrics:          {settings.dashboard_url(settings.APP_DASHBOARD_SLUG)}",
         f"Sales and retention:  {settings.dashboard_url(settings.SALES_DASHBOARD_SLUG)}",
+        f"Platform health:      {settings.dashboard_url(settings.PLATFORM_DASHBOARD_SLUG)}",
         f"login {settings.admin_user}; {told}",
         "stop it with `make dashboards-down` (or `make down`)",
     ]

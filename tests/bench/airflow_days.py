@@ -78,11 +78,19 @@ def broken_model_run(airflow: AirflowStack) -> dict:
         task: " ".join(p.read_text(errors="replace") for p in logs.glob(f"*/task_id={task}/*.log"))
         for task in ("dbt_producer_watcher", f"{BROKEN_MODEL}.run")
     }
+    with psycopg.connect(warehouse_conninfo(airflow.stack.env)) as conn:
+        alerted = conn.execute(
+            "select alert_key from reporting.health_alerts where kind = 'task_failed' order by 1"
+        ).fetchall()
+    # Then the hourly platform health DAG, triggered: the ops views and their alerts.
+    health = airflow.trigger("platform_health", timeout=600)
     return {
         "state": run.state,
         "failed": sorted(t for t, s in states.items() if s == "failed"),
         "succeeded": sorted(t for t, s in states.items() if s == "success"),
         "named": sorted(t for t, text in said.items() if BROKEN_MODEL in text),
+        "alerted": [key for (key,) in alerted],
+        "health": health.state,
     }
 
 
@@ -120,6 +128,8 @@ def run_two_days(
         airflow_stack,
         # One tick when Airflow starts; the second day is triggered by hand.
         AIRFLOW_SIMULATE_CRON="0 0 1 1 *",
+        # Platform health is triggered once, at the end (broken_model_run).
+        AIRFLOW_HEALTH_CRON="0 0 1 1 *",
         AIRFLOW_DBT_EXECUTION_MODE=execution_mode,
         # The DAG files do not change during the run: parsed when Airflow
         # starts, not again every 30 s (a core's tenth, beside the runs).
@@ -168,12 +178,20 @@ def broken_model_problems(broken: dict | None) -> list[str]:
     print(f"  failed: {', '.join(broken['failed'])}")
     print(f"  named in the log of: {', '.join(broken['named'])}")
     print(f"  succeeded beside it: {len(broken['succeeded'])} tasks")
+    print(f"  failure alerts: {len(broken['alerted'])} ({'; '.join(broken['alerted'])})")
+    print(f"  platform_health then: {broken['health']}")
     loud = {"dbt_producer_watcher", f"{BROKEN_MODEL}.run"}
     if broken["state"] != "failed" or not loud <= set(broken["failed"]):
         problems.append(f"the broken model did not fail its task and the build: {broken}")
     if set(broken["named"]) != loud:
         problems.append(f"the broken model is not named in both logs: {broken['named']}")
     # One bad model does not stop the others: the unrelated staging models built.
+    # One alert per failed task, each sent once (reporting.health_alerts).
+    alerted_tasks = sorted(key.split("/")[1] for key in broken["alerted"])
+    if alerted_tasks != broken["failed"]:
+        problems.append(f"failed tasks {broken['failed']} alerted as {broken['alerted']}")
+    if broken["health"] != "success":
+        problems.append(f"platform_health ended {broken['health']}")
     if "stg_mongo__support_tickets.run" not in broken["succeeded"]:
         problems.append(f"a broken model stopped the unrelated ones: {broken}")
     return problems

@@ -5,7 +5,8 @@ session (tests/bench/conftest.py) and makes the checks itself, exiting 1 on
 any: Airflow on free ports in a throwaway stack, the simulation's first day
 when it starts and the next one triggered, every loader, transform and the
 report run by data-aware scheduling; then `make run` twice in a second stack
-from the same seed; and a transform run with a model broken on purpose.
+from the same seed; and a transform run with a model broken on purpose (each
+failed task one health alert), then the platform health DAG.
 Here: it passed, and its report shows what it checked.
 """
 
@@ -36,3 +37,7 @@ def test_two_days_under_the_scheduler_equal_make_run(airflow_days_output: str) -
     assert re.search(r"^== a broken stg_mongo__moderation_queue: the run failed ==$", out, re.M)
     failed = re.search(r"^  failed: (.*)$", out, re.M)
     assert failed and "stg_mongo__moderation_queue.run" in failed.group(1).split(", ")
+    # Each failed task raised one health alert (its DAG's on_failure_callback).
+    alerts = re.search(r"^  failure alerts: (\d+) ", out, re.M)
+    assert alerts and int(alerts.group(1)) == len(failed.group(1).split(", "))
+    assert re.search(r"^  platform_health then: success$", out, re.M)

@@ -2,7 +2,7 @@
 
 Start it with `make dashboards` first (after `make run`, so the marts have a
 week of data). This logs in as the admin (SUPERSET_ADMIN_PASSWORD or the
-generated password kept in DATA_DIR/superset), opens both dashboards in
+generated password kept in DATA_DIR/superset), opens every dashboard in
 headless Chromium, checks that every chart drew, and writes
 ``docs/img/dashboard-<slug>.png``: 1400 px wide, cropped below the last chart
 and reduced to a 256-colour palette, so they stay small in git.
@@ -46,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     driver = chromium()
     try:
         login(driver, superset.url, superset.settings.admin_user, admin_password(superset)[0])
-        for slug in (SupersetSettings.APP_DASHBOARD_SLUG, SupersetSettings.SALES_DASHBOARD_SLUG):
+        for slug in (
+            SupersetSettings.APP_DASHBOARD_SLUG,
+            SupersetSettings.SALES_DASHBOARD_SLUG,
+            SupersetSettings.PLATFORM_DASHBOARD_SLUG,
+        ):
             charts = open_dashboard(
                 driver, f"{superset.url}/superset/dashboard/{slug}/", len(dashboard_charts(slug))
             )

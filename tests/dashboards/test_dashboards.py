@@ -3,7 +3,8 @@
 Three simulated days of the sources the dashboards read (the order system,
 the partner sales API, the feed and messenger events) go through the real
 loaders and dbt into the test's warehouse; the bundle is imported the way
-`make dashboards` does it, and headless Chromium opens both dashboards.
+`make dashboards` does it, and headless Chromium opens every dashboard (the
+platform health one reads what those loads and dbt invocations kept).
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ DAYS = 3  # enough for day-over-day numbers, trendlines and weekly retention
 MARTS = ("app_metrics_daily", "feed_anomalies", "feed_dimension_daily", "f_sales",
          "f_customer_retention", "d_item", "d_city", "mart_average_check",
          "mart_user_activity")  # fmt: skip
-SLUGS = (SupersetSettings.APP_DASHBOARD_SLUG, SupersetSettings.SALES_DASHBOARD_SLUG)
+# The platform health views (tag ops), over what the loads and dbt invocations kept.
+OPS = ("fct_dbt_invocations", "fct_test_history", "fct_stream_lag", "fct_source_freshness",
+       "fct_rows_landed_daily", "fct_volume_anomalies")  # fmt: skip
+SLUGS = (
+    SupersetSettings.APP_DASHBOARD_SLUG,
+    SupersetSettings.SALES_DASHBOARD_SLUG,
+    SupersetSettings.PLATFORM_DASHBOARD_SLUG,
+)
 
 
 @pytest.fixture
@@ -49,22 +57,25 @@ def marts(warehouse, api, oltp, kafka_topic, clickhouse_db, local_dirs, tmp_path
     for source in sources:
         for day in days if source.daily else days[-1:]:
             run_source(source, day)
-    selection = " ".join(f"+{mart}" for mart in MARTS)
+    selection = " ".join(f"+{mart}" for mart in MARTS + OPS)
     summary = run_dbt(
         ["build", "--select", selection, "--exclude-resource-type", "test", "unit_test",
          "--vars", f"{{logical_date: '{days[-1]}'}}"],
         tmp_path / "dbt-logs",
     )  # fmt: skip
     assert summary.success, summary.failures
+    # The ops views' tests: a day of test results for the platform health dashboard.
+    tested = run_dbt(["test", "--select", "tag:ops"], tmp_path / "dbt-logs")
+    assert tested.success, tested.failures
     return warehouse
 
 
-def test_every_chart_of_both_dashboards_draws_mart_data(
+def test_every_chart_of_every_dashboard_draws_mart_data(
     marts, superset: Superset, tmp_path: Path
 ) -> None:
     # marts first: they build while Superset's background set-up may still run.
     counts = import_assets(superset, WarehouseSettings.from_env())
-    assert counts == {"databases": 1, "datasets": 8, "charts": 25, "dashboards": 2}
+    assert counts == {"databases": 1, "datasets": 14, "charts": 34, "dashboards": 3}
     driver = browser.chromium()
     try:
         browser.login(
