@@ -16,11 +16,11 @@ from config import PROJECT_ROOT
 pytestmark = pytest.mark.bench
 
 
-def run_bench(module: str, env: dict[str, str]) -> str:
+def run_bench(module: str, env: dict[str, str], *args: str) -> str:
     import os
 
     proc = subprocess.run(
-        [sys.executable, "-m", module], cwd=PROJECT_ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", module, *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
  env={**os.environ, **env},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -82,3 +82,10 @@ def test_scaling_bench_runs(scaling_bench_output: str) -> None:
     # the day's reads, counted in the warehouse's statistics at both sizes
     read = re.search(r"read during the day: ([\d,]+) by full scans and ([\d,]+) by index", out)
     assert read and int(read.group(1).replace(",", "")) > 0, out
+
+
+def test_health_bench_runs() -> None:
+    """One pair of warm days, with and without platform health, on a tiny stack."""
+    out = run_bench("tests.bench.health_bench", {}, "--pairs", "1", "--datagen-scale", "0.02")
+    assert "ratio with/without" in out and "health's cost" in out
+    assert re.search(r"ops views and tests in dbt [\d.]+s", out)
