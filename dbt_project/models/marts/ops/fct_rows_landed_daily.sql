@@ -4,14 +4,7 @@
 with
 
 landed as (
-    select
-        source,
-        stream,
-        (committed_at at time zone 'UTC')::date as landed_date,
-        sum(rows_landed) as rows_landed,
-        count(*) as batches
-    from {{ ref('stg_loader__batches') }}
-    group by source, stream, (committed_at at time zone 'UTC')::date
+    select * from {{ ref('int_batches_landed_daily') }}
 ),
 
 rejected as (

@@ -12,15 +12,8 @@
 with
 
 landed as (
-    select
-        source,
-        stream,
-        (committed_at at time zone 'UTC')::date as landed_date,
-        sum(rows_landed) as rows_landed
-    from {{ ref('stg_loader__batches') }}
-    where committed_at < date_trunc('day', now() at time zone 'UTC') at time zone 'UTC'
-    group by source, stream, (committed_at at time zone 'UTC')::date
-    having sum(rows_landed) > 0
+    select * from {{ ref('int_batches_landed_daily') }}
+    where rows_landed > 0 and landed_date < (now() at time zone 'UTC')::date
 ),
 
 days as (
