@@ -123,8 +123,9 @@ def pending(conn: psycopg.Connection) -> list[HealthAlert]:
         f"""select source, max(last_landed_at), min(hours_since_landed)
         from "{ops}".fct_source_freshness
         group by source
-        having bool_and(is_stale)
-        order by source"""
+        having coalesce(min(hours_since_landed) > %s, true)
+        order by source""",
+        (health.stale_after_hours,),
     ):
         ago = f"{hours:,.1f} hours ago" if hours is not None else "ever"
         alerts.append(HealthAlert(

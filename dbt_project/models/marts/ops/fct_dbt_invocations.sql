@@ -1,6 +1,10 @@
 -- One row per dbt invocation: what it ran, how long, and how it ended.
 with
 
+invocations as (
+    select * from {{ ref('stg_ops__dbt_invocations') }}
+),
+
 results as (
     select
         invocation_id,
@@ -26,5 +30,5 @@ select
     coalesce(r.tests_run, 0) as tests_run,
     coalesce(r.warned, 0) as warned,
     coalesce(r.failed, 0) as failed
-from {{ ref('stg_ops__dbt_invocations') }} as i
+from invocations as i
 left join results as r on i.invocation_id = r.invocation_id

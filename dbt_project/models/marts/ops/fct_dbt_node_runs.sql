@@ -1,4 +1,14 @@
 -- One row per node per invocation: its status and time, with the invocation's target.
+with
+
+results as (
+    select * from {{ ref('stg_ops__dbt_node_results') }}
+),
+
+invocations as (
+    select * from {{ ref('stg_ops__dbt_invocations') }}
+)
+
 select
     r.invocation_id,
     r.unique_id,
@@ -12,5 +22,5 @@ select
     r.execution_seconds,
     r.rows_affected,
     coalesce(r.started_at, i.started_at) as started_at
-from {{ ref('stg_ops__dbt_node_results') }} as r
-inner join {{ ref('stg_ops__dbt_invocations') }} as i on r.invocation_id = i.invocation_id
+from results as r
+inner join invocations as i on r.invocation_id = i.invocation_id

@@ -1,10 +1,11 @@
--- Tagged daily_sql: its SQL carries a var (a threshold), recreated every build.
-{{ config(tags=['daily_sql']) }}
-
--- Per raw table: when it last landed rows, how long ago that was when this
--- model was built, and what the last `dbt source freshness` said of it. Stale:
--- nothing landed for var('health_stale_after_hours') (HEALTH_STALE_AFTER_HOURS).
+-- Per raw table: when it last landed rows, how long ago that is now (a view:
+-- read when queried), and what the last `dbt source freshness` said of it.
+-- Which age is stale is HEALTH_STALE_AFTER_HOURS, the alerts' setting.
 with
+
+freshness as (
+    select * from {{ ref('stg_ops__dbt_source_freshness') }}
+),
 
 landed as (
     select
@@ -22,7 +23,7 @@ checked as (
         f.table_name,
         f.status,
         f.snapshotted_at
-    from {{ ref('stg_ops__dbt_source_freshness') }} as f
+    from freshness as f
     order by f.source_name asc, f.table_name asc, f.snapshotted_at desc
 )
 
@@ -32,11 +33,6 @@ select
     l.last_landed_at,
     l.last_batch_at,
     extract(epoch from now() - l.last_landed_at) / 3600.0 as hours_since_landed,
-    coalesce(
-        l.last_landed_at
-        < now() - make_interval(secs => {{ var('health_stale_after_hours') }} * 3600),
-        true
-    ) as is_stale,
     c.status as freshness_status,
     c.snapshotted_at as freshness_checked_at
 from landed as l

@@ -2,6 +2,18 @@
 -- failing_since is its first failure after its last pass (null while it passes).
 with
 
+results as (
+    select * from {{ ref('stg_ops__dbt_node_results') }}
+),
+
+invocations as (
+    select * from {{ ref('stg_ops__dbt_invocations') }}
+),
+
+nodes as (
+    select * from {{ ref('stg_ops__dbt_nodes') }}
+),
+
 runs as (
     select
         r.unique_id,
@@ -12,8 +24,8 @@ runs as (
         r.message,
         i.manifest_hash,
         coalesce(r.started_at, i.started_at) as ran_at
-    from {{ ref('stg_ops__dbt_node_results') }} as r
-    inner join {{ ref('stg_ops__dbt_invocations') }} as i on r.invocation_id = i.invocation_id
+    from results as r
+    inner join invocations as i on r.invocation_id = i.invocation_id
     where r.resource_type in ('test', 'unit_test')
 ),
 
@@ -82,5 +94,5 @@ select
 from days as d
 inner join latest as l on d.unique_id = l.unique_id and d.target = l.target
 inner join streaks as s on d.unique_id = s.unique_id and d.target = s.target
-left join {{ ref('stg_ops__dbt_nodes') }} as n
+left join nodes as n
     on l.manifest_hash = n.manifest_hash and d.unique_id = n.unique_id
