@@ -82,6 +82,10 @@ def broken_model_run(airflow: AirflowStack) -> dict:
         alerted = conn.execute(
             "select alert_key from reporting.health_alerts where kind = 'task_failed' order by 1"
         ).fetchall()
+        # Every Cosmos task's dbt invocation kept its artifacts (the build just failed too).
+        kept = conn.execute(
+            "select count(*), count(*) filter (where not success) from raw_ops.dbt_invocations"
+        ).fetchone()
     # Then the hourly platform health DAG, triggered: the ops views and their alerts.
     health = airflow.trigger("platform_health", timeout=600)
     return {
@@ -90,6 +94,7 @@ def broken_model_run(airflow: AirflowStack) -> dict:
         "succeeded": sorted(t for t, s in states.items() if s == "success"),
         "named": sorted(t for t, text in said.items() if BROKEN_MODEL in text),
         "alerted": [key for (key,) in alerted],
+        "kept": kept,
         "health": health.state,
     }
 
@@ -180,6 +185,7 @@ def broken_model_problems(broken: dict | None) -> list[str]:
     print(f"  succeeded beside it: {len(broken['succeeded'])} tasks")
     print(f"  failure alerts: {len(broken['alerted'])} ({'; '.join(broken['alerted'])})")
     print(f"  platform_health then: {broken['health']}")
+    print(f"  dbt invocations kept in raw_ops: {broken['kept'][0]}, failed: {broken['kept'][1]}")
     loud = {"dbt_producer_watcher", f"{BROKEN_MODEL}.run"}
     if broken["state"] != "failed" or not loud <= set(broken["failed"]):
         problems.append(f"the broken model did not fail its task and the build: {broken}")
@@ -190,6 +196,8 @@ def broken_model_problems(broken: dict | None) -> list[str]:
     alerted_tasks = sorted(key.split("/")[1] for key in broken["alerted"])
     if alerted_tasks != broken["failed"]:
         problems.append(f"failed tasks {broken['failed']} alerted as {broken['alerted']}")
+    if broken["kept"][0] < 2 or broken["kept"][1] < 1:
+        problems.append(f"the dbt invocations were not kept (kept, failed): {broken['kept']}")
     if broken["health"] != "success":
         problems.append(f"platform_health ended {broken['health']}")
     if "stg_mongo__support_tickets.run" not in broken["succeeded"]:

@@ -41,3 +41,6 @@ def test_two_days_under_the_scheduler_equal_make_run(airflow_days_output: str) -
     alerts = re.search(r"^  failure alerts: (\d+) ", out, re.M)
     assert alerts and int(alerts.group(1)) == len(failed.group(1).split(", "))
     assert re.search(r"^  platform_health then: success$", out, re.M)
+    # Every Cosmos task's dbt invocation kept its artifacts in raw_ops, the failed one too.
+    kept = re.search(r"^  dbt invocations kept in raw_ops: (\d+), failed: (\d+)$", out, re.M)
+    assert kept and int(kept.group(1)) >= 2 and int(kept.group(2)) >= 1
