@@ -69,7 +69,7 @@ loaders: up ## any loader command: make loaders ARGS="sales_api --date 2026-10-0
 
 # After dbt, its artifacts go to raw_ops (the ops models' history), whatever dbt's exit.
 dbt: up ## any dbt command with the project's settings: make dbt ARGS="build -s review_mart"
-	$(DBT) $(or $(ARGS),--help) $(DBT_ARGS); rc=$$?; $(RUN) python -m loaders.ops; exit $$rc
+	$(DBT) $(or $(ARGS),--help) $(DBT_ARGS); rc=$$?; $(RUN) python -m loaders.ops --dbt-args "$(ARGS)"; exit $$rc
 
 dbt-build: up ## dbt build against the configured warehouse
 	$(DBT) build $(DBT_ARGS); rc=$$?; $(RUN) python -m loaders.ops; exit $$rc

@@ -526,7 +526,10 @@ class HealthSettings(Settings):
         "HEALTH_ENABLED", True, "land dbt's artifacts, build the ops models, send health alerts"
     )
     reject_alert_rows: int = setting(
-        "HEALTH_REJECT_ALERT_ROWS", 100, "rejected + quarantined rows of a table a day: alert", ge=1
+        "HEALTH_REJECT_ALERT_ROWS",
+        100,
+        "a table's rejected (or a model's quarantined) rows a day: alert",
+        ge=1,
     )
     stale_after_hours: float = setting(
         "HEALTH_STALE_AFTER_HOURS", 26.0, "a source landing nothing for this long alerts", gt=0

@@ -22,6 +22,7 @@ alerted (a first run on a warehouse with history does not flood the chat).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -42,8 +43,9 @@ class HealthAlert:
     @property
     def folder(self) -> str:
         """Where the disk channel writes it: one folder per alert."""
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.key)[:120]
-        return f"health/{self.kind}-{safe}"
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.key)[:100]
+        digest = hashlib.sha1(self.key.encode()).hexdigest()[:10]  # a long key stays distinct
+        return f"health/{self.kind}-{safe}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def pending(conn: psycopg.Connection) -> list[HealthAlert]:
         reason = " ".join((message or "").split())[:300]
         alerts.append(HealthAlert(
             "test_failing",
-            f"{target}:{uid}:{since.isoformat()}",
+            f"{target}:{uid}:{since.astimezone(dt.UTC).isoformat()}",
             f"dbt test failing on {target}: {test}"
             + (f" (tests {node})" if node else "")
             + f"\nfailing since {_when(since)}; last passed {_when(passed)}"
@@ -130,7 +132,7 @@ def pending(conn: psycopg.Connection) -> list[HealthAlert]:
         ago = f"{hours:,.1f} hours ago" if hours is not None else "ever"
         alerts.append(HealthAlert(
             "stale",
-            f"{source}:{last.isoformat() if last else 'never'}",
+            f"{source}:{last.astimezone(dt.UTC).isoformat() if last else 'never'}",
             f"source {source} is stale: no raw table of it landed rows since {_when(last)}"
             f" ({ago}; HEALTH_STALE_AFTER_HOURS {health.stale_after_hours:g})",
         ))  # fmt: skip

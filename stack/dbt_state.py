@@ -85,13 +85,16 @@ def dbt_scope_args(full_check: bool) -> list[str]:
     return [] if full_check else ["--exclude-resource-type", "unit_test"]
 
 
-def keep_unchanged_views_args(wh: WarehouseSettings, settings: DbtSettings) -> list[str]:
+def keep_unchanged_views_args(
+    wh: WarehouseSettings, settings: DbtSettings, health: bool = True
+) -> list[str]:
     """A daily build's views unchanged since the last good build stay as they are.
 
     dbt_project/selectors.yml's daily_build, against that build's manifest (the
     one save_state keeps). Only when every view of that manifest exists in the
     warehouse: one dropped by hand, or a warehouse that is not the one that
-    manifest was built on, means every view is built again.
+    manifest was built on, means every view is built again. Without ``health``
+    (HEALTH_ENABLED=false) the platform health views are not built, nor expected.
     """
     manifest = settings.state_dir / "manifest.json"
     try:
@@ -104,6 +107,7 @@ def keep_unchanged_views_args(wh: WarehouseSettings, settings: DbtSettings) -> l
         if node.get("resource_type") == "model"
         and node.get("config", {}).get("materialized") == "view"
         and node.get("config", {}).get("enabled", True)
+        and (health or "ops" not in node.get("tags", []))
     }
     # That manifest must be this build's: another DBT_SCHEMA_PREFIX's (one
     # DATA_DIR, two sets of schemas) says nothing about these schemas' views.

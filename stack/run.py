@@ -97,7 +97,7 @@ def run() -> int:
     tested = last_passed_build(wh, dbt_settings)  # None: the full check (every row, unit tests)
     build_started = warehouse_now(wh)  # rows loaded before this are in this build
     full_check = tested is None
-    keep_views = [] if full_check else keep_unchanged_views_args(wh, dbt_settings)
+    keep_views = [] if full_check else keep_unchanged_views_args(wh, dbt_settings, health.enabled)
     selection = keep_views if health.enabled else without_health_args(keep_views)
     with dbt_scope(days[-1], tested):
         dbt = run_dbt(["build", *dbt_scope_args(full_check), *selection], local.logs_dir / "dbt")

@@ -178,7 +178,8 @@ def load_stream(
         base = {} if notes else dict(stored)
         _Run(conn, reader, info, base, result, batch_size, max_messages, progress).run(stored_id)
         result.lag = reader.lag(dict(result.offsets))
-        record_lag(conn, SOURCE, topic, sum(result.lag.values()), "messages")
+        if result.lag:  # partitions it could measure
+            record_lag(conn, SOURCE, topic, sum(result.lag.values()), "messages")
         result.notes += [reset.note(topic) for reset in reader.resets]
     result.seconds = time.monotonic() - started
     return result

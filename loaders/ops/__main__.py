@@ -5,12 +5,14 @@ land their own). Landing the same folder twice adds nothing.
 
 python -m loaders.ops                       # DBT_TARGET_PATH, on DBT_TARGET
 python -m loaders.ops --target-dir D --target clickhouse
+python -m loaders.ops --dbt-args "build --target ci"   # where those dbt args wrote
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -18,12 +20,17 @@ from config import ConfigError, DbtSettings, HealthSettings, WarehouseSettings, 
 from loaders.core.warehouse import LoaderError, connect
 from loaders.ops.artifacts import land_artifacts
 
+DBT_FLAGS = ("--target", "-t", "--target-path")
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="loaders.ops", description=__doc__)
     parser.add_argument("--target-dir", type=Path, help="a dbt target folder")
     parser.add_argument("--target", help="the profile target it ran on")
+    parser.add_argument("--dbt-args", default="", help="the dbt command line it ran (make dbt)")
     args = parser.parse_args(argv)
+    ran = shlex.split(args.dbt_args)
+    given = {flag: ran[i + 1] for i, flag in enumerate(ran[:-1]) if flag in DBT_FLAGS}
     try:
         if not HealthSettings.from_env().enabled:
             return 0
@@ -31,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         with connect(WarehouseSettings.from_env()) as conn:
             landed = land_artifacts(
                 conn,
-                args.target_dir or dbt.target_path,
-                args.target or dbt.target,
+                args.target_dir or Path(given.get("--target-path") or dbt.target_path),
+                args.target or given.get("--target") or given.get("-t") or dbt.target,
                 os.environ.get("DBT_LOGICAL_DATE"),
             )
     except (LoaderError, ConfigError) as exc:

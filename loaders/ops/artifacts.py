@@ -74,8 +74,10 @@ create table if not exists raw_ops.dbt_nodes (
     materialized    text,
     tags            text[] not null,
     depends_on      text[] not null,
+    attached_node   text,
     primary key (manifest_hash, unique_id)
 );
+alter table raw_ops.dbt_nodes add column if not exists attached_node text;
 create table if not exists raw_ops.dbt_source_freshness (
     invocation_id   text not null references raw_ops.dbt_invocations,
     unique_id       text not null,
@@ -88,6 +90,7 @@ create table if not exists raw_ops.dbt_source_freshness (
 """
 DDL_LOCK = "select pg_advisory_xact_lock(hashtext('raw_ops.ddl'))"
 NODE_KINDS = ("model", "snapshot", "seed", "test", "source", "unit_test", "exposure")
+FAILED = ("error", "fail", "runtime error")
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ def _manifest_nodes(manifest: dict[str, Any]) -> tuple[str, list[tuple]]:
                 (node.get("config") or {}).get("materialized"),
                 sorted(node.get("tags") or []),
                 sorted(depends),
+                node.get("attached_node"),  # a test's model (depends_on may list others)
             ))  # fmt: skip
     rows.sort()
     digest = hashlib.sha256(json.dumps(rows, default=str).encode()).hexdigest()[:32]
@@ -191,6 +195,19 @@ def land_artifacts(
     it was given on the command line). A folder with no artifacts lands nothing.
     """
     ensure_ops_tables(conn)
+    try:
+        return _land(conn, target_dir, target, logical_date)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        conn.rollback()
+        raise LoaderError(
+            f"dbt's artifacts in {target_dir} are not what dbt writes ({type(exc).__name__}:"
+            f" {exc}); nothing of them was kept"
+        ) from None
+
+
+def _land(
+    conn: psycopg.Connection, target_dir: Path, target: str, logical_date: str | None
+) -> Landed:
     manifest = _read(target_dir / "manifest.json") or {}
     adapter_type = (manifest.get("metadata") or {}).get("adapter_type", "unknown")
     landed = Landed()
@@ -219,7 +236,8 @@ def _land_run_results(
     manifest_hash, node_rows = (None, [])
     if (manifest.get("metadata") or {}).get("invocation_id") == meta["invocation_id"]:
         manifest_hash, node_rows = _manifest_nodes(manifest)
-    success = all(r.get("status") in ("success", "pass", "skipped", "no-op") for r in results)
+    # dbt's own verdict: only an error or a failure fails it (a warning does not).
+    success = not any(r.get("status") in FAILED for r in results)
     command = (artifact.get("args") or {}).get("which", "unknown")
     with conn.transaction():
         if not _invocation(
@@ -231,8 +249,9 @@ def _land_run_results(
             if node_rows:
                 cur.executemany(
                     "insert into raw_ops.dbt_nodes (manifest_hash, unique_id, resource_type,"
-                    " name, package_name, schema_name, alias, materialized, tags, depends_on)"
-                    " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
+                    " name, package_name, schema_name, alias, materialized, tags, depends_on,"
+                    " attached_node) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " on conflict do nothing",
                     [(manifest_hash, *row) for row in node_rows],
                 )
             cur.executemany(
@@ -279,7 +298,7 @@ def _land_freshness(
 ) -> Landed:
     meta = artifact["metadata"]
     results = artifact.get("results") or []
-    success = all(r.get("status") in ("pass", "warn") for r in results)
+    success = not any(r.get("status") in FAILED for r in results)
     with conn.transaction():
         if not _invocation(
             conn, meta, artifact, "source freshness", target, adapter_type, success,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 import psycopg
@@ -17,6 +18,7 @@ import pytest
 
 from loaders.core.raw_tables import ensure_raw_tables
 from loaders.core.warehouse import LoaderError
+from loaders.ops.__main__ import main as ops_cli
 from loaders.ops.artifacts import land_artifacts
 from loaders.raw_tables import all_raw_tables, ensure_all_raw_tables
 from reports import health
@@ -73,6 +75,9 @@ def test_artifacts_are_kept_once_per_invocation_and_bad_ones_say_why(
         (broken / "run_results.json").write_text('{"metadata": ')
         with pytest.raises(LoaderError, match=r"run_results\.json cannot be read"):
             land_artifacts(conn, broken, "dev")
+        (broken / "run_results.json").write_text('{"metadata": {}, "results": []}')
+        with pytest.raises(LoaderError, match=r"not what dbt writes .*nothing of them was kept"):
+            land_artifacts(conn, broken, "dev")
         row = conn.execute(
             "select command, target, adapter_type, success, nodes_built, tests_run"
             " from ops.fct_dbt_invocations"
@@ -85,6 +90,18 @@ def test_artifacts_are_kept_once_per_invocation_and_bad_ones_say_why(
         assert conn.execute(kept).fetchone()[0] == 2
         lists = conn.execute("select count(distinct manifest_hash) from raw_ops.dbt_nodes")
         assert lists.fetchone()[0] == 1
+    # make dbt lands what its own args say: another target folder, another target.
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(target, elsewhere)
+    results = json.loads((elsewhere / "run_results.json").read_text())
+    results["metadata"]["invocation_id"] = "by-hand"
+    (elsewhere / "run_results.json").write_text(json.dumps(results))
+    assert ops_cli(["--dbt-args", f"build -s x --target ci --target-path {elsewhere}"]) == 0
+    with psycopg.connect(platform) as conn:
+        row = conn.execute(
+            "select target, success from raw_ops.dbt_invocations where invocation_id = 'by-hand'"
+        ).fetchone()
+    assert row == ("ci", True)
 
 
 def test_a_test_that_starts_failing_is_alerted_once_per_streak(

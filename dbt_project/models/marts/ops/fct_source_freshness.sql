@@ -24,7 +24,7 @@ checked as (
         f.status,
         f.snapshotted_at
     from freshness as f
-    order by f.source_name asc, f.table_name asc, f.snapshotted_at desc
+    order by f.source_name asc, f.table_name asc, f.snapshotted_at desc nulls last
 )
 
 select

@@ -1,5 +1,6 @@
 -- Every test's results per day and target, and since when a failing test fails:
 -- failing_since is its first failure after its last pass (null while it passes).
+-- A skipped run (its model failed first) says nothing either way: left out.
 with
 
 results as (
@@ -26,7 +27,7 @@ runs as (
         coalesce(r.started_at, i.started_at) as ran_at
     from results as r
     inner join invocations as i on r.invocation_id = i.invocation_id
-    where r.resource_type in ('test', 'unit_test')
+    where r.resource_type in ('test', 'unit_test') and r.status not in ('skipped', 'no-op')
 ),
 
 last_pass as (

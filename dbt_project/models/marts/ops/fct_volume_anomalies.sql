@@ -1,8 +1,9 @@
 -- Rows landed per raw table and complete UTC day (the current day is still
 -- landing), against the interquartile band of its previous n landing days
 -- (n days, a times the IQR). A day without n earlier landing days has no
--- band and is never flagged; a stream that stops landing is a stale source
--- (fct_source_freshness), not a volume. (Set here, not as vars: a view whose
+-- band and is never flagged. Days with batches and no rows count: a table
+-- that lands nothing while its source's other tables go on is flagged here
+-- (a source that stops landing altogether is a stale source). (Set here, not as vars: a view whose
 -- SQL reads a var is recreated every build, a changed model only when it
 -- changes.)
 {% set n = 7 %}
@@ -12,7 +13,7 @@ with
 
 landed as (
     select * from {{ ref('int_batches_landed_daily') }}
-    where rows_landed > 0 and landed_date < (now() at time zone 'UTC')::date
+    where landed_date < (now() at time zone 'UTC')::date
 ),
 
 days as (
