@@ -43,11 +43,18 @@ def chart_items(dashboard: dict) -> list[dict]:
     ]
 
 
-def test_the_two_dashboards_have_the_slugs_the_settings_name() -> None:
+def test_the_dashboards_have_the_slugs_the_settings_name() -> None:
     assert set(DASHBOARDS) == {
         SupersetSettings.APP_DASHBOARD_SLUG,
         SupersetSettings.SALES_DASHBOARD_SLUG,
+        SupersetSettings.PLATFORM_DASHBOARD_SLUG,
     }
+
+
+def test_every_dashboard_says_how_old_its_data_is() -> None:
+    for slug, dashboard in DASHBOARDS.items():
+        titles = {item["meta"]["sliceName"] for item in chart_items(dashboard)}
+        assert "Data as of" in titles, slug
 
 
 def test_every_uuid_is_unique_and_every_reference_resolves() -> None:
@@ -118,7 +125,8 @@ def test_charts_use_their_datasets_metrics_and_columns() -> None:
 def test_datasets_read_documented_mart_columns() -> None:
     marts = documented_marts()
     for dataset in DATASETS.values():
-        assert dataset["schema"] == "marts"
+        # The marts, or the platform health views (marts/ops, built in the ops schema).
+        assert dataset["schema"] in ("marts", "ops"), dataset["table_name"]
         columns = [c["column_name"] for c in dataset["columns"]]
         assert len(set(columns)) == len(columns), dataset["table_name"]
         if dataset.get("sql"):  # virtual: the tables it reads are marts
@@ -159,7 +167,7 @@ def test_the_bundle_points_at_the_configured_warehouse_without_its_password(
     schemas = {
         yaml.safe_load(text)["schema"] for name, text in files.items() if "/datasets/" in name
     }
-    assert schemas == {"ci_marts"}
+    assert schemas == {"ci_marts", "ci_ops"}
     # In the repository, only a placeholder: the address is always the settings'.
     assert DATABASE["sqlalchemy_uri"] == "__WAREHOUSE_URI__"
     # Without a password, the URI has none (and none is asked for).
@@ -175,7 +183,7 @@ def test_the_bundle_points_at_the_configured_warehouse_without_its_password(
     schemas = {
         yaml.safe_load(text)["schema"] for name, text in files.items() if "/datasets/" in name
     }
-    assert schemas == {"marts"}
+    assert schemas == {"marts", "ops"}
 
 
 def test_every_anomaly_metric_has_a_colour_of_its_own() -> None:
