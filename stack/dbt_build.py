@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config import DBT_PROJECT_DIR, PROFILES_DIR
+from config import DBT_PROJECT_DIR, PROFILES_DIR, redact
 from config.env_file import embedded_passwords
 from loaders.core.warehouse import LoaderError
 from loaders.events.settings import ClickHouseSettings
@@ -87,22 +87,20 @@ def _arg(args: list[str], flag: str) -> str | None:
 def land_artifacts_of(args: list[str]) -> None:
     """The invocation's artifacts into raw_ops (the ops models' history), unless disabled.
 
-    A warehouse that cannot take them is a warning: the build itself is done.
+    A warehouse that cannot take them is a warning (they are set aside for the
+    next invocation): the build itself is done.
     """
-    from config import DbtSettings, HealthSettings, WarehouseSettings
-    from loaders.core.warehouse import connect
-    from loaders.ops.artifacts import land_artifacts
+    from config import DbtSettings, HealthSettings
+    from loaders.ops.artifacts import keep
 
     if not HealthSettings.from_env().enabled:
         return
     settings = DbtSettings.from_env()
     target_dir = Path(_arg(args, "--target-path") or settings.target_path)
     target = _arg(args, "--target") or settings.target
-    try:
-        with connect(WarehouseSettings.from_env()) as conn:
-            land_artifacts(conn, target_dir, target, os.environ.get("DBT_LOGICAL_DATE"))
-    except LoaderError as exc:
-        print(f"warning: dbt's artifacts were not kept in raw_ops: {exc}", file=sys.stderr)
+    said = keep(target_dir, target, os.environ.get("DBT_LOGICAL_DATE"))
+    if said.startswith("warning:"):
+        print(redact(said), file=sys.stderr)
 
 
 def counts_line(dbt: DbtSummary) -> str:

@@ -14,8 +14,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from config import ConfigError, DbtSettings, HealthSettings, WarehouseSettings, redact
-from loaders.core.warehouse import LoaderError, connect
+from config import ConfigError, DbtSettings, HealthSettings, redact
+from loaders.core.warehouse import LoaderError
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,8 @@ def task_failed(context: dict[str, Any]) -> None:
 
 
 def keep_artifacts(project_dir: str, context: dict[str, Any] | None = None, **kwargs: Any) -> None:
-    """Cosmos's callback: the invocation's artifacts into raw_ops (a warning if they cannot)."""
-    from loaders.ops.artifacts import land_artifacts
+    """Cosmos's callback: the invocation's artifacts into raw_ops (set aside if they cannot)."""
+    from loaders.ops.artifacts import keep
 
     if not HealthSettings.from_env().enabled:
         return
@@ -50,10 +50,5 @@ def keep_artifacts(project_dir: str, context: dict[str, Any] | None = None, **kw
     day = None
     if context is not None and context.get("dag_run") is not None:
         day = getattr(context["dag_run"], "partition_key", None) or None
-    try:
-        with connect(WarehouseSettings.from_env()) as conn:
-            landed = land_artifacts(conn, Path(project_dir) / "target", target, day)
-    except (LoaderError, ConfigError) as exc:
-        log.warning("dbt's artifacts were not kept in raw_ops: %s", redact(str(exc)))
-        return
-    log.info("kept %d dbt invocation(s), %d result(s) in raw_ops", landed.invocations, landed.nodes)
+    said = redact(keep(Path(project_dir) / "target", target, day))
+    (log.warning if said.startswith("warning:") else log.info)("%s", said)

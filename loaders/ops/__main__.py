@@ -16,9 +16,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from config import ConfigError, DbtSettings, HealthSettings, WarehouseSettings, redact
-from loaders.core.warehouse import LoaderError, connect
-from loaders.ops.artifacts import land_artifacts
+from config import ConfigError, DbtSettings, HealthSettings, redact
+from loaders.ops.artifacts import keep
 
 DBT_FLAGS = ("--target", "-t", "--target-path")
 
@@ -35,19 +34,16 @@ def main(argv: list[str] | None = None) -> int:
         if not HealthSettings.from_env().enabled:
             return 0
         dbt = DbtSettings.from_env()
-        with connect(WarehouseSettings.from_env()) as conn:
-            landed = land_artifacts(
-                conn,
-                args.target_dir or Path(given.get("--target-path") or dbt.target_path),
-                args.target or given.get("--target") or given.get("-t") or dbt.target,
-                os.environ.get("DBT_LOGICAL_DATE"),
-            )
-    except (LoaderError, ConfigError) as exc:
+        said = keep(
+            args.target_dir or Path(given.get("--target-path") or dbt.target_path),
+            args.target or given.get("--target") or given.get("-t") or dbt.target,
+            os.environ.get("DBT_LOGICAL_DATE"),
+        )
+    except ConfigError as exc:
         print(f"loaders.ops: {redact(str(exc))}", file=sys.stderr)
         return 1
-    if landed.invocations:
-        print(f"ops: kept {landed.invocations} dbt invocation(s), {landed.nodes} result(s)")
-    return 0
+    print(redact(said), file=sys.stderr if said.startswith("warning:") else sys.stdout)
+    return 1 if said.startswith("warning:") else 0
 
 
 if __name__ == "__main__":

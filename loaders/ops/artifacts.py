@@ -16,7 +16,10 @@ each overwrites the last one's. ``land_artifacts`` keeps them as history:
 Exactly once, like the loaders: an invocation's rows commit in one
 transaction keyed by dbt's invocation id, so landing the same folder again
 (a rerun, a retried Airflow task) adds nothing, and a crash half-way leaves
-nothing to double. The ``ops`` dbt models read these tables.
+nothing to double. Nothing lost either: ``keep`` sets the artifacts aside
+under DATA_DIR/ops-pending when the warehouse cannot take them (the next
+invocation's artifacts would overwrite them), and the next ``keep`` lands
+them first. The ``ops`` dbt models read these tables.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +36,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from loaders.core.warehouse import LoaderError
+from config import LocalSettings, WarehouseSettings
+from loaders.core.warehouse import LoaderError, connect
 
 DDL = """
 create schema if not exists raw_ops;
@@ -91,12 +97,66 @@ create table if not exists raw_ops.dbt_source_freshness (
 DDL_LOCK = "select pg_advisory_xact_lock(hashtext('raw_ops.ddl'))"
 NODE_KINDS = ("model", "snapshot", "seed", "test", "source", "unit_test", "exposure")
 FAILED = ("error", "fail", "runtime error")
+ARTIFACTS = ("run_results.json", "sources.json", "manifest.json")
+
+
+class ArtifactError(LoaderError):
+    """Artifacts that are not what dbt writes: kept nowhere, said once (never retried)."""
 
 
 @dataclass(frozen=True)
 class Landed:
     invocations: int = 0  # invocations new to the warehouse (0: landed before)
     nodes: int = 0  # node results (and freshness results) they carried
+
+    def __add__(self, other: Landed) -> Landed:
+        return Landed(self.invocations + other.invocations, self.nodes + other.nodes)
+
+
+def keep(target_dir: Path, target: str, logical_date: str | None = None) -> str:
+    """Land ``target_dir``'s artifacts and any set aside before; one line saying what happened.
+
+    A warehouse that cannot take them (down, refusing) sets them aside to land
+    with the next invocation's; artifacts that are not dbt's are said and dropped.
+    """
+    pending = LocalSettings.from_env().data_dir / "ops-pending"
+    try:
+        with connect(WarehouseSettings.from_env()) as conn:
+            landed = land_artifacts(conn, target_dir, target, logical_date)
+            landed += _land_pending(conn, pending)
+    except ArtifactError as exc:
+        return f"warning: {exc}"
+    except LoaderError as exc:
+        folder = _set_aside(target_dir, target, logical_date, pending)
+        where = f"set aside in {folder}, kept with the next invocation's" if folder else "none"
+        return f"warning: dbt's artifacts were not kept in raw_ops ({exc}); {where}"
+    return f"ops: kept {landed.invocations} dbt invocation(s), {landed.nodes} result(s) in raw_ops"
+
+
+def _set_aside(target_dir: Path, target: str, day: str | None, pending: Path) -> Path | None:
+    found = [target_dir / name for name in ARTIFACTS if (target_dir / name).is_file()]
+    if not found:
+        return None
+    folder = pending / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    for path in found:
+        shutil.copy2(path, folder / path.name)
+    (folder / "kept.json").write_text(json.dumps({"target": target, "logical_date": day}))
+    return folder
+
+
+def _land_pending(conn: psycopg.Connection, pending: Path) -> Landed:
+    """Artifacts set aside earlier, oldest first; each folder removed once landed."""
+    landed = Landed()
+    for folder in sorted(p for p in pending.glob("*") if p.is_dir() and p.suffix != ".bad"):
+        try:
+            meta = json.loads((folder / "kept.json").read_text())
+            landed += land_artifacts(conn, folder, meta["target"], meta.get("logical_date"))
+        except (ArtifactError, OSError, ValueError, KeyError):
+            folder.rename(folder.with_suffix(".bad"))  # looked at by a person, never retried
+            continue
+        shutil.rmtree(folder)
+    return landed
 
 
 def ensure_ops_tables(conn: psycopg.Connection) -> None:
@@ -112,7 +172,7 @@ def _read(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise LoaderError(f"dbt artifact {path} cannot be read: {exc}") from None
+        raise ArtifactError(f"dbt artifact {path} cannot be read: {exc}") from None
 
 
 def _time(value: str | None) -> dt.datetime | None:
@@ -199,7 +259,7 @@ def land_artifacts(
         return _land(conn, target_dir, target, logical_date)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         conn.rollback()
-        raise LoaderError(
+        raise ArtifactError(
             f"dbt's artifacts in {target_dir} are not what dbt writes ({type(exc).__name__}:"
             f" {exc}); nothing of them was kept"
         ) from None
@@ -219,7 +279,7 @@ def _land(
     run_results = _read(target_dir / "run_results.json")
     if run_results is not None:
         more = _land_run_results(conn, run_results, manifest, target, adapter_type, logical_date)
-        landed = Landed(landed.invocations + more.invocations, landed.nodes + more.nodes)
+        landed += more
     return landed
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 from loaders.core.raw_tables import ensure_raw_tables
 from loaders.core.warehouse import LoaderError
 from loaders.ops.__main__ import main as ops_cli
-from loaders.ops.artifacts import land_artifacts
+from loaders.ops.artifacts import keep, land_artifacts
 from loaders.raw_tables import all_raw_tables, ensure_all_raw_tables
 from reports import health
 from stack.dbt_build import run_dbt
@@ -102,6 +103,30 @@ def test_artifacts_are_kept_once_per_invocation_and_bad_ones_say_why(
             "select target, success from raw_ops.dbt_invocations where invocation_id = 'by-hand'"
         ).fetchone()
     assert row == ("ci", True)
+
+
+def test_artifacts_a_warehouse_cannot_take_are_set_aside_and_kept_next_time(
+    platform: str, tmp_path: Path, local_dirs, monkeypatch
+) -> None:
+    first = tmp_path / "first"
+    shutil.copytree(tmp_path / "target", first)
+    results = json.loads((first / "run_results.json").read_text())
+    results["metadata"]["invocation_id"] = "while-down"
+    (first / "run_results.json").write_text(json.dumps(results))
+    password = os.environ["WAREHOUSE_PASSWORD"]
+    monkeypatch.setenv("WAREHOUSE_PASSWORD", "wrong-password")  # the warehouse refuses
+    said = keep(first, "dev")
+    assert said.startswith("warning: dbt's artifacts were not kept in raw_ops (")
+    assert "wrong-password" not in said and "set aside in " in said
+    [aside] = (local_dirs / "ops-pending").iterdir()
+    # The next invocation overwrites its target folder; what was set aside lands with it.
+    shutil.rmtree(first)
+    monkeypatch.setenv("WAREHOUSE_PASSWORD", password)
+    assert keep(tmp_path / "target", "dev").startswith("ops: kept 1 dbt invocation(s)")
+    assert not aside.exists()
+    with psycopg.connect(platform) as conn:
+        ids = conn.execute("select invocation_id from raw_ops.dbt_invocations").fetchall()
+    assert ("while-down",) in ids and len(ids) == 2
 
 
 def test_a_test_that_starts_failing_is_alerted_once_per_streak(
