@@ -80,26 +80,16 @@ def run_dbt(args: list[str], log_dir: Path) -> DbtSummary:
     return summary
 
 
-def _arg(args: list[str], flag: str) -> str | None:
-    return args[args.index(flag) + 1] if flag in args[:-1] else None
-
-
 def land_artifacts_of(args: list[str]) -> None:
     """The invocation's artifacts into raw_ops (the ops models' history), unless disabled.
 
     A warehouse that cannot take them is a warning (they are set aside for the
     next invocation): the build itself is done.
     """
-    from config import DbtSettings, HealthSettings
-    from loaders.ops.artifacts import keep
+    from loaders.ops.artifacts import keep_invocation
 
-    if not HealthSettings.from_env().enabled:
-        return
-    settings = DbtSettings.from_env()
-    target_dir = Path(_arg(args, "--target-path") or settings.target_path)
-    target = _arg(args, "--target") or settings.target
-    said = keep(target_dir, target, os.environ.get("DBT_LOGICAL_DATE"))
-    if said.startswith("warning:"):
+    said = keep_invocation(args)
+    if said and said.startswith("warning:"):
         print(redact(said), file=sys.stderr)
 
 

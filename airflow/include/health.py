@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from config import ConfigError, DbtSettings, HealthSettings, redact
+from config import ConfigError, redact
 from loaders.core.warehouse import LoaderError
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,11 @@ def task_failed(context: dict[str, Any]) -> None:
 
 def keep_artifacts(project_dir: str, context: dict[str, Any] | None = None, **kwargs: Any) -> None:
     """Cosmos's callback: the invocation's artifacts into raw_ops (set aside if they cannot)."""
-    from loaders.ops.artifacts import keep
+    from loaders.ops.artifacts import keep_invocation
 
-    if not HealthSettings.from_env().enabled:
-        return
-    target = kwargs.get("target") or DbtSettings.from_env().target
     day = None
     if context is not None and context.get("dag_run") is not None:
         day = getattr(context["dag_run"], "partition_key", None) or None
-    said = redact(keep(Path(project_dir) / "target", target, day))
-    (log.warning if said.startswith("warning:") else log.info)("%s", said)
+    said = keep_invocation([], Path(project_dir) / "target", kwargs.get("target"), day)
+    if said is not None:
+        (log.warning if said.startswith("warning:") else log.info)("%s", redact(said))

@@ -11,15 +11,12 @@ python -m loaders.ops --dbt-args "build --target ci"   # where those dbt args wr
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from pathlib import Path
 
-from config import ConfigError, DbtSettings, HealthSettings, redact
-from loaders.ops.artifacts import keep
-
-DBT_FLAGS = ("--target", "-t", "--target-path")
+from config import ConfigError, redact
+from loaders.ops.artifacts import keep_invocation
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,20 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", help="the profile target it ran on")
     parser.add_argument("--dbt-args", default="", help="the dbt command line it ran (make dbt)")
     args = parser.parse_args(argv)
-    ran = shlex.split(args.dbt_args)
-    given = {flag: ran[i + 1] for i, flag in enumerate(ran[:-1]) if flag in DBT_FLAGS}
     try:
-        if not HealthSettings.from_env().enabled:
-            return 0
-        dbt = DbtSettings.from_env()
-        said = keep(
-            args.target_dir or Path(given.get("--target-path") or dbt.target_path),
-            args.target or given.get("--target") or given.get("-t") or dbt.target,
-            os.environ.get("DBT_LOGICAL_DATE"),
-        )
+        said = keep_invocation(shlex.split(args.dbt_args), args.target_dir, args.target)
     except ConfigError as exc:
         print(f"loaders.ops: {redact(str(exc))}", file=sys.stderr)
         return 1
+    if said is None:  # HEALTH_ENABLED=false
+        return 0
     print(redact(said), file=sys.stderr if said.startswith("warning:") else sys.stdout)
     return 1 if said.startswith("warning:") else 0
 

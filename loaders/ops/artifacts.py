@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -131,6 +132,28 @@ def keep(target_dir: Path, target: str, logical_date: str | None = None) -> str:
         where = f"set aside in {folder}, kept with the next invocation's" if folder else "none"
         return f"warning: dbt's artifacts were not kept in raw_ops ({exc}); {where}"
     return f"ops: kept {landed.invocations} dbt invocation(s), {landed.nodes} result(s) in raw_ops"
+
+
+def keep_invocation(
+    dbt_args: list[str],
+    target_dir: Path | None = None,
+    target: str | None = None,
+    logical_date: str | None = None,
+) -> str | None:
+    """``keep`` for a dbt invocation: its folder and target from its command line
+    (``--target-path``, ``--target``/``-t``), else the given ones, else DBT_*;
+    its day DBT_LOGICAL_DATE. None when HEALTH_ENABLED=false."""
+    from config import DbtSettings, HealthSettings
+
+    if not HealthSettings.from_env().enabled:
+        return None
+    given = {flag: dbt_args[i + 1] for i, flag in enumerate(dbt_args[:-1])}
+    dbt = DbtSettings.from_env()
+    return keep(
+        target_dir or Path(given.get("--target-path") or dbt.target_path),
+        target or given.get("--target") or given.get("-t") or dbt.target,
+        logical_date or os.environ.get("DBT_LOGICAL_DATE"),
+    )
 
 
 def _set_aside(target_dir: Path, target: str, day: str | None, pending: Path) -> Path | None:
@@ -291,36 +314,52 @@ def _land_run_results(
     adapter_type: str,
     logical_date: str | None,
 ) -> Landed:
-    meta = artifact["metadata"]
-    results = artifact.get("results") or []
+    invocation_id = artifact["metadata"]["invocation_id"]
     manifest_hash, node_rows = (None, [])
-    if (manifest.get("metadata") or {}).get("invocation_id") == meta["invocation_id"]:
+    if (manifest.get("metadata") or {}).get("invocation_id") == invocation_id:
         manifest_hash, node_rows = _manifest_nodes(manifest)
+    command = (artifact.get("args") or {}).get("which", "unknown")
+    inserts = [
+        (
+            "insert into raw_ops.dbt_nodes (manifest_hash, unique_id, resource_type,"
+            " name, package_name, schema_name, alias, materialized, tags, depends_on,"
+            " attached_node) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " on conflict do nothing",
+            [(manifest_hash, *row) for row in node_rows],
+        ),
+        (
+            "insert into raw_ops.dbt_node_results (invocation_id, unique_id, resource_type,"
+            " name, status, failures, message, execution_seconds, rows_affected,"
+            " started_at, completed_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " on conflict do nothing",
+            [_node_result(invocation_id, r) for r in artifact.get("results") or []],
+        ),
+    ]
+    invocation = (command, target, adapter_type, manifest_hash, logical_date)
+    return _land_invocation(conn, artifact, invocation, inserts)
+
+
+def _land_invocation(
+    conn: psycopg.Connection,
+    artifact: dict[str, Any],
+    invocation: tuple[str, str, str, str | None, str | None],
+    inserts: list[tuple[str, list[tuple]]],
+) -> Landed:
+    """The invocation's row and its rows, in one transaction; nothing if it landed before."""
+    results = artifact.get("results") or []
     # dbt's own verdict: only an error or a failure fails it (a warning does not).
     success = not any(r.get("status") in FAILED for r in results)
-    command = (artifact.get("args") or {}).get("which", "unknown")
+    command, target, adapter_type, manifest_hash, logical_date = invocation
     with conn.transaction():
         if not _invocation(
-            conn, meta, artifact, command, target, adapter_type, success,
+            conn, artifact["metadata"], artifact, command, target, adapter_type, success,
             manifest_hash, logical_date,
         ):  # fmt: skip
             return Landed()
         with conn.cursor() as cur:
-            if node_rows:
-                cur.executemany(
-                    "insert into raw_ops.dbt_nodes (manifest_hash, unique_id, resource_type,"
-                    " name, package_name, schema_name, alias, materialized, tags, depends_on,"
-                    " attached_node) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                    " on conflict do nothing",
-                    [(manifest_hash, *row) for row in node_rows],
-                )
-            cur.executemany(
-                "insert into raw_ops.dbt_node_results (invocation_id, unique_id, resource_type,"
-                " name, status, failures, message, execution_seconds, rows_affected,"
-                " started_at, completed_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " on conflict do nothing",
-                [_node_result(meta["invocation_id"], r) for r in results],
-            )
+            for statement, rows in inserts:
+                if rows:
+                    cur.executemany(statement, rows)
     return Landed(1, len(results))
 
 
@@ -356,30 +395,22 @@ def _land_freshness(
     adapter_type: str,
     logical_date: str | None,
 ) -> Landed:
-    meta = artifact["metadata"]
-    results = artifact.get("results") or []
-    success = not any(r.get("status") in FAILED for r in results)
-    with conn.transaction():
-        if not _invocation(
-            conn, meta, artifact, "source freshness", target, adapter_type, success,
-            None, logical_date,
-        ):  # fmt: skip
-            return Landed()
-        with conn.cursor() as cur:
-            cur.executemany(
-                "insert into raw_ops.dbt_source_freshness (invocation_id, unique_id, status,"
-                " max_loaded_at, snapshotted_at, age_seconds) values (%s, %s, %s, %s, %s, %s)"
-                " on conflict do nothing",
-                [
-                    (
-                        meta["invocation_id"],
-                        r["unique_id"],
-                        r.get("status") or "unknown",
-                        _time(r.get("max_loaded_at")),
-                        _time(r.get("snapshotted_at")),
-                        r.get("max_loaded_at_time_ago_in_s"),
-                    )
-                    for r in results
-                ],
-            )
-    return Landed(1, len(results))
+    invocation_id = artifact["metadata"]["invocation_id"]
+    rows = [
+        (
+            invocation_id,
+            r["unique_id"],
+            r.get("status") or "unknown",
+            _time(r.get("max_loaded_at")),
+            _time(r.get("snapshotted_at")),
+            r.get("max_loaded_at_time_ago_in_s"),
+        )
+        for r in artifact.get("results") or []
+    ]
+    insert = (
+        "insert into raw_ops.dbt_source_freshness (invocation_id, unique_id, status,"
+        " max_loaded_at, snapshotted_at, age_seconds) values (%s, %s, %s, %s, %s, %s)"
+        " on conflict do nothing"
+    )
+    invocation = ("source freshness", target, adapter_type, None, logical_date)
+    return _land_invocation(conn, artifact, invocation, [(insert, rows)])
