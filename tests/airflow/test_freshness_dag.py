@@ -41,7 +41,7 @@ def task_states(dag_run) -> dict[str, str]:
 
 @pytest.mark.e2e
 def test_skipped_until_every_table_landed_then_a_stale_one_fails_by_name(
-    airflow_db, dagbag, manifest: Path, warehouse: str, capsys
+    airflow_db, dagbag, manifest: Path, warehouse: str, local_dirs, capsys
 ) -> None:
     dag = dagbag.dags["dbt_source_freshness"]
     tables = raw_tables(manifest)
@@ -80,3 +80,6 @@ def test_skipped_until_every_table_landed_then_a_stale_one_fails_by_name(
     assert run.state == "failed"
     assert task_states(run)["freshness"] == "failed"
     assert re.search(r"completed with errors: .*support_tickets", capsys.readouterr().out)
+    # The failed task is one health alert (its on_failure_callback), on disk without a bot.
+    [alert] = (local_dirs / "reports" / "health").glob("task_failed-*/message.txt")
+    assert alert.read_text().startswith("Airflow task failed: dbt_source_freshness.freshness")
