@@ -155,7 +155,8 @@ format: install ## apply ruff and sqlfluff fixes
 # The scaling bench grows one throwaway stack from 7 to 70 days of history by
 # default, timing a day at each (about 12 minutes): make bench SCALING="--days 14 --scale 10".
 SCALING ?=
-bench: install ## loaders vs psql \copy / a bare Kafka consumer; sales API per day; events models; one day at 10x vs 1x history (SCALING="--days N --scale K"); a Cosmos DAG vs dbt build; platform health's cost
+bench: install ## every figure against its goal, in .local/bench/summary.json: loaders vs psql \copy / a bare Kafka consumer; sales API per day; events models; one day at 10x vs 1x history (SCALING="--days N --scale K"); a Cosmos DAG vs dbt build; platform health's cost
+	$(RUN) python -m tests.bench.summary --reset
 	$(RUN) python -m tests.bench.scaling_bench $(SCALING)
 	$(RUN) python -m tests.bench.loader_bench
 	$(RUN) python -m tests.bench.sales_bench
@@ -165,6 +166,7 @@ bench: install ## loaders vs psql \copy / a bare Kafka consumer; sales API per d
 	$(RUN) python -m tests.bench.events_dbt_bench
 	$(RUN) python -m tests.bench.airflow_bench
 	$(RUN) python -m tests.bench.health_bench
+	$(RUN) python -m tests.bench.summary
 
 report: up ## the daily report of the latest day in the marts, to Telegram or .local/reports (ARGS="daily --date D --force" or "alerts")
 	$(RUN) python -m reports $(or $(ARGS),daily --latest)

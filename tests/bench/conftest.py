@@ -20,6 +20,7 @@ so it still stops its servers.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -36,6 +37,9 @@ BACKGROUND: dict[str, list[str]] = {
     "airflow_days_output": ["tests.bench.airflow_days", "--datagen-scale", "0.02"],
 }  # fmt: skip
 TIMEOUT_SECONDS = 1800
+# The benches' figures go to the test run's own temporary folder, never over
+# the summary of the last `make bench` (the background runs inherit this).
+os.environ["BENCH_SUMMARY"] = str(Path(tempfile.gettempdir()) / "bench-summary.json")
 # The scaling bench's stack runs `make run` for two days (its history and its
 # 1x day) from first_day(--days * --scale), with the Airflow run's seed and size: when both
 # run, the Airflow run simulates those two days, the scaling bench saves its
