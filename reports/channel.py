@@ -9,14 +9,20 @@ report delivered to disk is still sent once a chat is configured.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from config import ReportSettings
-from reports.deliveries import Parts
-from reports.telegram import TelegramClient
+
+if TYPE_CHECKING:
+    from reports.deliveries import Parts
 
 
 class TelegramChannel:
     def __init__(self, settings: ReportSettings):
+        # Imported here: httpx (and the CLI it imports) costs a quarter of a second
+        # to a run that writes its reports to disk.
+        from reports.telegram import TelegramClient
+
         self.client = TelegramClient(settings)
         self.name = f"telegram:{settings.chat_id}"
 

@@ -1,16 +1,21 @@
-"""The report's and the alerts' PNGs, drawn with matplotlib (no pyplot: no GUI, no global state)."""
+"""The report's and the alerts' PNGs, drawn with matplotlib (no pyplot: no GUI, no global state).
+
+matplotlib is imported when a chart is drawn, not with this module: its import
+costs about a second, and a run that sends nothing (a report already delivered,
+no new anomaly) draws nothing.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
 from collections.abc import Sequence
-
-from matplotlib.dates import DateFormatter
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from typing import TYPE_CHECKING
 
 from reports.marts import ANOMALY_METRICS, METRICS, Flag
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DAILY_SIZE = (12, 12)  # inches at DPI: the report's PNG is 1200 x 1200 pixels
 DPI = 100
@@ -19,7 +24,9 @@ FEED, MESSENGER = "#1f77b4", "#2ca02c"
 
 def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
+    # zlib's fastest level: a third of savefig's time at its default (6), for a
+    # PNG about 10% bigger.
+    figure.savefig(buffer, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})
     return buffer.getvalue()
 
 
@@ -41,10 +48,18 @@ def daily_figure(day: dt.date, days: dict[dt.date, dict[str, float | None]]) -> 
 
     One panel per report metric (8); a day without data is a gap in its line.
     """
+    from matplotlib.dates import DateFormatter
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
     week = [day - dt.timedelta(days=n) for n in range(6, -1, -1)]
     # As datetimes, so that the axis can reach half a day beyond the first and last day.
     ticks = [dt.datetime.combine(d, dt.time()) for d in week]
-    figure = Figure(figsize=DAILY_SIZE, layout="constrained")
+    # Fixed margins, not a layout engine: the grid, its titles and its tick
+    # labels are the same every day, and constrained layout measured every text
+    # on every draw (half of the chart's time).
+    figure = Figure(figsize=DAILY_SIZE)
+    figure.subplots_adjust(left=0.06, right=0.985, top=0.93, bottom=0.075, hspace=0.3, wspace=0.14)
     figure.suptitle(f"App metrics, 7 days to {day:%Y-%m-%d} (UTC days)", fontsize=14)
     grid = figure.subplots(4, 2, sharex=True)
     columns = {"feed": [], "messenger": []}
@@ -75,6 +90,10 @@ def daily_chart(day: dt.date, days: dict[dt.date, dict[str, float | None]]) -> b
 
 def alert_figure(slice_start: dt.datetime, history: Sequence[Flag], metrics: list[str]) -> Figure:
     """One panel per flagged metric: its value over the last hours, the band, the flags in red."""
+    from matplotlib.dates import DateFormatter
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
     figure = Figure(figsize=(10, 3.2 * len(metrics)), layout="constrained")
     figure.suptitle(f"Anomaly at {slice_start:%Y-%m-%d %H:%M} UTC (15-minute slices)")
     panels = figure.subplots(len(metrics), 1, squeeze=False)

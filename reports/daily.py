@@ -9,7 +9,8 @@ again unless ``force``.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from config import ReportSettings, SupersetSettings
 from reports import charts, deliveries
@@ -30,8 +31,13 @@ PARTS = (("feed", "Feed"), ("messenger", "Messenger"), ("app", "Feed and messeng
 class Report:
     day: dt.date
     text: str
-    png: bytes
+    days: dict[dt.date, dict[str, float | None]] = field(repr=False)
     caption: str
+
+    @cached_property
+    def png(self) -> bytes:
+        """Drawn when first asked for: a report already delivered is never drawn."""
+        return charts.daily_chart(self.day, self.days)
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,7 @@ def compose(
         lines.append(f"Data: {quality}.")
     lines.append(f"Dashboard: {link}")
     caption = f"7 days to {day:%d.%m.%Y}: feed (left) and messenger (right). {link}"
-    return Report(day, "\n".join(lines), charts.daily_chart(day, days), caption)
+    return Report(day, "\n".join(lines), days, caption)
 
 
 def build(conn, day: dt.date) -> Report:

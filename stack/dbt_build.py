@@ -1,11 +1,21 @@
-"""dbt invoked in-process, and what a build did: counts by resource type, failures, new rows."""
+"""dbt invoked in-process, and what a build did: counts by resource type, failures, new rows.
+
+``start_dbt``/``DbtProcess.wait`` run the same in a child process
+(``python -m stack.dbt_build``), for a build beside the in-process one: dbt
+keeps global state (flags, adapters), so two builds in one process cannot
+overlap.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from config import DBT_PROJECT_DIR, PROFILES_DIR, redact
@@ -28,6 +38,63 @@ class DbtSummary:
     views_built: int = 0
     layers: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     seconds: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "incremental": sorted(self.incremental)})
+
+    @classmethod
+    def from_json(cls, text: str) -> DbtSummary:
+        data = json.loads(text)
+        data["incremental"] = set(data["incremental"])
+        data["layers"] = {k: [tuple(m) for m in v] for k, v in data["layers"].items()}
+        return cls(**data)
+
+
+@dataclass
+class DbtProcess:
+    """A dbt build running in a child process (``start_dbt``)."""
+
+    proc: subprocess.Popen
+    out: Path
+    started: float
+
+    def wait(self) -> DbtSummary:
+        """Its summary once it ends; a child that died without one is a failed build."""
+        _, stderr = self.proc.communicate()
+        try:
+            return DbtSummary.from_json(self.out.read_text())
+        except (OSError, ValueError, KeyError, TypeError):
+            tail = (stderr or "").strip().splitlines()[-1:] or [f"exit {self.proc.returncode}"]
+            return DbtSummary(
+                success=False,
+                failures=[redact(f"dbt did not finish: {tail[0]}")],
+                seconds=time.monotonic() - self.started,
+            )
+        finally:
+            self.out.unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        """Stop it (the run that started it is stopping); dbt stops on SIGINT as on Ctrl-C."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.out.unlink(missing_ok=True)
+
+
+def start_dbt(args: list[str], log_dir: Path) -> DbtProcess:
+    """``run_dbt(args, log_dir)`` in a child process, started now (the environment as it is now)."""
+    fd, out = tempfile.mkstemp(prefix="dbt-summary-", suffix=".json")
+    os.close(fd)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stack.dbt_build", "--summary", out, "--log-dir", str(log_dir),
+         "--", *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    return DbtProcess(proc, Path(out), time.monotonic())
 
 
 def run_dbt(args: list[str], log_dir: Path) -> DbtSummary:
@@ -129,3 +196,22 @@ def target_tables(target: str, dbt: DbtSummary) -> list[str]:
     except LoaderError as exc:  # one line, secrets masked
         lines.append(f"  (cannot count its tables: {exc})")
     return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """start_dbt's child: ``python -m stack.dbt_build --summary F --log-dir D -- <dbt args>``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="stack.dbt_build")
+    parser.add_argument("--summary", type=Path, required=True)
+    parser.add_argument("--log-dir", type=Path, required=True)
+    parser.add_argument("dbt_args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    dbt_args = args.dbt_args[1:] if args.dbt_args[:1] == ["--"] else args.dbt_args
+    summary = run_dbt(dbt_args, args.log_dir)
+    args.summary.write_text(summary.to_json())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

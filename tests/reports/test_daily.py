@@ -95,6 +95,22 @@ def test_the_chart_has_one_panel_per_metric_over_seven_days(app_metrics, warehou
     assert {axes.get_ylim()[0] for axes in figure.axes} == {0.0}
 
 
+def test_a_report_is_drawn_only_when_sent(app_metrics, warehouse) -> None:
+    """matplotlib is imported when a chart is drawn, and a report is drawn when delivered."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, reports.daily, reports.alerts, reports.health; "
+         "print('matplotlib' in sys.modules, 'httpx' in sys.modules); import stack.run; "
+         "print('matplotlib' in sys.modules)"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    # httpx (Telegram's client) neither, when the report goes to disk
+    assert loaded.stdout.split() == ["False", "False", "False"]
+    with psycopg.connect(warehouse) as conn:
+        report = daily.build(conn, DAY)
+    assert "png" not in vars(report)  # composed, not drawn
+    assert png_size(report.png) == (1200, 1200)
+
+
 def test_a_rerun_does_not_send_twice_unless_forced(cli, app_metrics, bot_api, warehouse) -> None:
     assert cli("daily", "--date", str(DAY)).returncode == 0
     again = cli("daily", "--date", str(DAY))
