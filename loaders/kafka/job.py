@@ -6,11 +6,18 @@ the offsets committed with the last batch until it reports EOF (or until
 rows, its rejects and the partitions' next offsets in one warehouse
 transaction, so a crash at any point followed by a rerun lands every message
 exactly once.
+
+A reader thread consumes and checks the topic in chunks, each with the
+partitions' offsets after it, while the main thread streams the chunks into
+COPY and commits: librdkafka and libpq release the GIL while they wait, so
+reading the next chunks overlaps PostgreSQL parsing and committing the batch.
 """
 
 from __future__ import annotations
 
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,9 +73,84 @@ def start_offsets(
     return {p: stored.get(p) for p in info.partitions}, []
 
 
+CHUNK = 5_000  # messages per consume(): small enough that COPY starts early and keeps pace
+AHEAD = 12  # chunks read ahead of the COPY at most (bounds memory; ~a batch of 50,000)
+
+
+@dataclass
+class _End:
+    """The reader is through: every partition at EOF, or ``max_messages`` read."""
+
+    positions: dict[int, int | None]
+
+
+class _ReadAhead:
+    """A thread that reads the topic in chunks, checked and encoded, into a bounded queue.
+
+    Each chunk comes with every partition's position right after it, taken in
+    the reading thread (the consumer is only ever used there while it runs),
+    so a batch's offsets are exactly those of the messages it holds however far
+    the reader is ahead. Chunks never straddle a batch boundary. A failure is
+    queued after the chunks read before it, so they still land.
+    """
+
+    def __init__(self, reader: TopicReader, topic: str, stamps: Timestamps,
+                 batch_size: int, max_messages: int | None) -> None:  # fmt: skip
+        self._reader = reader
+        self._topic = topic
+        self._stamps = stamps
+        self._batch_size = batch_size
+        self._max = max_messages
+        self._queue: queue.Queue[tuple[Chunk, dict] | _End | BaseException] = queue.Queue(AHEAD)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kafka-reader", daemon=True)
+
+    def __enter__(self) -> _ReadAhead:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def get(self) -> tuple[Chunk, dict] | _End | BaseException:
+        return self._queue.get()
+
+    def _put(self, item: tuple[Chunk, dict] | _End | BaseException) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        reader, consumed, in_batch = self._reader, 0, 0
+        try:
+            while not reader.done and (self._max is None or consumed < self._max):
+                if self._stop.is_set():
+                    return
+                want = min(CHUNK, self._batch_size - in_batch)
+                if self._max is not None:
+                    want = min(want, self._max - consumed)
+                messages = reader.poll(want)
+                if not messages:
+                    continue
+                consumed += len(messages)
+                in_batch = (in_batch + len(messages)) % self._batch_size
+                positions = reader.positions()
+                chunk = encode(self._topic, messages, self._stamps)
+                if not self._put((chunk, positions)):
+                    return
+            self._put(_End(reader.positions()))
+        except BaseException as exc:  # handed to the main thread, which decides
+            self._put(exc)
+
+
 @dataclass
 class _Run:
-    """One load of the topic: reads chunks, and lands them in batches, in commit order."""
+    """One load of the topic: lands the reader's chunks in batches, in commit order."""
 
     conn: psycopg.Connection
     reader: TopicReader
@@ -79,49 +161,36 @@ class _Run:
     max_messages: int | None
     progress: Callable[[LoadResult], None] | None
     stamps: Timestamps = field(default_factory=Timestamps)
-    consumed: int = 0
     started: float = field(default_factory=time.monotonic)
 
-    def more(self) -> bool:
-        """Not every partition has reported EOF yet, and ``max_messages`` is not reached."""
-        return not self.reader.done and (
-            self.max_messages is None or self.consumed < self.max_messages
-        )
+    def offsets(self, positions: dict[int, int | None]) -> Offsets:
+        """The next offset of every partition, from the reader's positions."""
+        return {**self.base, **{p: o for p, o in positions.items() if o is not None}}
 
-    def read(self, in_batch: int = 0) -> Chunk:
-        want = self.batch_size - in_batch
-        if self.max_messages is not None:
-            want = min(want, self.max_messages - self.consumed)
-        messages = self.reader.poll(want)
-        self.consumed += len(messages)
-        return encode(self.result.topic, messages, self.stamps)
+    def land(self, first: tuple[Chunk, dict] | None, ahead: _ReadAhead | None,
+             offsets: Offsets | None = None) -> _End | BaseException | None:  # fmt: skip
+        """Land ``first`` and the chunks after it, up to a batch, in one transaction.
 
-    def offsets(self) -> Offsets:
-        """The next offset of every partition after all messages read so far."""
-        known = {p: o for p, o in self.reader.positions().items() if o is not None}
-        return {**self.base, **known}
-
-    def land(self, chunk: Chunk | None) -> Chunk:
-        """Land ``chunk`` and what follows it, up to a batch; returns the chunk read ahead.
-
-        Once the batch is complete (and its offsets taken), the next chunk is
-        read and encoded before the COPY ends: PostgreSQL finishes parsing the
-        batch meanwhile, instead of the loader waiting for it.
+        Returns what ended the batch early (the reader's end or its failure),
+        or None when the batch is full. With no chunk, commits ``offsets`` alone.
         """
-        ahead = Chunk([], [], [])
-        lost: LoaderError | None = None
-        offsets = self.offsets() if chunk is None else None
+        stop: _End | BaseException | None = None
         with landing_batch(self.conn, self.result.topic, self.stamps) as batch:
-            if chunk is not None:
+            if first is not None and ahead is not None:
+                chunk, positions = first
                 batch.add(chunk)
-                while len(batch) < self.batch_size and self.more():
-                    batch.add(self.read(len(batch)))
-                offsets = self.offsets()
-                if self.more():
-                    try:
-                        ahead = self.read()
-                    except LoaderError as exc:  # the broker went away: commit this batch first
-                        lost = exc
+                while len(batch) < self.batch_size:
+                    item = ahead.get()
+                    if isinstance(item, tuple):
+                        chunk, positions = item
+                        batch.add(chunk)
+                        continue
+                    stop = item
+                    if isinstance(stop, BaseException) and not isinstance(stop, LoaderError):
+                        raise stop  # not a lost broker: this batch rolls back
+                    break  # the broker went away: this batch commits first
+                offsets = self.offsets(positions)
+            assert offsets is not None
             batch.watermark = encode_watermark(self.info.topic_id, offsets)
         self.result.offsets = offsets
         self.result.landed += batch.landed
@@ -130,20 +199,25 @@ class _Run:
         self.result.seconds = time.monotonic() - self.started
         if self.progress:
             self.progress(self.result)
-        if lost is not None:
-            raise lost
-        return ahead
+        return stop
 
     def run(self, stored_id: str | None) -> None:
-        chunk = Chunk([], [], [])
-        while chunk.messages or self.more():
-            chunk = self.land(chunk) if chunk.messages else self.read()
+        ahead = _ReadAhead(self.reader, self.result.topic, self.stamps, self.batch_size,
+                           self.max_messages)  # fmt: skip
+        with ahead:
+            item = ahead.get()
+            while isinstance(item, tuple):
+                item = self.land(item, ahead) or ahead.get()
+        if isinstance(item, BaseException):
+            raise item
         # Offsets can move with no message to land (the EOF of an empty partition, a
         # partition re-read from its start, a recreated topic): commit them too, so
         # that is not found again.
-        moved = self.offsets() != self.result.offsets
-        if moved or (stored_id != self.info.topic_id and not self.result.batches):
-            self.land(None)
+        final = self.offsets(item.positions)
+        if final != self.result.offsets or (
+            stored_id != self.info.topic_id and not self.result.batches
+        ):
+            self.land(None, None, final)
 
 
 def load_stream(
