@@ -356,6 +356,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18123)
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument(
+        "--config-file", help="a ClickHouse server config (clusters, macros) chdb starts with"
+    )
     args = parser.parse_args(argv)
     os.environ["TZ"] = "UTC"  # the engine's time zone is the process's; a server's is UTC
     time.tzset()
@@ -364,7 +367,10 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         sys.exit(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     try:
-        server.engine = Engine(args.data_dir)
+        path = args.data_dir
+        if args.config_file:  # chdb passes URL parameters on as the engine's start-up options
+            path += f"?config-file={args.config_file}"
+        server.engine = Engine(path)
     except Exception as exc:  # chdb prints the cause (e.g. "Cannot lock file") just before
         sys.exit(f"cannot open the data dir {args.data_dir} (another server on it?): {exc}")
     settings = ClickHouseSettings.from_env()

@@ -27,6 +27,9 @@ class EmbeddedClickHouse:
     host: str = "127.0.0.1"
     password: str = ""
     user: str = "default"
+    # A ClickHouse config file to start with (remote_servers, macros: the cluster
+    # check of docs/scaling/clickhouse_cluster.sql); None for the engine's defaults.
+    config_file: Path | None = None
 
     @property
     def url(self) -> str:
@@ -63,7 +66,8 @@ class EmbeddedClickHouse:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.process.start(
             [sys.executable, "-m", "stack.clickhouse_http", "--host", self.host,
-             "--port", str(self.port), "--data-dir", str(self.data_dir)],
+             "--port", str(self.port), "--data-dir", str(self.data_dir),
+             *(["--config-file", str(self.config_file)] if self.config_file else [])],
             self.is_running,
             # The password goes through the environment, never the command line (ps).
             env={**os.environ, "CLICKHOUSE_USER": self.user, "CLICKHOUSE_PASSWORD": self.password},
