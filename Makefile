@@ -164,6 +164,7 @@ bench: install ## every figure against its goal, in .local/bench/summary.json: l
 	$(RUN) python -m tests.bench.kafka_bench
 	$(RUN) python -m tests.bench.events_bench
 	$(RUN) python -m tests.bench.events_dbt_bench
+	$(RUN) python -m tests.bench.dag_parse_bench
 	$(RUN) python -m tests.bench.airflow_bench
 	$(RUN) python -m tests.bench.health_bench
 	$(RUN) python -m tests.bench.summary

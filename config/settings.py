@@ -264,6 +264,13 @@ class DbtSettings(Settings):
     def manifest_path(self) -> Path:
         return anchored(self.manifest) or self.target_path / "manifest.json"
 
+    def parse_dir(self, target: str) -> Path:
+        """Where `make airflow`'s `dbt parse` on ``target`` writes: the manifest's own
+        folder for the configured target, a sibling for another. Cosmos's tasks
+        start from its partial parse (airflow/include/transform.py)."""
+        folder = self.manifest_path.parent
+        return folder if target == self.target else folder.with_name(f"{folder.name}-{target}")
+
     @property
     def schema_prefix(self) -> str:
         """DBT_SCHEMA_PREFIX as the target applies it (put before every schema)."""

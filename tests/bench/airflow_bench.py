@@ -12,7 +12,8 @@ daily build), in a process of its own as a user would run it, timed after
 each measured run.
 
 Prints each mode's median DAG time and its ratio to the baseline's median
-(the target: 1.5 or less), and the first run's time.
+(goal: at most 1.3), and the first run's time against the same baseline
+(goal: at most 1.5; `make airflow` seeds Cosmos's cache with its dbt parse).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from pathlib import Path
 from config import DBT_PROJECT_DIR, PROFILES_DIR
 from tests.bench.airflow_stack import AirflowStack
 from tests.bench.scaling_bench import Stack
+from tests.bench.summary import record
+
+GOAL = 1.3  # a day's run under the scheduler against dbt build of the same models
+FIRST_RUN_GOAL = 1.5  # the first run after `make airflow` starts (Cosmos's cache seeded)
 
 
 def dbt_build_seconds(stack: Stack, tag: str) -> float:
@@ -105,7 +110,13 @@ def main(argv: list[str] | None = None) -> int:
               f"(runs {', '.join(f'{b:.1f}s' for b in baseline)})")  # fmt: skip
         print(f"dbt_transform_{args.tag} ({mode}): {dag:.1f}s "
               f"(runs {', '.join(f'{r:.1f}s' for r in runs)}; first after start {first:.1f}s)   "
-              f"ratio DAG/dbt build {dag / base:.2f} (target <= 1.5)")  # fmt: skip
+              f"ratio DAG/dbt build {dag / base:.2f}")  # fmt: skip
+        # The goals are the default mode's; the other is printed for comparison.
+        default = mode == "watcher"
+        record(f"Cosmos DAG ({mode}) / dbt build", dag / base, "x",
+               goal=GOAL if default else None, direction="lower")  # fmt: skip
+        record(f"Cosmos DAG ({mode}), first run after a start / dbt build", first / base, "x",
+               goal=FIRST_RUN_GOAL if default else None, direction="lower")  # fmt: skip
     return 0
 
 

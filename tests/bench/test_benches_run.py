@@ -84,6 +84,11 @@ def test_scaling_bench_runs(scaling_bench_output: str) -> None:
     assert read and int(read.group(1).replace(",", "")) > 0, out
 
 
+def test_dag_parse_bench_runs() -> None:
+    out = run_bench("tests.bench.dag_parse_bench", {"BENCH_REPEATS": "1"})
+    assert re.search(r"DAG folder parse / dbt ls: [\d.]+ x \(goal <= 0.5", out), out
+
+
 def test_health_bench_runs() -> None:
     """One pair of warm days, with and without platform health, on a tiny stack."""
     out = run_bench("tests.bench.health_bench", {}, "--pairs", "1", "--datagen-scale", "0.02")
