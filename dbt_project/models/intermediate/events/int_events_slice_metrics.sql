@@ -1,4 +1,5 @@
 {{ config(materialized='incremental', unique_key=events_day_key()) }}
+{% set window_start = events_window_start() %}
 
 -- The app metrics per 15-minute slice (UTC), one row per slice and metric:
 -- users_feed, views, likes, ctr, users_messenger, messages_sent. Every slice
@@ -20,7 +21,7 @@ feed as (
         action
     from {{ ref('stg_events__feed_actions') }}
     where
-        {{ events_window() }}
+        {{ events_window(window_start) }}
         and event_at is not null
         and action in ('view', 'like')
 ),
@@ -31,7 +32,7 @@ messages as (
         {{ int_div(epoch_seconds('sent_at'), slice_seconds) }} as slice_no,
         sender_id
     from {{ ref('stg_events__message_actions') }}
-    where {{ events_window() }} and sent_at is not null
+    where {{ events_window(window_start) }} and sent_at is not null
 ),
 
 feed_slices as (
@@ -73,11 +74,11 @@ distinct_days as (
 latest_events as (
     select max(event_at) as latest_at
     from {{ ref('stg_events__feed_actions') }}
-    where {{ events_window(up_to_logical_date=false) }}
+    where {{ events_window(window_start, up_to_logical_date=false) }}
     union all
     select max(sent_at) as latest_at
     from {{ ref('stg_events__message_actions') }}
-    where {{ events_window(up_to_logical_date=false) }}
+    where {{ events_window(window_start, up_to_logical_date=false) }}
 ),
 
 last_event_slice as (
@@ -120,16 +121,28 @@ slices as (
     from complete_slices as c
     left join feed_slices as f on c.slice_no = f.slice_no
     left join message_slices as m on c.slice_no = m.slice_no
+),
+
+-- One pass over the slices, crossed with the metric names: a union of one
+-- select per metric made ClickHouse compute the slices (and read the
+-- events) once per metric.
+{% set metrics = ['users_feed', 'views', 'likes', 'ctr', 'users_messenger', 'messages_sent'] %}
+metric_names as (
+    {% for metric in metrics %}
+        select '{{ metric }}' as metric
+        {% if not loop.last %}union all{% endif %}
+    {% endfor %}
 )
 
-{% set metrics = ['users_feed', 'views', 'likes', 'ctr', 'users_messenger', 'messages_sent'] %}
-{% for metric in metrics %}
-    select
-        event_date,
-        slice_no,
-        {{ from_epoch_seconds('slice_no * ' ~ slice_seconds) }} as slice_start,
-        '{{ metric }}' as metric,
-        {{ metric }} as value
-    from slices
-    {% if not loop.last %}union all{% endif %}
-{% endfor %}
+select
+    s.event_date as event_date,
+    s.slice_no as slice_no,
+    {{ from_epoch_seconds('s.slice_no * ' ~ slice_seconds) }} as slice_start,
+    m.metric as metric,
+    case m.metric
+        {% for metric in metrics %}
+            when '{{ metric }}' then s.{{ metric }}
+        {% endfor %}
+    end as value
+from slices as s
+cross join metric_names as m

@@ -1,4 +1,5 @@
 {{ config(materialized='incremental', unique_key=events_day_key()) }}
+{% set window_start = events_window_start() %}
 
 -- One row per user and day with any activity: what the user did in the feed
 -- (views, likes) and in the messenger (sent and received messages, and to
@@ -14,7 +15,7 @@ feed as (
         action
     from {{ ref('stg_events__feed_actions') }}
     where
-        {{ events_window() }}
+        {{ events_window(window_start) }}
         and user_id is not null
         and action in ('view', 'like')
 ),
@@ -25,7 +26,7 @@ messages as (
         sender_id,
         receiver_id
     from {{ ref('stg_events__message_actions') }}
-    where {{ events_window() }} and sender_id is not null and receiver_id is not null
+    where {{ events_window(window_start) }} and sender_id is not null and receiver_id is not null
 ),
 
 feed_users as (

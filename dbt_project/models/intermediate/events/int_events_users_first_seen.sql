@@ -1,4 +1,5 @@
 {{ config(materialized='incremental', unique_key='user_id') }}
+{% set window_start = events_window_start(anchor_column='last_seen_date') %}
 
 -- One row per user: the attributes of the user's first own event (a feed
 -- action or a sent message), when that was, and the last day the user was
@@ -22,7 +23,7 @@ feed as (
         source,
         exp_group
     from {{ ref('stg_events__feed_actions') }}
-    where {{ events_window(anchor_column='last_seen_date') }}
+    where {{ events_window(window_start) }}
 ),
 
 sent as (
@@ -39,7 +40,7 @@ sent as (
         source,
         exp_group
     from {{ ref('stg_events__message_actions') }}
-    where {{ events_window(anchor_column='last_seen_date') }}
+    where {{ events_window(window_start) }}
 ),
 
 seen_again as (

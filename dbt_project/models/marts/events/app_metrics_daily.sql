@@ -1,4 +1,5 @@
 {{ config(materialized='incremental', unique_key=events_day_key()) }}
+{% set window_start = events_window_start() %}
 
 -- The app metrics per day: daily active users of the feed, of the
 -- messenger (users who sent a message) and of both, views, likes, CTR,
@@ -11,7 +12,7 @@ with
 user_days as (
     select *
     from {{ ref('int_events_user_daily') }}
-    where {{ events_window() }}
+    where {{ events_window(window_start) }}
 ),
 
 daily as (

@@ -32,7 +32,7 @@ slices as (
 
 current_slices as (
     select * from slices
-    where {{ events_window() }}
+    where {{ events_window(window_start) }}
 ),
 
 -- The earlier slices a window can reach: at most a day before the first.

@@ -1,4 +1,5 @@
 {{ config(materialized='incremental', unique_key=events_day_key()) }}
+{% set window_start = events_window_start() %}
 
 -- The daily table: per day, per dimension (os, gender, age) and value,
 -- the sums over the day's users of what each did in the feed and the
@@ -11,7 +12,7 @@ with
 user_days as (
     select *
     from {{ ref('int_events_user_daily') }}
-    where {{ events_window() }}
+    where {{ events_window(window_start) }}
 ),
 
 users as (
