@@ -154,10 +154,14 @@ format: install ## apply ruff and sqlfluff fixes
 
 # The scaling bench grows one throwaway stack from 7 to 70 days of history by
 # default, timing a day at each (about 12 minutes): make bench SCALING="--days 14 --scale 10".
+# The volume sweep times a day at DATAGEN_SCALE 1, 5, 10 and 20, a stack each
+# (about 15 minutes): make bench SWEEP="--scales 1,2,4".
 SCALING ?=
-bench: install ## every figure against its goal, in .local/bench/summary.json: loaders vs psql \copy / a bare Kafka consumer; sales API per day; events models; one day at 10x vs 1x history (SCALING="--days N --scale K"); a Cosmos DAG vs dbt build; platform health's cost
+SWEEP ?=
+bench: install ## every figure against its goal, in .local/bench/summary.json (and charts beside it): a warm day; one day at 10x vs 1x history (SCALING="--days N --scale K"); a day at 1-20x volume (SWEEP="--scales 1,5"); loaders vs psql \copy / a bare Kafka consumer; sales API per day; events models; DAG parse vs dbt ls; a Cosmos DAG vs dbt build; platform health's cost
 	$(RUN) python -m tests.bench.summary --reset
 	$(RUN) python -m tests.bench.scaling_bench $(SCALING)
+	$(RUN) python -m tests.bench.volume_sweep $(SWEEP)
 	$(RUN) python -m tests.bench.loader_bench
 	$(RUN) python -m tests.bench.sales_bench
 	$(RUN) python -m tests.bench.oltp_bench

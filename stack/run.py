@@ -129,6 +129,7 @@ def run() -> int:
     if dbt.success and all(d.success for d in elsewhere.values()):
         record_passed_build(wh, dbt_settings, Tested(build_started, days[-1]), full_check)
 
+    t_step = time.monotonic()
     say()
     kind = "first run (full build)" if first else "incremental run"
     say(f"== summary: {kind} for logical day {days[-1]} ({len(days)} new day(s) of source data) ==")
@@ -143,7 +144,7 @@ def run() -> int:
     for target, other in elsewhere.items():
         for line in summary.dbt_lines(other, tested, False, target=target):
             say(line)
-    t_step = time.monotonic()
+    steps["summary"], t_step = time.monotonic() - t_step, time.monotonic()
     if dbt.success:
         report_failure = _daily_report(days[-1], say)
     else:  # never a report of marts whose tests failed (it would count as delivered)

@@ -84,6 +84,16 @@ def test_scaling_bench_runs(scaling_bench_output: str) -> None:
     assert read and int(read.group(1).replace(",", "")) > 0, out
 
 
+def test_volume_sweep_runs(tmp_path) -> None:
+    """Two tiny scales, a stack each: the table, the slopes and the chart."""
+    summary = tmp_path / "summary.json"
+    out = run_bench("tests.bench.volume_sweep", {"BENCH_SUMMARY": str(summary)},
+                    "--scales", "0.02,0.04")  # fmt: skip
+    assert re.search(r"rows landed +[\d,]+ +[\d,]+", out), out
+    assert "volume sweep: load, seconds per million rows:" in out
+    assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_dag_parse_bench_runs() -> None:
     out = run_bench("tests.bench.dag_parse_bench", {"BENCH_REPEATS": "1"})
     assert re.search(r"DAG folder parse / dbt ls: [\d.]+ x \(goal <= 0.5", out), out
