@@ -123,16 +123,18 @@ def non_finite_path(value: object, path: str = "") -> str | None:
     return None
 
 
-def to_copy_row(
-    doc: dict, spec: CollectionSpec, batch_id: int, not_after: dt.datetime | None = None
-) -> CopyRow | Reject:
-    """One COPY line for a document, or a Reject saying why it cannot be landed.
+def encode_row(
+    doc: dict, spec: CollectionSpec, suffix: bytes, limit: dt.datetime | None = None
+) -> tuple[bytes, bytes, bytes, bytes] | Reject:
+    """A document's COPY line and what to record if PostgreSQL refuses it (``CopyRow``'s
+    fields: line, record id, version, body), or a Reject saying why it cannot be landed.
 
-    ``not_after`` (UTC) is the latest write time accepted: a document stamped
-    further ahead is rejected rather than allowed to move the watermark past
-    every later write. This runs once per document and dominates the loader's
-    own CPU time, so it stays lean: everything is bytes, and text is decoded
-    only for rejects.
+    ``suffix`` ends the line (the batch id column and the newline). ``limit`` (naive,
+    UTC, as pymongo returns write times) is the latest write time accepted: a document
+    stamped further ahead is rejected rather than allowed to move the watermark past
+    every later write. This runs once per document and is most of the loader's own CPU
+    time, so it stays lean: a tuple rather than an object, bytes throughout, each byte
+    scan only where it can find something, and text decoded only for rejects.
     """
     oid = doc.get("_id")
     written = doc.get(spec.watermark_field)
@@ -145,7 +147,10 @@ def to_copy_row(
             repr(doc)[:_MAX_PAYLOAD],
         )
     version = orjson.dumps(written, option=JSON_OPTIONS)[1:-1]  # ISO-8601 UTC, 10x isoformat()
-    if not_after is not None and as_utc(written) > not_after:
+    if (
+        limit is not None
+        and (written if written.tzinfo is None else as_utc(written).replace(tzinfo=None)) > limit
+    ):
         return Reject(
             str(oid),
             version.decode(),
@@ -154,10 +159,14 @@ def to_copy_row(
             "does not pass later writes: it lands once its time has come",
             repr(doc)[:_MAX_PAYLOAD],
         )
-    if isinstance(oid, str) and "\x00" in oid:
+    if type(oid) is ObjectId:
+        key = str(oid).encode()
+    elif isinstance(oid, str) and "\x00" in oid:
         return Reject(
             oid, version.decode(), "the _id contains a NUL character", repr(doc)[:_MAX_PAYLOAD]
         )
+    else:
+        key = copy_text(str(oid))
     try:
         body = encode_document(doc)
     except (TypeError, orjson.JSONEncodeError) as exc:
@@ -172,16 +181,36 @@ def to_copy_row(
         )
     if problem:
         return Reject(str(oid), version.decode(), problem, repr(doc)[:_MAX_PAYLOAD])
-    if b"\\u0000" in body and _NUL_ESCAPE.search(body):
-        return Reject(
-            str(oid),
-            version.decode(),
-            "contains a NUL character (\\u0000), which PostgreSQL jsonb cannot store",
-            body.decode(),
-        )
-    key = str(oid).encode() if isinstance(oid, ObjectId) else copy_text(str(oid))
-    escaped = body.replace(b"\\", b"\\\\") if b"\\" in body else body
-    return CopyRow(b"%b\t%b\t%b\t%d\n" % (key, escaped, version, batch_id), key, version, body)
+    escaped = body
+    if b"\\" in body:  # rare: an escape in a string (every \u0000 has one)
+        if b"\\u0000" in body and _NUL_ESCAPE.search(body):
+            return Reject(
+                str(oid),
+                version.decode(),
+                "contains a NUL character (\\u0000), which PostgreSQL jsonb cannot store",
+                body.decode(),
+            )
+        escaped = body.replace(b"\\", b"\\\\")
+    return b"%b\t%b\t%b%b" % (key, escaped, version, suffix), key, version, body
+
+
+def batch_suffix(batch_id: int) -> bytes:
+    """The end of every COPY line of a batch: its id column and the newline."""
+    return b"\t%d\n" % batch_id
+
+
+def naive_utc(ts: dt.datetime | None) -> dt.datetime | None:
+    """``encode_row``'s limit: compared with naive write times as pymongo returns them."""
+    return None if ts is None else as_utc(ts).replace(tzinfo=None)
+
+
+def to_copy_row(
+    doc: dict, spec: CollectionSpec, batch_id: int, not_after: dt.datetime | None = None
+) -> CopyRow | Reject:
+    """One COPY row for a document, or a Reject saying why it cannot be landed
+    (``encode_row``; ``not_after``: the latest write time accepted, aware)."""
+    row = encode_row(doc, spec, batch_suffix(batch_id), naive_utc(not_after))
+    return row if isinstance(row, Reject) else CopyRow(*row)
 
 
 def encode_watermark(doc: dict, spec: CollectionSpec) -> dict:

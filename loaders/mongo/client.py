@@ -6,6 +6,7 @@ import datetime as dt
 import queue
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from itertools import islice
 
 from pymongo import MongoClient
@@ -108,9 +109,11 @@ def prefetch(docs: Iterable, chunk: int = 1_000, depth: int = 20) -> Iterator:
     """Read ``docs`` in a background thread, up to ``depth`` chunks ahead.
 
     The source server produces the next documents while this process encodes
-    and COPYs the current batch (network waits release the GIL). Documents
-    cross the queue in chunks to keep the hand-over cheap. Errors in the reader
-    are re-raised in the consumer, and the reader stops if the consumer does.
+    and COPYs the current ones (pymongo releases the GIL on socket reads, psycopg
+    on COPY). Documents cross the queue in chunks to keep the hand-over cheap.
+    An error in the reader is raised in the consumer after the documents read
+    before it; the reader stops when the consumer does (close the generator),
+    and closes ``docs`` (the cursor) in either case.
     """
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -132,6 +135,12 @@ def prefetch(docs: Iterable, chunk: int = 1_000, depth: int = 20) -> Iterator:
             put(_DONE)
         except BaseException as exc:  # handed to the consumer
             put(exc)
+        finally:
+            # The server-side cursor, from the thread that used it; a server already gone
+            # is the error the consumer reports, not a second one printed by this thread.
+            with suppress(PyMongoError):
+                if close := getattr(docs, "close", None):
+                    close()
 
     reader = threading.Thread(target=read, name="mongo-prefetch", daemon=True)
     reader.start()

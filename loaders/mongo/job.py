@@ -6,6 +6,7 @@ import datetime as dt
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 
 import psycopg
 from bson.errors import InvalidBSON
@@ -143,19 +144,18 @@ def load_collection(
         landed = already_landed(conn, spec, since) if since is not None else set()
         result = LoadResult(collection=spec.name)
         try:
-            docs = _not_landed_yet(
-                prefetch(read_since(db, spec, since, batch_size)), spec, landed, result
-            )
-            loaded = land_documents(
-                conn,
-                spec,
-                docs,
-                batch_size=batch_size,
-                watermark=watermark,
-                not_after=not_after,
-                progress=progress,
-                max_batches=max_batches,
-            )
+            # The reader thread stops (and closes its cursor) as soon as the landing does.
+            with closing(prefetch(read_since(db, spec, since, batch_size))) as read:
+                loaded = land_documents(
+                    conn,
+                    spec,
+                    _not_landed_yet(read, spec, landed, result),
+                    batch_size=batch_size,
+                    watermark=watermark,
+                    not_after=not_after,
+                    progress=progress,
+                    max_batches=max_batches,
+                )
             loaded.skipped = result.skipped
             if full_check is None:
                 full_check = full_check_due(conn, SOURCE, spec.name, settings.full_check_hours)
