@@ -34,7 +34,7 @@ def summary_path() -> Path:
 class Figure:
     name: str
     value: float
-    unit: str  # "ratio", "s", "x", "s/M rows", ...
+    unit: str = "ratio"  # "ratio", "s", "x", "s/M rows", ...
     goal: float | None = None
     direction: str = "higher"  # "higher" or "lower" is better; the goal is the bound
     note: str = ""
@@ -118,12 +118,22 @@ def main(argv: list[str] | None = None) -> int:
         prog="tests.bench.summary", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--reset", action="store_true", help="start a new summary (make bench)")
+    parser.add_argument("--markdown", action="store_true", help="print a table (for the docs)")
     args = parser.parse_args(argv)
     path = summary_path()
     if args.reset:
         path.unlink(missing_ok=True)
         return 0
     figures = load(path)
+    if args.markdown:
+        print("| figure | value | goal |\n|---|---|---|")
+        for f in figures:
+            value = f"{f.value:.3g}" if abs(f.value) < 100 else f"{f.value:,.0f}"
+            unit = "" if f.unit in ("ratio", "x") else f" {f.unit}"
+            mark = {True: " (met)", False: " (**not met**)", None: ""}[f.meets()]
+            goal = "" if f.goal is None else f.goal_text().removeprefix("goal ") + mark
+            print(f"| {f.name} | {value}{unit} | {goal} |")
+        return 0
     print(f"\n== make bench: {len(figures)} figures ({path}) ==")
     for figure in figures:
         print(figure.line())
