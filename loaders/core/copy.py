@@ -1,14 +1,21 @@
-"""COPY text encoding, and a COPY that isolates the rows PostgreSQL refuses."""
+"""COPY text encoding, a COPY that isolates the rows PostgreSQL refuses, and a source
+read ahead in a thread while COPY writes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import psycopg
 from psycopg import sql
 
 from loaders.core.control import Reject
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +122,56 @@ def copy_text(value: str) -> bytes:
     return (
         value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     ).encode()
+
+
+_DONE = object()
+
+
+def read_ahead(items: Iterable[T], depth: int = 16, name: str = "read-ahead") -> Iterator[T]:
+    """``items`` read by a thread of its own, up to ``depth`` ahead of the consumer.
+
+    For a source read while the warehouse's COPY writes (socket waits release the
+    GIL, so the two overlap). An error in the reader is raised in the consumer after
+    the items read before it. Closing the generator stops the reader, which closes
+    ``items`` (a cursor, a response) in its own thread, where it was used.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer
+            put(exc)
+        finally:
+            if close := getattr(items, "close", None):
+                try:
+                    close()
+                except Exception as exc:  # a second error: the consumer's first one is the news
+                    logging.getLogger(__name__).debug("closing the source: %s", exc)
+
+    reader = threading.Thread(target=read, name=name, daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=5)

@@ -35,13 +35,14 @@ from psycopg import sql
 
 from loaders.core import result as core
 from loaders.core.control import Reject, close_batch, open_batch, write_rejects
-from loaders.core.copy import REFUSED_ROW, CopyRow, copy_rows, copy_statement
+from loaders.core.copy import REFUSED_ROW, CopyRow, copy_rows, copy_statement, read_ahead
 from loaders.core.raw_tables import RawTable
 
 SOURCE = "events"
 RAW_SCHEMA = "raw_events"
 FALLBACK_LINES = 50_000  # lines per copy_rows call on the fallback path
 MAX_PAYLOAD = 100_000  # bytes of a refused line kept in loader.rejects
+READ_AHEAD = 64  # chunks of the source's stream held while the warehouse catches up (~8 MB)
 
 # See loaders/oltp/landing.py: psycopg's warning on a connection lost mid-COPY
 # would print beside the one line the load stops with.
@@ -282,7 +283,9 @@ def land_day(
                 conn.cursor() as cur,
                 cur.copy(copy_statement(raw, copy_columns(spec))) as copy,
             ):
-                n = _pipe(read(batch_id, False), copy)
+                # The source is read in a thread of its own, so ClickHouse sends the next
+                # chunks while PostgreSQL takes the last ones.
+                n = _pipe(read_ahead(read(batch_id, False), READ_AHEAD, "events-read"), copy)
             refused: list[Reject] = []
         except REFUSED_ROW:
             # A NUL, a byte that is not UTF-8 or a row breaking the table's rule somewhere

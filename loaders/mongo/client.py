@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import queue
-import threading
 from collections.abc import Iterable, Iterator
-from contextlib import suppress
+from contextlib import closing, suppress
 from itertools import islice
 
 from pymongo import MongoClient
@@ -15,6 +13,7 @@ from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError
 
 from config import advice
+from loaders.core.copy import read_ahead
 from loaders.core.warehouse import LoaderError, first_line
 from loaders.mongo.checks import READ_OPTIONS, CollectionSpec
 from loaders.mongo.settings import MongoSettings
@@ -102,56 +101,26 @@ def batched(docs: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-_DONE = object()
-
-
 def prefetch(docs: Iterable, chunk: int = 1_000, depth: int = 20) -> Iterator:
-    """Read ``docs`` in a background thread, up to ``depth`` chunks ahead.
+    """Read ``docs`` (a cursor) in a background thread, up to ``depth`` chunks ahead.
 
     The source server produces the next documents while this process encodes
     and COPYs the current ones (pymongo releases the GIL on socket reads, psycopg
     on COPY). Documents cross the queue in chunks to keep the hand-over cheap.
     An error in the reader is raised in the consumer after the documents read
     before it; the reader stops when the consumer does (close the generator),
-    and closes ``docs`` (the cursor) in either case.
+    and closes the cursor in either case.
     """
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
 
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                buffer.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def read() -> None:
+    def chunks() -> Iterator[list]:
         try:
-            for part in batched(docs, chunk):
-                if not put(part):
-                    return
-            put(_DONE)
-        except BaseException as exc:  # handed to the consumer
-            put(exc)
+            yield from batched(docs, chunk)
         finally:
-            # The server-side cursor, from the thread that used it; a server already gone
-            # is the error the consumer reports, not a second one printed by this thread.
+            # A server already gone is the error the consumer reports, not a second one.
             with suppress(PyMongoError):
                 if close := getattr(docs, "close", None):
                     close()
 
-    reader = threading.Thread(target=read, name="mongo-prefetch", daemon=True)
-    reader.start()
-    try:
-        while True:
-            item = buffer.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield from item
-    finally:
-        stop.set()
-        reader.join(timeout=5)
+    with closing(read_ahead(chunks(), depth, name="mongo-prefetch")) as parts:
+        for part in parts:
+            yield from part

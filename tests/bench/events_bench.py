@@ -19,7 +19,7 @@ and noisy), from an empty warehouse each time:
 The figure is the ratio of the medians (psql time / loader time): 1.0 means as
 fast as loading a ready file with psql; the loader also has the ClickHouse
 query and the HTTP transfer to do. Smoke test: BENCH_EVENTS_SCALE=0.05
-BENCH_REPEATS=1.
+BENCH_REPEATS=1. Both figures go to the bench summary (``tests.bench.summary.record``).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from loaders.events.settings import ClickHouseSettings
 from loaders.raw_tables import ensure_all_raw_tables
 from stack.embedded_postgres import EmbeddedPostgres, psql_path
 from tests.bench.servers import warehouse_and_clickhouse
+from tests.bench.summary import record
 
 SCALE = float(os.environ.get("BENCH_EVENTS_SCALE", "10"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
@@ -167,6 +168,12 @@ def run(pg: EmbeddedPostgres, folder: Path) -> int:
         f"both tables    {total:,} rows   psql \\copy x2 {median['psql2']:6.2f}s   loader "
         f"{median['loader2']:6.2f}s   ratio {median['psql2'] / median['loader2']:.2f}  "
         f"({total / median['loader2']:,.0f} rows/s, the tables in parallel)"
+    )
+    record("events landing / psql \\copy", median["psql"] / median["loader"], goal=0.9)
+    record(
+        "events landing, both tables / psql \\copy x2",
+        median["psql2"] / median["loader2"],
+        goal=0.9,
     )
     return 0
 
