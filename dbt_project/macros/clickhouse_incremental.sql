@@ -19,6 +19,8 @@
        lightweight delete of the new data's keys, the insert, the comments
        (the statements dbt-clickhouse runs);
     4. drop the new-data table.
+    (The events models' window start, a query of its own per model before,
+    is a subquery of the model's query there: clickhouse__events_window_start.)
     The rows are the same as dbt-clickhouse's: only the partitions (or keys)
     the new data holds are replaced, a day the rebuild produced nothing for
     keeps its rows (as delete+insert by event_date on PostgreSQL).

@@ -6,10 +6,10 @@
 #}
 
 {#
-    The first day an incremental events model rebuilds (an ISO date string),
-    or none on a full build (or when the model is still empty). The models
-    rebuild whole days: from this day on, every day in the source replaces
-    the model's rows for that day.
+    The first day an incremental events model rebuilds, as a SQL date
+    expression, or none on a full build (or, on the warehouse, when the
+    model is still empty). The models rebuild whole days: from this day on,
+    every day in the source replaces the model's rows for that day.
 
     The window starts `lookback` days (var('events_lookback_days'), the
     loader's EVENTS_LOOKBACK_DAYS, at least 1) before the earlier of:
@@ -23,14 +23,19 @@
     The lookback completes the previous day (late events, which the loader
     relands within the same window, and its last 15-minute slice).
 
-    Computed once when the model runs and rendered as a literal, so the
-    filter is served by the raw table's index (PostgreSQL) or prunes
-    partitions (ClickHouse) instead of scanning history.
+    The filter it starts is served by the raw table's index (PostgreSQL) or
+    prunes partitions (ClickHouse) instead of scanning history. A model
+    computes it once and passes it to each of its reads (events_window).
 #}
 {% macro events_window_start(anchor_column='event_date') -%}
     {%- if not execute or not is_incremental() -%}
         {{ return(none) }}
     {%- endif -%}
+    {{ return(adapter.dispatch('events_window_start')(anchor_column)) }}
+{%- endmacro %}
+
+{# Computed when the model runs (a query) and rendered as a date literal. #}
+{% macro default__events_window_start(anchor_column) -%}
     {%- set lookback = [var('events_lookback_days') | int, 1] | max -%}
     {%- set found = run_query(
         'select max(' ~ anchor_column ~ ') from ' ~ this
@@ -49,7 +54,49 @@
     {%- if relanded -%}
         {%- set first = [first, datetime.date.fromisoformat(relanded)] | min -%}
     {%- endif -%}
-    {{ return((first - datetime.timedelta(days=lookback)).isoformat()) }}
+    {{ return(date_literal((first - datetime.timedelta(days=lookback)).isoformat())) }}
+{%- endmacro %}
+
+{#
+    On ClickHouse the same day as a scalar subquery of the model's own query:
+    ClickHouse computes it before it reads, so it prunes partitions as a
+    literal does, and the model saves a query of its own (a query's fixed
+    cost is most of what an incremental model costs there). An empty model
+    (max() of nothing is the epoch) gives the epoch: every day, and
+    events_model_empty lifts the upper bounds, as none does on the warehouse.
+    No relanded days: the models read the events in place.
+#}
+{% macro clickhouse__events_window_start(anchor_column) -%}
+    {%- set lookback = [var('events_lookback_days') | int, 1] | max -%}
+    {%- set next_day = 'max(' ~ anchor_column ~ ') + 1' -%}
+    {%- if run_logical_date() -%}
+        {%- set next_day = 'least(' ~ next_day ~ ', ' ~ date_literal(run_logical_date()) ~ ')' -%}
+    {%- endif -%}
+    {%- set start -%}
+        (
+            select if(max({{ anchor_column }}) = toDate(0), toDate(0), {{ next_day }} - {{ lookback }})
+            from {{ this }}
+        )
+    {%- endset -%}
+    {{ return(start) }}
+{%- endmacro %}
+
+{#
+    The condition that the model was empty when the run began, given its
+    events_window_start, or none where an empty model has no start (the
+    warehouse): on ClickHouse the start is the epoch then, and a read of an
+    empty model's window takes every day, without the upper bounds.
+#}
+{% macro events_model_empty(start) -%}
+    {{ return(adapter.dispatch('events_model_empty')(start)) }}
+{%- endmacro %}
+
+{% macro default__events_model_empty(start) -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+{% macro clickhouse__events_model_empty(start) -%}
+    {{ return(start ~ ' = toDate(0)') }}
 {%- endmacro %}
 
 {#
@@ -80,18 +127,20 @@
 {#
     The filter of an incremental events model's reads: the rebuilt days from
     `start` (the model's events_window_start, computed once at the top of the
-    model: each computation is a query, and on ClickHouse a query's fixed
-    cost is much of what an incremental day costs), up to the logical day
-    when one is given and `up_to_logical_date`. Renders a condition that is
-    true on a full build (`start` none).
+    model: on the warehouse each computation is a query), up to the logical
+    day when one is given and `up_to_logical_date` (unless the model was
+    empty: events_model_empty). Renders a condition that is true on a full
+    build (`start` none).
 #}
 {% macro events_window(start, date_column='event_date', up_to_logical_date=true) -%}
     {%- if start is none -%}
         1 = 1
     {%- else -%}
-        {{ date_column }} >= {{ date_literal(start) }}
+        {{ date_column }} >= {{ start }}
         {%- if run_logical_date() and up_to_logical_date %}
-            and {{ date_column }} <= {{ date_literal(run_logical_date()) }}
+            {%- set empty = events_model_empty(start) %}
+            and ({{ date_column }} <= {{ date_literal(run_logical_date()) }}
+            {%- if empty %} or {{ empty }}{% endif %})
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}

@@ -43,7 +43,11 @@ history as (
         value
     from slices
     {% if window_start is not none %}
-        where event_date >= {{ dbt.dateadd('day', -1, date_literal(window_start)) }}
+        {% set model_empty = events_model_empty(window_start) %}
+        where (
+            event_date >= {{ dbt.dateadd('day', -1, window_start) }}
+            {% if model_empty %}or {{ model_empty }}{% endif %}
+        )
     {% endif %}
 ),
 
