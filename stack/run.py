@@ -32,7 +32,7 @@ from pipelines.clock import next_days
 from pipelines.day import land, simulate
 from stack import run_summary as summary
 from stack import services
-from stack.dbt_build import DbtFailed, DbtSummary, run_dbt, start_dbt
+from stack.dbt_build import DbtFailed, DbtProcess, DbtSummary, run_dbt, start_dbt
 from stack.dbt_state import (
     Tested,
     dbt_scope,
@@ -78,54 +78,59 @@ def run() -> int:
     steps: dict[str, float] = {"start": time.monotonic() - t0}
     t_step = time.monotonic()
 
-    # 1. Each simulated source system writes the logical day(s); 2. land what
-    # is new (every day a daily source has not landed yet, watermark-based
-    # sources once).
+    # 1. Each simulated source system writes the logical day(s).
     simulate(days, say)
     steps["datagen"], t_step = time.monotonic() - t_step, time.monotonic()
-    landed = land(wh, days)
-    steps["load"], t_step = time.monotonic() - t_step, time.monotonic()
-    # Weekly (LOADER_FULL_CHECK_HOURS): every source compared with its raw tables,
-    # what differs relanded before the build reads it.
-    reconciled = reconcile_due()
-    if reconciled:
-        steps["reconcile"] = time.monotonic() - t_step
 
-    # 3. Transform: every model on the warehouse, and the models some sources
-    # also build elsewhere (the events models on ClickHouse, from the events in
-    # place), each target with its own dbt target dir so the warehouse's
-    # manifest stays the one Airflow and `make dbt-changed` read.
+    # 2. The models some sources also build elsewhere (the events models on
+    # ClickHouse, from the events in place) need nothing a load writes: each
+    # other target builds in a child process from now on, beside the loads and
+    # the warehouse's build, with its own dbt target dir so the warehouse's
+    # manifest stays the one Airflow and `make dbt-changed` read. The day waits
+    # for the longest, not the sum.
     tested = last_passed_build(wh, dbt_settings)  # None: the full check (every row, unit tests)
-    build_started = warehouse_now(wh)  # rows loaded before this are in this build
     full_check = tested is None
-    keep_views = [] if full_check else keep_unchanged_views_args(wh, dbt_settings, health.enabled)
-    selection = keep_views if health.enabled else without_health_args(keep_views)
-    # The other targets build at the same time as the warehouse, each in a child
-    # process (they share no tables): the day waits for the longest, not the sum.
     other_targets = sorted({t for s in SOURCES for t in s.dbt_targets} - {"warehouse"})
-    with dbt_scope(days[-1], tested):
-        children = {}
-        for target in other_targets:
-            target_path = str(dbt_settings.target_path / target)
-            args = ["build", "--target", target, "--target-path", target_path]
-            children[target] = start_dbt(
-                [*args, *dbt_scope_args(full_check)], local.logs_dir / f"dbt-{target}"
-            )
-        try:
+    children: dict[str, DbtProcess] = {}
+    try:
+        with dbt_scope(days[-1], tested):  # the children's environment
+            for target in other_targets:
+                target_path = str(dbt_settings.target_path / target)
+                args = ["build", "--target", target, "--target-path", target_path]
+                children[target] = start_dbt(
+                    [*args, *dbt_scope_args(full_check)], local.logs_dir / f"dbt-{target}"
+                )
+        # 3. Land what is new (every day a daily source has not landed yet,
+        # watermark-based sources once).
+        landed = land(wh, days)
+        steps["load"], t_step = time.monotonic() - t_step, time.monotonic()
+        # Weekly (LOADER_FULL_CHECK_HOURS): every source compared with its raw tables,
+        # what differs relanded before the build reads it.
+        reconciled = reconcile_due()
+        if reconciled:
+            steps["reconcile"] = time.monotonic() - t_step
+
+        # 4. Transform: every model on the warehouse.
+        build_started = warehouse_now(wh)  # rows loaded before this are in this build
+        keep_views = (
+            [] if full_check else keep_unchanged_views_args(wh, dbt_settings, health.enabled)
+        )
+        selection = keep_views if health.enabled else without_health_args(keep_views)
+        with dbt_scope(days[-1], tested):
             dbt = run_dbt(
                 ["build", *dbt_scope_args(full_check), *selection], local.logs_dir / "dbt"
             )
-        except BaseException:  # stopped (Ctrl-C): no build left running behind the run
-            for child in children.values():
-                child.stop()
-            raise
-        steps["dbt"] = dbt.seconds
-        if dbt.success:
-            save_state()
-        elsewhere: dict[str, DbtSummary] = {}
-        for target, child in children.items():
-            elsewhere[target] = child.wait()
-            steps[f"dbt {target}"] = elsewhere[target].seconds
+    except BaseException:  # a load failed, or Ctrl-C: no build left running behind the run
+        for child in children.values():
+            child.stop()
+        raise
+    steps["dbt"] = dbt.seconds
+    if dbt.success:
+        save_state()
+    elsewhere: dict[str, DbtSummary] = {}
+    for target, child in children.items():
+        elsewhere[target] = child.wait()
+        steps[f"dbt {target}"] = elsewhere[target].seconds
     if dbt.success and all(d.success for d in elsewhere.values()):
         record_passed_build(wh, dbt_settings, Tested(build_started, days[-1]), full_check)
 
