@@ -121,7 +121,13 @@ def run_dbt(args: list[str], log_dir: Path) -> DbtSummary:
     results = getattr(res.result, "results", None)
     if results is None:
         reason = res.exception or "dbt did not run (see its log)"
-        summary.failures.append(str(reason).strip().splitlines()[0])
+        # dbt heads its errors with their kind alone ("Runtime Error"): the
+        # line after it says what went wrong.
+        said = [line.strip() for line in str(reason).splitlines() if line.strip()]
+        head = said[0] if said else "dbt failed (see its log)"
+        summary.failures.append(
+            f"{head}: {said[1]}" if head.endswith("Error") and len(said) > 1 else head
+        )
         return summary
     for r in results:
         node = r.node

@@ -166,9 +166,9 @@ def test_first_run_builds_everything_then_next_run_is_incremental(
     assert "incremental run for logical day 2026-10-03" in second
     assert "stg_mongo__event_logs" in second  # incremental models report merged rows
     # Each step's time, one line (make bench's scaling figures read it).
-    assert re.search(r"^steps    datagen [\d.]+s · load [\d.]+s · dbt [\d.]+s · "
-                     r"dbt clickhouse [\d.]+s · report [\d.]+s · health [\d.]+s$",
-                     second, re.M)  # fmt: skip
+    assert re.search(r"^steps    start [\d.]+s · datagen [\d.]+s · load [\d.]+s · dbt [\d.]+s · "
+                     r"dbt clickhouse [\d.]+s · summary [\d.]+s · report [\d.]+s · "
+                     r"health [\d.]+s$", second, re.M)  # fmt: skip
     # The summary ends with the health line: both targets' builds passed.
     assert re.search(r"^health: last build .* UTC: clickhouse ok, dev ok, failing tests 0, "
                      r"lag \w+ \d+ messages.*, stalest source \w+",
