@@ -19,7 +19,7 @@ from pymongo import MongoClient
 from loaders.core.warehouse import LoaderError
 from loaders.mongo import client as mongo_client
 from loaders.mongo import job, landing
-from loaders.mongo.checks import COLLECTIONS
+from loaders.mongo.checks import COLLECTIONS, to_copy_row
 from loaders.mongo.job import load_collection
 from stack.embedded_mongo import EmbeddedMongo
 from tests.conftest import free_port
@@ -158,3 +158,11 @@ def test_the_server_dying_while_the_reader_is_ahead_is_one_line_and_a_rerun_comp
     assert raw_rows(warehouse) == raw_rows(reference_conninfo)
     with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
         conn.execute(f'drop database "{reference}" with (force)')
+
+
+def test_the_fallback_rebuilds_each_row_from_its_line() -> None:
+    """The refused-row path keeps only the COPY text sent: each row (id, version, body)
+    comes back from its line exactly as the encoder made it."""
+    for document in (doc(1), doc(2, _id="a\tb\\c\nd", query_text='back\\slash "quoted"\ttab')):
+        row = to_copy_row(document, SPEC, 7)
+        assert landing._copy_row(row.line) == row
