@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 
 import psycopg
@@ -168,18 +168,22 @@ def load_source_table_day(
 
 
 def _load_table_days(
-    spec: EventTable, days: list[dt.date], lookback_days: int, limit: dt.datetime
+    spec: EventTable,
+    days: list[dt.date],
+    lookback_days: int,
+    limit: dt.datetime,
+    prepared: Future[None],
 ) -> list[LoadResult]:
-    """One table's days in order, on a client and a connection of its own."""
-    with (
-        open_source(ClickHouseSettings.from_env()) as source,
-        connect(WarehouseSettings.from_env()) as conn,
-    ):
+    """One table's days in order, on a client and a connection of its own. ClickHouse's
+    side is checked while ``prepared`` creates the warehouse's tables."""
+    with open_source(ClickHouseSettings.from_env()) as source:
         source.check_contract(spec)
-        prepare_warehouse(conn)
-        return [
-            load_source_table_day(source, conn, spec, day, lookback_days, limit) for day in days
-        ]
+        prepared.result()
+        with connect(WarehouseSettings.from_env()) as conn:
+            prepare_warehouse(conn)
+            return [
+                load_source_table_day(source, conn, spec, day, lookback_days, limit) for day in days
+            ]
 
 
 def _prepare() -> None:
@@ -194,8 +198,7 @@ def load_table_day(table: str, day: dt.date) -> LoadResult:
     lookback = LoaderSettings.from_env().events_lookback_days
     limit = horizon()
     _refuse_future([day], limit)
-    _prepare()
-    [result] = _load_table_days(spec, [day], lookback, limit)
+    [[result]] = _in_parallel([spec], [day], lookback, limit)
     return result
 
 
@@ -212,15 +215,28 @@ def load_days(
     lookback = LoaderSettings.from_env().events_lookback_days
     limit = horizon()
     _refuse_future(span, limit)
-    _prepare()
-    with ThreadPoolExecutor(max_workers=len(specs), thread_name_prefix="events") as pool:
-        futures = [pool.submit(_load_table_days, spec, span, lookback, limit) for spec in specs]
-        errors = [f.exception() for f in futures]
+    per_table = _in_parallel(specs, span, lookback, limit)
+    return [r for day in zip(*per_table, strict=True) for r in day]
+
+
+def _in_parallel(
+    specs: list[EventTable], days: list[dt.date], lookback: int, limit: dt.datetime
+) -> list[list[LoadResult]]:
+    """Each table's days in a thread of its own, beside one creating the warehouse's tables.
+
+    If one table fails, the other still finishes (each day commits on its own), then
+    the first error is raised: the warehouse's first, as when it was prepared first.
+    """
+    with ThreadPoolExecutor(max_workers=len(specs) + 1, thread_name_prefix="events") as pool:
+        prepared = pool.submit(_prepare)
+        futures = [
+            pool.submit(_load_table_days, spec, days, lookback, limit, prepared) for spec in specs
+        ]
+        errors = [f.exception() for f in (prepared, *futures)]
     for error in errors:
         if error is not None:
             raise error
-    per_table = [f.result() for f in futures]
-    return [r for day in zip(*per_table, strict=True) for r in day]
+    return [f.result() for f in futures]
 
 
 def load_day(day: dt.date, tables: Iterable[str] | None = None) -> list[LoadResult]:
