@@ -11,8 +11,8 @@ the ratio of medians, not an absolute time.
 2. End to end from the embedded MongoDB server (nx-27017): ``load_collection``
    (read + land, a daily load: without the weekly scan for documents no watermark
    reaches, which is timed on its own) vs reading the same cursor alone (each document
-   decoded, as the loader must), in interleaved rounds: 1.0 would be a load costing
-   no more than its read.
+   decoded, as the loader must), in interleaved rounds; the figure is the median of
+   the rounds' ratios: 1.0 would be a load costing no more than its read.
 
 Every figure goes to the bench summary (``tests.bench.summary.record``).
 """
@@ -199,6 +199,9 @@ def run(pg: EmbeddedPostgres, mongo: EmbeddedMongo, tmp: Path) -> int:
         )
     t_read = statistics.median(read_times)
     t_e2e = statistics.median(e2e_times)
+    # Each round's load against the read just before it: the machine's load drifts
+    # between rounds by more than the difference measured.
+    e2e_ratio = statistics.median(e / r for e, r in zip(e2e_times, read_times, strict=True))
     started = time.perf_counter()
     sum(1 for _ in unreachable(db, SPEC))
     t_scan = time.perf_counter() - started
@@ -226,10 +229,11 @@ def run(pg: EmbeddedPostgres, mongo: EmbeddedMongo, tmp: Path) -> int:
             )
     print(
         f"from embedded MongoDB: read alone {t_read:6.2f}s   read + land {t_e2e:6.2f}s   "
-        f"ratio {t_e2e / t_read:.2f}x the read (target <= 1.15; source-bound: nx-27017 "
-        f"serves {len(docs) / t_read:,.0f} docs/s); ratio to psql \\copy {t_copy / t_e2e:.2f}"
+        f"ratio {e2e_ratio:.2f}x the read (median of the rounds' ratios; target <= 1.15; "
+        f"source-bound: nx-27017 serves {len(docs) / t_read:,.0f} docs/s); ratio to "
+        f"psql \\copy {t_copy / t_e2e:.2f}"
     )
-    record("mongo end to end / read alone", t_e2e / t_read, unit="x", goal=1.15, direction="lower")
+    record("mongo end to end / read alone", e2e_ratio, unit="x", goal=1.15, direction="lower")
     print(
         f"weekly full check (documents no watermark reaches, LOADER_FULL_CHECK_HOURS): "
         f"{t_scan:.2f}s on top of a load that runs it"
