@@ -23,6 +23,8 @@ busy machine):
 - the rows the warehouse read during the day (full scans, index reads) at
   both sizes: work that grows with history shows there first, while dbt's
   fixed cost per node still hides it in the seconds;
+- **the daily report** (``python -m reports daily``) after the 1x day, a
+  process of its own: drawn and written again, then already delivered;
 - **the reconciliation of every source** (``python -m loaders reconcile``) at
   both sizes: its cost grows with the partitions (days, key ranges), and the
   servers' work with the rows they count and hash;
@@ -65,6 +67,7 @@ from tests.conftest import free_port
 
 STEP = re.compile(r"([a-z][a-z ]*?) ([\d.]+)s")
 WARM_DAY_GOAL = 20.0  # seconds, a quiet machine
+REPORT_GOAL = 1.0  # seconds, the daily report's process
 
 
 def first_day(history_days: int) -> dt.date:
@@ -215,6 +218,7 @@ class Day:
     rows_read: tuple[int, ...]  # (by full scans, by index) during the day
     full_refresh: dict[str, float] = field(default_factory=dict)  # target -> seconds
     reconcile: float = 0.0  # `python -m loaders reconcile`: every source, the whole history
+    report: dict[str, float] = field(default_factory=dict)  # `python -m reports daily`, timed
 
 
 def measure_day(stack: Stack, marts_out: Path | None = None) -> Day:
@@ -238,6 +242,13 @@ def measure_day(stack: Stack, marts_out: Path | None = None) -> Day:
         measured.full_refresh[target] = stack.full_refresh_seconds(target, day.group(1))
         print(f"{history} days: dbt full refresh on {target} "
               f"{measured.full_refresh[target]:.1f}s", flush=True)  # fmt: skip
+    # The day's report by hand, a process of its own as a user runs it: delivered
+    # again (drawn and written), and then already delivered (nothing drawn).
+    measured.report["drawn"], _ = stack.python("-m", "reports", "daily", "--latest", "--force")
+    measured.report["already delivered"], _ = stack.python("-m", "reports", "daily", "--latest")
+    drawn, again = measured.report["drawn"], measured.report["already delivered"]
+    print(f"{history} days: python -m reports daily {drawn:.1f}s (drawn and written), "
+          f"{again:.1f}s (already delivered)", flush=True)  # fmt: skip
     measured.reconcile, out = stack.python("-m", "loaders", "reconcile")
     print(f"{history} days: reconciliation of every source {measured.reconcile:.1f}s", flush=True)
     for line in out.splitlines():
@@ -299,6 +310,10 @@ def report(small: Day, large: Day) -> None:
            goal=WARM_DAY_GOAL, direction="lower")  # fmt: skip
     for name, secs in small.steps.items():
         record(f"make run warm day: {name}", secs, "s")
+    record("daily report (python -m reports daily --force), whole process",
+           small.report["drawn"], "s", goal=REPORT_GOAL, direction="lower")  # fmt: skip
+    record("daily report already delivered (nothing drawn), whole process",
+           small.report["already delivered"], "s", goal=REPORT_GOAL, direction="lower")  # fmt: skip
     record(f"make run day at {scale:g}x history / 1x", ratio(large.seconds, small.seconds), "x",
            goal=1.3, direction="lower")  # fmt: skip
     load = ratio(large.steps["load"], small.steps["load"])

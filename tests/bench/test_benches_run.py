@@ -78,6 +78,7 @@ def test_scaling_bench_runs(scaling_bench_output: str) -> None:
     assert "warehouse dbt build at 2 days: full refresh" in out
     assert "1 days: dbt full refresh on warehouse" in out  # both sizes: the crossing estimate
     assert "ratio full/incremental" in out
+    assert re.search(r"python -m reports daily [\d.]+s \(drawn and written\)", out), out
     assert "reconciliation of every source:" in out and "reconciled events.feed_actions" in out
     # the day's reads, counted in the warehouse's statistics at both sizes
     read = re.search(r"read during the day: ([\d,]+) by full scans and ([\d,]+) by index", out)
