@@ -50,6 +50,7 @@ from loaders.oltp.job import load_all, load_table
 from loaders.oltp.landing import raw_table
 from loaders.raw_tables import ensure_all_raw_tables
 from stack.embedded_postgres import EmbeddedPostgres, psql_path
+from tests.bench.summary import record
 from tests.conftest import free_port
 
 N_ROWS = int(os.environ.get("BENCH_OLTP_ROWS", "500000"))
@@ -197,6 +198,7 @@ def run(pg: EmbeddedPostgres) -> int:
         f"ratio {t_copy / t_loader:.2f}  ({N_ROWS / t_loader:,.0f} rows/s, batches of "
         f"{batch_size:,}; target >= 0.9)"
     )
+    record("oltp replication / psql pipe", t_copy / t_loader, goal=0.9)
     for size in sizes:
         if size != batch_size:
             t = statistics.median(loader_times[size])
@@ -223,6 +225,7 @@ def run(pg: EmbeddedPostgres) -> int:
         f"ratio {t_copy / t_loader:.2f}  ({N_ROWS / t_loader:,.0f} rows/s from the slot, "
         f"transactions of {CDC_TRANSACTION:,}; target >= 0.8)"
     )
+    record("oltp change capture / psql pipe", t_copy / t_loader, goal=0.8)
     return 0
 
 

@@ -23,6 +23,7 @@ from loaders.sales_api.job import fetch_day
 from loaders.sales_api.landing import land_increment
 from stack.embedded_postgres import EmbeddedPostgres
 from stack.embedded_sales_api import EmbeddedSalesApi
+from tests.bench.summary import record
 from tests.conftest import free_port
 
 DAYS = int(os.environ.get("BENCH_SALES_DAYS", "7"))
@@ -73,6 +74,7 @@ def main() -> int:
     steps = " + ".join(f"{name} {med[name]:.3f}s" for name in ("fetch", "check", "land"))
     print(f"per day: {steps} = {per_day:.3f}s (plus the API's report preparation time)")
     print(f"reload of a day (delete + land, one transaction): {med['reload']:.3f}s")
+    record("sales API, a day's increments (fetch, check, land)", per_day, "s")
     return 0
 
 
