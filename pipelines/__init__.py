@@ -7,10 +7,11 @@ and its dbt models), found there, not an edit to two orchestrations.
 """
 
 from pipelines.definition import Landed, Source, Step, StepContext, run_source
-from pipelines.sources import COMBINED_TRANSFORMS, SOURCES, SOURCES_BY_NAME
+from pipelines.sources import COMBINED_TRANSFORMS, OTHER_DBT_TARGETS, SOURCES, SOURCES_BY_NAME
 
 __all__ = [
     "COMBINED_TRANSFORMS",
+    "OTHER_DBT_TARGETS",
     "SOURCES",
     "SOURCES_BY_NAME",
     "Landed",

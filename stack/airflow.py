@@ -40,7 +40,7 @@ from config import (
 )
 from loaders.mongo.settings import MongoSettings
 from loaders.oltp.settings import OltpSettings
-from pipelines import SOURCES
+from pipelines import OTHER_DBT_TARGETS
 from stack import services
 from stack.embedded_postgres import ServiceError, ensure_database
 
@@ -155,8 +155,7 @@ def dbt_parse(env: dict[str, str]) -> None:
     settings = DbtSettings.from_env().model_copy(
         update={"manifest": Path(env["DBT_MANIFEST_PATH"])}
     )
-    others = sorted({t for source in SOURCES for t in source.dbt_targets} - {"warehouse"})
-    targets = [settings.target, *others]
+    targets = [settings.target, *OTHER_DBT_TARGETS]
     dbt = Path(sys.executable).parent / "dbt"
     flags = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(PROFILES_DIR),
              "--profile", "store_analytics", "--quiet"]  # fmt: skip

@@ -27,7 +27,7 @@ from config import (
 )
 from loaders.core.reconcile import reconcile_due
 from loaders.core.warehouse import LoaderError, connect
-from pipelines import SOURCES
+from pipelines import OTHER_DBT_TARGETS
 from pipelines.clock import next_days
 from pipelines.day import land, simulate
 from stack import run_summary as summary
@@ -90,11 +90,10 @@ def run() -> int:
     # for the longest, not the sum.
     tested = last_passed_build(wh, dbt_settings)  # None: the full check (every row, unit tests)
     full_check = tested is None
-    other_targets = sorted({t for s in SOURCES for t in s.dbt_targets} - {"warehouse"})
     children: dict[str, DbtProcess] = {}
     try:
         with dbt_scope(days[-1], tested):  # the children's environment
-            for target in other_targets:
+            for target in OTHER_DBT_TARGETS:
                 target_path = str(dbt_settings.target_path / target)
                 args = ["build", "--target", target, "--target-path", target_path]
                 children[target] = start_dbt(

@@ -40,7 +40,7 @@ from include.watcher import start_watchers_in_triggerer
 PARTIAL_PARSE = "partial_parse.msgpack"
 
 
-def seed_partial_parse(dag: DbtDag, target: str) -> None:
+def seed_partial_parse(dag: DbtDag, settings: DbtSettings, target: str) -> None:
     """Start Cosmos's cache for this DAG from `make airflow`'s `dbt parse` on ``target``.
 
     Each Cosmos task runs dbt in a fresh copy of the project, starting from the
@@ -50,7 +50,7 @@ def seed_partial_parse(dag: DbtDag, target: str) -> None:
     for them; a cache the DAG's runs already wrote is left as it is.
     """
     cache_dir = next((t.cache_dir for t in dag.tasks if getattr(t, "cache_dir", None)), None)
-    seed = DbtSettings.from_env().parse_dir(target)
+    seed = settings.parse_dir(target)
     if cache_dir is None or not (seed / PARTIAL_PARSE).exists():
         return
     cached = Path(cache_dir) / "target"
@@ -123,6 +123,7 @@ def transform_dag(
     if get_parsing_context().dag_id not in (None, dag_id):
         return None
     mode = execution_mode()
+    dbt_settings = DbtSettings.from_env()
     dag = DbtDag(
         dag_id=dag_id,
         description=description,
@@ -139,7 +140,7 @@ def transform_dag(
         # After each dbt invocation its artifacts go to raw_ops (the ops models).
         operator_args={
             "callback": keep_artifacts,
-            "callback_args": {"target": target or DbtSettings.from_env().target},
+            "callback_args": {"target": target or dbt_settings.target},
         },
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
@@ -171,7 +172,7 @@ def transform_dag(
             ),
         ),
     )
-    seed_partial_parse(dag, target or DbtSettings.from_env().target)
+    seed_partial_parse(dag, dbt_settings, target or dbt_settings.target)
     if mode == ExecutionMode.WATCHER:
         start_watchers_in_triggerer(dag)
     if gate is not None:

@@ -59,6 +59,11 @@ def discover() -> tuple[Source, ...]:
 
 SOURCES: tuple[Source, ...] = discover()
 SOURCES_BY_NAME = {s.name: s for s in SOURCES}
+# The dbt targets some source also builds on besides the warehouse ("clickhouse"):
+# make run builds each beside the warehouse, make airflow parses for each.
+OTHER_DBT_TARGETS: tuple[str, ...] = tuple(
+    sorted({t for s in SOURCES for t in s.dbt_targets} - {"warehouse"})
+)
 
 # dbt tags whose models read several sources' models (user_activity: the app's
 # sessions and reviews, the order system's orders). Their transform runs once
