@@ -103,19 +103,41 @@ def chromium(height: int = 1000) -> webdriver.Chrome:
 
 
 def login(driver: webdriver.Chrome, base_url: str, user: str, password: str) -> None:
-    """Superset's own login form, as a person would use it."""
-    driver.get(f"{base_url}/login/")
-    deadline = time.monotonic() + 30
-    while not driver.find_elements(By.ID, "username"):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no login form at {base_url}/login/")
-        time.sleep(0.2)
-    driver.find_element(By.ID, "username").send_keys(user)
-    driver.find_element(By.ID, "password").send_keys(password + Keys.ENTER)
-    while "/login" in driver.current_url:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the login of {user!r} was not accepted")
-        time.sleep(0.2)
+    """Superset's own login form, as a person would use it.
+
+    The form is React's: on a loaded machine it can re-render between the
+    typing and the Enter, and the values typed are lost (the form then stays
+    on /login, saying the fields are required). So the values are checked
+    before Enter, and a form still on /login after a while is loaded and
+    filled again, until the deadline; the failure says what the page showed.
+    """
+    deadline = time.monotonic() + 90
+    shown = ""
+    while time.monotonic() < deadline:
+        driver.get(f"{base_url}/login/")
+        while not driver.find_elements(By.ID, "username"):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no login form at {base_url}/login/")
+            time.sleep(0.2)
+        try:
+            name, secret = (
+                driver.find_element(By.ID, "username"),
+                driver.find_element(By.ID, "password"),
+            )
+            name.send_keys(user)
+            secret.send_keys(password)
+            if name.get_attribute("value") != user or secret.get_attribute("value") != password:
+                continue  # re-rendered while typing: load the form again
+            secret.send_keys(Keys.ENTER)
+        except WebDriverException:  # an element went stale under a re-render
+            continue
+        tried = time.monotonic()
+        while "/login" in driver.current_url and time.monotonic() - tried < 15:
+            time.sleep(0.2)
+        if "/login" not in driver.current_url:
+            return
+        shown = driver.find_element(By.TAG_NAME, "body").text[:300]
+    raise AssertionError(f"the login of {user!r} was not accepted; the page said: {shown!r}")
 
 
 @dataclass(frozen=True)
