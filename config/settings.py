@@ -349,6 +349,13 @@ class LoaderSettings(Settings):
         "LOADER_FULL_CHECK_HOURS", 168.0, "hours between checks that read every document", ge=0
     )
 
+    # make run and make load/datagen run the sources side by side (each after the
+    # ones its `after` names): a source waiting on its server (the partner API
+    # preparing a report) no longer holds the others up. 1 = one after another.
+    sources_at_once: int = setting(
+        "LOADER_SOURCES_AT_ONCE", 4, "sources simulated and landed side by side", ge=1
+    )
+
     def horizon(self) -> dt.datetime:
         """The latest time a load takes (UTC, naive): now plus the future tolerance. Later
         rows are held back until their time has come, so a clock running ahead (2100) never

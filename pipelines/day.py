@@ -1,9 +1,16 @@
-"""Every source of the registry through a logical day, in the registry's order.
+"""Every source of the registry through a logical day, side by side in the registry's order.
 
 ``simulate`` lets each simulated source system write the day(s); ``land``
 runs each source's extract-load steps. ``make run`` runs both before dbt;
 ``make datagen`` and ``make load`` (``python -m pipelines simulate`` and
 ``land``) run one each. A source added to ``SOURCES`` is in all of them.
+
+Sources run side by side (LOADER_SOURCES_AT_ONCE at a time), each once the
+sources its ``after`` names are done: most of a source's time is its
+servers' (a report the partner API prepares, a COPY PostgreSQL runs), so
+the day waits for the longest source, not the sum. A source that fails
+does not stop the others, only those that come after it; the first failure
+is raised once every source that could run has run.
 """
 
 from __future__ import annotations
@@ -11,13 +18,67 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from graphlib import TopologicalSorter
+from typing import Any, TypeVar
 
 from config import LoaderSettings, WarehouseSettings
 from loaders.core.warehouse import connect
 from pipelines import clock
 from pipelines.definition import Source, run_source
 from pipelines.sources import SOURCES
+
+T = TypeVar("T")
+
+
+def each_source(sources: tuple[Source, ...], work: Callable[[Source], T]) -> list[T]:
+    """``work(source)`` for each of ``sources``, side by side, each after those its
+    ``after`` names (among ``sources``); the results in ``sources``' order.
+
+    A source whose ``work`` raised is not followed by those that come after it;
+    the others still run. The first error (in ``sources``' order) is raised then,
+    and any other is printed, one line each.
+    """
+    names = {s.name for s in sources}
+    after = {s.name: [a for a in s.after if a in names] for s in sources}
+    graph = TopologicalSorter(after)
+    graph.prepare()
+    by_name = {s.name: s for s in sources}
+    order = [s.name for s in sources]
+    results: dict[str, T] = {}
+    errors: dict[str, BaseException] = {}
+    workers = max(1, min(LoaderSettings.from_env().sources_at_once, len(sources)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="source") as pool:
+        running: dict[Future[T], str] = {}
+        while graph.is_active():
+            for name in sorted(graph.get_ready(), key=order.index):  # registry order
+                if any(a in errors or a not in results for a in after[name]):
+                    errors.setdefault(name, _Skipped(name))  # an earlier source failed
+                    graph.done(name)
+                else:
+                    running[pool.submit(work, by_name[name])] = name
+            if not running:
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                try:
+                    results[name] = future.result()
+                except BaseException as exc:  # raised below, once the others ran
+                    errors[name] = exc
+                graph.done(name)
+    failed = [errors[s.name] for s in sources if s.name in errors]
+    real = [e for e in failed if not isinstance(e, _Skipped)]
+    if real:
+        for other in real[1:]:
+            print(f"  also failed: {other}", file=sys.stderr, flush=True)
+        raise real[0]
+    return [results[s.name] for s in sources]
+
+
+class _Skipped(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name}: not run, a source it comes after failed")
 
 
 def simulate(
@@ -28,11 +89,14 @@ def simulate(
     A day every system has written moves the simulation's clock (one of them
     alone does not: the next run gives the day to the others).
     """
+    simulated = tuple(s for s in only or SOURCES if s.simulate is not None)
     for day in days:
-        for source in only or SOURCES:
-            if source.simulate is not None:
-                counts = source.simulate(day) or {}
-                say(f"datagen  {day}: {sum(counts.values()):,} records written ({source.name})")
+
+        def write(source: Source, day: dt.date = day) -> None:
+            counts = source.simulate(day) or {}
+            say(f"datagen  {day}: {sum(counts.values()):,} records written ({source.name})")
+
+        each_source(simulated, write)
         if not only:
             clock.record([day])
 
@@ -68,12 +132,15 @@ def land(
     """What is new in every source (or each of ``only``): daily sources each day not
     landed yet up to ``days[-1]``, watermark-based ones once. Returns what each
     landing step did."""
-    landed: list[dict[str, Any]] = []
-    for source in only or SOURCES:
+
+    def land_source(source: Source) -> list[dict[str, Any]]:
+        landed: list[dict[str, Any]] = []
         for day in days_to_land(wh, source.name, days) if source.daily else days[-1:]:
             print(f"  {source.name} {day} ...", file=sys.stderr, flush=True)
             landed += run_source(source, day)
-    return landed
+        return landed
+
+    return [r for results in each_source(only or SOURCES, land_source) for r in results]
 
 
 def landed_lines(landed: list[dict[str, Any]]) -> list[str]:

@@ -32,7 +32,14 @@ from pipelines.clock import next_days
 from pipelines.day import land, simulate
 from stack import run_summary as summary
 from stack import services
-from stack.dbt_build import DbtFailed, DbtProcess, DbtSummary, run_dbt, start_dbt
+from stack.dbt_build import (
+    DbtFailed,
+    DbtProcess,
+    DbtSummary,
+    import_dbt_beside,
+    run_dbt,
+    start_dbt,
+)
 from stack.dbt_state import (
     Tested,
     dbt_scope,
@@ -100,7 +107,8 @@ def run() -> int:
                     [*args, *dbt_scope_args(full_check)], local.logs_dir / f"dbt-{target}"
                 )
         # 3. Land what is new (every day a daily source has not landed yet,
-        # watermark-based sources once).
+        # watermark-based sources once), dbt's import beside it.
+        import_dbt_beside()
         landed = land(wh, days)
         steps["load"], t_step = time.monotonic() - t_step, time.monotonic()
         # Weekly (LOADER_FULL_CHECK_HOURS): every source compared with its raw tables,
