@@ -17,18 +17,21 @@ shows the lineage. A failed node, or a producer that ended without a result
 for it, is sent to a worker to fail the task with Cosmos's message, which
 names the model or test. A second try of a watcher (retried, or cleared in
 the UI) waits for its upstream tasks, then runs its node's dbt command on a
-worker, as Cosmos's watchers do.
+worker, as Cosmos's watchers do. Each run's producer state is read once a
+second for all of its watchers; when the producer ends, every watcher still
+waiting reads its result at once, so the run ends with its build.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.sdk import DAG
 from airflow.triggers.base import (
@@ -41,29 +44,73 @@ from airflow.triggers.base import (
 from asgiref.sync import sync_to_async
 from cosmos.listeners.dag_run_listener import EventStatus
 from cosmos.operators._watcher.base import BaseConsumerSensor
+from cosmos.operators._watcher.state import (
+    is_dbt_node_status_failed,
+    is_dbt_node_status_skipped,
+    is_dbt_node_status_success,
+)
 from cosmos.operators._watcher.triggerer import WatcherEventReason, WatcherTrigger
 from cosmos.operators.watcher import DbtProducerWatcherOperator
 
-# How often a watcher asks for its node's result: each ask is two reads
-# through the API server, for every node still waiting. The first wait is
+# How often a watcher asks for its node's result: each ask is a read through
+# the API server, for every node still waiting. The first wait is
 # POKE_SECONDS, each next one POKE_GROWTH times longer, up to POKE_MAX_SECONDS:
 # a node that ends early is seen at once, one at the end of a long build is
 # asked about ten times rather than every two seconds (with thirty nodes
 # waiting, polling at a fixed 2 s kept the triggerer and the API server busier
-# than the build). A run ends at most POKE_MAX_SECONDS after its last node.
+# than the build).
 POKE_SECONDS = 2.0
 POKE_GROWTH = 1.5
 POKE_MAX_SECONDS = 15.0
-# Cosmos reads the producer's state at every poke as well as the node's result;
-# it matters only when the producer ended without a result for the node, so it
-# is read at the first poke and then every PRODUCER_EVERY-th: such an end is
-# seen a few pokes later, and most pokes are one read instead of two. (Each
-# read is a request the triggerer's supervisor serves, and each request a
-# turn of its loop, with its own queries: on two cores the triggerer was the
-# busiest process of a run.)
-PRODUCER_EVERY = 3
+# The producer's state is read by one task per DAG run, every PRODUCER_SECONDS,
+# for all of that run's watchers in this triggerer (one read a second, not one
+# per watcher per poke). When the producer ends, every waiting watcher asks at
+# once: its result is published by then, so a run no longer ends up to
+# POKE_MAX_SECONDS after its build.
+PRODUCER_SECONDS = 1.0
+PRODUCER_ENDED = frozenset({"success", "failed", "skipped"})
 # A watcher whose producer never reports (its worker lost, say) fails then.
 WATCH_TIMEOUT = dt.timedelta(hours=24)
+
+
+class _RunWatch:
+    """The producer's state for one DAG run, shared by that run's watchers in this triggerer."""
+
+    runs: ClassVar[dict[tuple[str, str], _RunWatch]] = {}
+
+    def __init__(self, trigger: TriggererWatcherTrigger) -> None:
+        self.state: str | None = None  # the producer's, once it ended
+        self.ended = asyncio.Event()
+        self.watchers = 0
+        self.task = asyncio.get_running_loop().create_task(self._poll(trigger))
+
+    @classmethod
+    def join(cls, trigger: TriggererWatcherTrigger) -> _RunWatch:
+        key = (trigger.dag_id, trigger.run_id)
+        if key not in cls.runs:
+            cls.runs[key] = cls(trigger)
+        watch = cls.runs[key]
+        watch.watchers += 1
+        return watch
+
+    def leave(self, trigger: TriggererWatcherTrigger) -> None:
+        self.watchers -= 1
+        if self.watchers == 0:
+            self.task.cancel()
+            self.runs.pop((trigger.dag_id, trigger.run_id), None)
+
+    async def _poll(self, trigger: TriggererWatcherTrigger) -> None:
+        while (state := await trigger._get_producer_task_status()) not in PRODUCER_ENDED:
+            await asyncio.sleep(PRODUCER_SECONDS)
+        self.state = state
+        self.ended.set()
+
+    async def wait(self, seconds: float) -> None:
+        """``seconds``, or less if the producer ends meanwhile."""
+        if self.ended.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ended.wait(), seconds)
 
 
 class TriggererWatcherTrigger(WatcherTrigger):
@@ -80,7 +127,6 @@ class TriggererWatcherTrigger(WatcherTrigger):
     def __init__(self, *, upstream_task_ids: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.upstream_task_ids = sorted(upstream_task_ids or [])
-        self._pokes = 0  # producer-state asks so far (read every PRODUCER_EVERY-th)
 
     @property
     def poke_interval(self) -> float:
@@ -107,32 +153,54 @@ class TriggererWatcherTrigger(WatcherTrigger):
         return await self.get_xcom_val_af3(key)
 
     async def _get_producer_task_status(self) -> str | None:
-        self._pokes += 1
-        if self._pokes % PRODUCER_EVERY != 1:
-            return None  # not read this time: Cosmos then goes by the node's result alone
         # Cosmos waits for failed, skipped or success: a producer that never
         # ran because its own upstream failed would keep the watchers waiting.
         state = await super()._get_producer_task_status()
         return "failed" if state in ("upstream_failed", "removed") else state
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Cosmos's watch of one node, the producer's state read once per run (``_RunWatch``).
+
+        Succeeded or skipped: the task ends here. Failed, or a producer that
+        ended without the node's result: the event goes to a worker, where
+        Cosmos raises its message (or, for a skipped producer, runs the node's
+        dbt command itself).
+        """
         ti = self.task_instance
         if not self.run_id and ti is not None:
             self.run_id, self.map_index = ti.run_id, ti.map_index
         if ti is not None and (getattr(ti, "try_number", 1) or 1) > 1:
             yield await self._after_upstream()
             return
-        async for event in super().run():
-            status = event.payload.get("status")
-            if status == EventStatus.SUCCESS:
-                yield TaskSuccessEvent()
-            elif status == EventStatus.SKIPPED:
-                yield TaskSkippedEvent()
-            else:
-                # Failed, or no result: the worker raises Cosmos's message (or,
-                # for a skipped producer, runs the node's dbt command itself).
-                yield event
-            return
+        watch = _RunWatch.join(self)
+        try:
+            while True:
+                producer = watch.state  # read before the result: results precede its end
+                status, compiled_sql = await self._parse_dbt_node_status_and_compiled_sql()
+                if is_dbt_node_status_success(status):
+                    yield TaskSuccessEvent()
+                elif is_dbt_node_status_skipped(status):
+                    yield TaskSkippedEvent()
+                elif is_dbt_node_status_failed(status):
+                    failed = {
+                        "status": EventStatus.FAILED,
+                        "reason": WatcherEventReason.NODE_FAILED,
+                    }
+                    yield TriggerEvent(
+                        {**failed, **({"compiled_sql": compiled_sql} if compiled_sql else {})}
+                    )
+                elif producer == "failed":
+                    yield _failed(WatcherEventReason.PRODUCER_FAILED)
+                elif producer == "skipped":
+                    yield _failed(WatcherEventReason.PRODUCER_SKIPPED)
+                elif producer == "success":  # ended without running this node
+                    yield TaskSuccessEvent()
+                else:
+                    await watch.wait(self.poke_interval)
+                    continue
+                return
+        finally:
+            watch.leave(self)
 
     async def _after_upstream(self) -> TriggerEvent:
         """Once every upstream task succeeded (or was skipped): the node's own dbt run."""
@@ -151,6 +219,10 @@ class TriggererWatcherTrigger(WatcherTrigger):
                     {"status": EventStatus.FAILED, "reason": WatcherEventReason.PRODUCER_SKIPPED}
                 )
             await asyncio.sleep(self.poke_interval)
+
+
+def _failed(reason: WatcherEventReason) -> TriggerEvent:
+    return TriggerEvent({"status": EventStatus.FAILED, "reason": reason})
 
 
 PROGRESS_EVENTS = frozenset({"NodeStart", "NodeCompiling", "NodeExecuting"})

@@ -4,8 +4,8 @@ The success path runs for real under the scheduler (tests/bench/
 test_airflow_scheduler.py: every transform in watcher mode, two days, no
 retry). Here the parts a passing build never reaches: what a trigger does
 with a failed or skipped node, and which results the producer publishes.
-Cosmos's own polling of the producer's XComs is replaced by a scripted
-event (it needs a triggerer talking to an API server), and the producer's
+Cosmos's reads of the producer's XComs and state are replaced by scripted
+answers (they need a triggerer talking to an API server), and the producer's
 task instance by one that records its pushes.
 """
 
@@ -47,31 +47,62 @@ def events_of(trigger: TriggererWatcherTrigger) -> list:
     return asyncio.run(collect())
 
 
-def trigger_events(monkeypatch, payload: dict) -> tuple[list, TriggererWatcherTrigger]:
-    """What the trigger yields when Cosmos's watcher reports ``payload``."""
+def scripted(monkeypatch, nodes: list, producers: list, reads: list[str]) -> None:
+    """Cosmos's reads of a node's result and of the producer's state, scripted (each list's
+    last value repeats); each read is recorded in ``reads``."""
+    from include import watcher
 
-    async def cosmos_run(self):
-        self.seen_run_id = self.run_id
-        yield TriggerEvent(payload)
+    node_results, producer_states = iter(nodes), iter(producers)
+    last: dict[str, object] = {}
 
-    monkeypatch.setattr(WatcherTrigger, "run", cosmos_run)
-    trigger = started_trigger(try_number=1)
-    return events_of(trigger), trigger
+    async def status(self):
+        reads.append("node")
+        last["node"] = next(node_results, last.get("node"))
+        return last["node"], None
+
+    async def producer(self):
+        reads.append("producer")
+        last["producer"] = next(producer_states, last.get("producer"))
+        return last["producer"]
+
+    monkeypatch.setattr(WatcherTrigger, "_parse_dbt_node_status_and_compiled_sql", status)
+    monkeypatch.setattr(WatcherTrigger, "_get_producer_task_status", producer)
+    monkeypatch.setattr(watcher, "PRODUCER_SECONDS", 0.001)
+
+
+def watch(monkeypatch, nodes: list, producers: list) -> tuple[list, list[str]]:
+    """A watcher over scripted node results and producer states: its events, and its reads."""
+    reads: list[str] = []
+    scripted(monkeypatch, nodes, producers, reads)
+    return events_of(started_trigger(try_number=1, poke_interval=0.001)), reads
 
 
 def test_a_node_that_succeeded_or_was_skipped_ends_in_the_triggerer(monkeypatch) -> None:
-    [event], trigger = trigger_events(monkeypatch, {"status": "success"})
+    [event], _ = watch(monkeypatch, [None, None, "success"], ["running"])
     assert isinstance(event, TaskSuccessEvent)
-    assert trigger.seen_run_id == "manual__2026-10-09"  # read from its task instance
-    [event], _ = trigger_events(monkeypatch, {"status": "skipped"})
+    [event], _ = watch(monkeypatch, ["skipped"], ["running"])
     assert isinstance(event, TaskSkippedEvent)
 
 
-@pytest.mark.parametrize("reason", ["node_failed", "producer_failed", "producer_skipped"])
-def test_a_failed_node_goes_to_a_worker_to_fail_with_cosmos_message(monkeypatch, reason) -> None:
-    payload = {"status": "failed", "reason": reason}
-    [event], _ = trigger_events(monkeypatch, payload)
-    assert type(event) is TriggerEvent and event.payload == payload
+@pytest.mark.parametrize(
+    ("node", "producer", "reason"),
+    [("failed", "running", "node_failed"), (None, "failed", "producer_failed"),
+     (None, "upstream_failed", "producer_failed"), (None, "skipped", "producer_skipped")],
+)  # fmt: skip
+def test_a_failed_node_goes_to_a_worker_to_fail_with_cosmos_message(
+    monkeypatch, node, producer, reason
+) -> None:
+    [event], _ = watch(monkeypatch, [node], ["running", producer])
+    assert type(event) is TriggerEvent
+    assert event.payload == {"status": "failed", "reason": reason}
+
+
+def test_a_producer_that_ended_without_the_nodes_result_means_not_run(monkeypatch) -> None:
+    [event], reads = watch(monkeypatch, [None], ["running", "running", "success"])
+    assert isinstance(event, TaskSuccessEvent)
+    # The node's result was read again after the producer's end was seen.
+    last_producer_read = len(reads) - 1 - reads[::-1].index("producer")
+    assert "node" in reads[last_producer_read:]
 
 
 def test_the_trigger_serializes_as_itself() -> None:
@@ -83,24 +114,16 @@ def test_the_trigger_serializes_as_itself() -> None:
 
 
 def test_a_waiting_watcher_asks_less_often_as_the_build_goes_on(monkeypatch) -> None:
-    """Cosmos's loop sleeps ``poke_interval`` between asks: growing waits, capped."""
+    """Growing waits between asks, capped, while the producer runs."""
     from include import watcher
 
     waits: list[float] = []
-    polls = iter([None] * 11 + ["success"])  # the node ends at the twelfth ask
 
-    async def status(self):
-        return next(polls), None
-
-    async def producer(self):
-        return "running"
-
-    async def sleep(seconds: float) -> None:
+    async def wait(self, seconds: float) -> None:
         waits.append(seconds)
 
-    monkeypatch.setattr(WatcherTrigger, "_parse_dbt_node_status_and_compiled_sql", status)
-    monkeypatch.setattr(WatcherTrigger, "_get_producer_task_status", producer)
-    monkeypatch.setattr(asyncio, "sleep", sleep)
+    scripted(monkeypatch, [None] * 11 + ["success"], ["running"], [])  # ends at the 12th ask
+    monkeypatch.setattr(watcher._RunWatch, "wait", wait)
     trigger = started_trigger(try_number=1, poke_interval=watcher.POKE_SECONDS)
     [event] = events_of(trigger)
     assert isinstance(event, TaskSuccessEvent)
@@ -114,41 +137,29 @@ def test_a_waiting_watcher_asks_less_often_as_the_build_goes_on(monkeypatch) -> 
     assert trigger.serialize()[1]["poke_interval"] == watcher.POKE_SECONDS
 
 
-def watch(monkeypatch, nodes: list, producers: list) -> tuple[list, list[str]]:
-    """A watcher over scripted node results and producer states: its events, and its reads."""
-    reads: list[str] = []
-    node_results, producer_states = iter(nodes), iter(producers)
-
-    async def status(self):
-        reads.append("node")
-        return next(node_results), None
-
-    async def producer(self):
-        reads.append("producer")
-        return next(producer_states)
-
-    async def sleep(seconds: float) -> None:
-        pass
-
-    monkeypatch.setattr(WatcherTrigger, "_parse_dbt_node_status_and_compiled_sql", status)
-    monkeypatch.setattr(WatcherTrigger, "_get_producer_task_status", producer)
-    monkeypatch.setattr(asyncio, "sleep", sleep)
-    return events_of(started_trigger(try_number=1, poke_interval=2.0)), reads
-
-
-def test_the_producer_state_is_read_every_few_pokes_the_node_result_at_each(monkeypatch) -> None:
+def test_one_producer_read_per_run_and_its_end_wakes_every_watcher(monkeypatch) -> None:
+    """A run's watchers share one read of the producer's state; when it ends they all ask at
+    once, not after their (long) waits: the run ends with its build."""
     from include import watcher
 
-    every = watcher.PRODUCER_EVERY
-    pokes = 2 * every + 1
-    [event], reads = watch(monkeypatch, [None] * (pokes - 1) + ["success"], ["running"] * pokes)
-    assert isinstance(event, TaskSuccessEvent)
-    assert reads.count("node") == pokes
-    assert reads.count("producer") == len(range(0, pokes, every)) < pokes  # the 1st, 1+every-th...
-    # A producer that ended without the node's result is still seen, a few pokes on.
-    [event], reads = watch(monkeypatch, [None] * 10, ["running", "failed", "failed"])
-    assert event.payload == {"status": "failed", "reason": "producer_failed"}
-    assert reads.count("node") == every + 1
+    reads: list[str] = []
+    scripted(monkeypatch, [None], ["running"] * 5 + ["success"], reads)
+    monkeypatch.setattr(watcher, "PRODUCER_SECONDS", 0.01)
+
+    async def run_all() -> list:
+        async def one(model: str) -> list:
+            trigger = started_trigger(try_number=1, poke_interval=3600.0)
+            trigger.model_unique_id = model
+            return [event async for event in trigger.run()]
+
+        # Without the wake-up these would wait an hour: the timeout fails the test first.
+        return await asyncio.wait_for(asyncio.gather(*(one(f"m{k}") for k in range(5))), 30)
+
+    results = asyncio.run(run_all())
+    assert all(len(r) == 1 and isinstance(r[0], TaskSuccessEvent) for r in results)
+    assert reads.count("producer") == 6  # one poller for the five watchers
+    assert reads.count("node") == 10  # each: one ask at the start, one once the producer ended
+    assert watcher._RunWatch.runs == {}  # the run's watch is gone with its last watcher
 
 
 def test_reading_a_result_logs_nothing(monkeypatch, caplog) -> None:
@@ -296,7 +307,7 @@ def test_the_cosmos_internals_the_watchers_rely_on() -> None:
     assert {"model_unique_id", "producer_task_id", "dag_id", "run_id", "map_index",
             "poke_interval", "is_test_sensor"} <= trigger_kwargs  # fmt: skip
     for method in ("run", "serialize", "get_xcom_val", "_get_producer_task_status",
-                   "_log_startup_events"):  # fmt: skip
+                   "_log_startup_events", "_parse_dbt_node_status_and_compiled_sql"):  # fmt: skip
         assert callable(getattr(WatcherTrigger, method, None)), method
     assert WatcherEventReason.PRODUCER_SKIPPED
     for method in ("_make_parse_callable", "run_dbt_runner"):
