@@ -74,7 +74,7 @@ def dag_runs(
                 raise SystemExit(f"{dag_id} failed in {mode} mode: {airflow.retried_or_failed()}")
             seconds.append(run.seconds or 0.0)
             print(f"  run {n}: {seconds[-1]:.1f}s", flush=True)
-            if timeline and n == runs:
+            if timeline and n in (0, runs):  # the first run after a start, and the last
                 for task, state, start, end in airflow.timeline(dag_id, run.run_id):
                     print(f"    {start:6.1f}s {end:6.1f}s  {state:8} {task}")
             if n:
