@@ -52,8 +52,7 @@ def each_source(sources: tuple[Source, ...], work: Callable[[Source], T]) -> lis
         running: dict[Future[T], str] = {}
         while graph.is_active():
             for name in sorted(graph.get_ready(), key=order.index):  # registry order
-                if any(a in errors or a not in results for a in after[name]):
-                    errors.setdefault(name, _Skipped(name))  # an earlier source failed
+                if any(a not in results for a in after[name]):  # one it comes after failed
                     graph.done(name)
                 else:
                     running[pool.submit(work, by_name[name])] = name
@@ -68,17 +67,11 @@ def each_source(sources: tuple[Source, ...], work: Callable[[Source], T]) -> lis
                     errors[name] = exc
                 graph.done(name)
     failed = [errors[s.name] for s in sources if s.name in errors]
-    real = [e for e in failed if not isinstance(e, _Skipped)]
-    if real:
-        for other in real[1:]:
+    if failed:
+        for other in failed[1:]:
             print(f"  also failed: {other}", file=sys.stderr, flush=True)
-        raise real[0]
+        raise failed[0]
     return [results[s.name] for s in sources]
-
-
-class _Skipped(Exception):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"{name}: not run, a source it comes after failed")
 
 
 def simulate(

@@ -107,8 +107,6 @@ class _RunWatch:
 
     async def wait(self, seconds: float) -> None:
         """``seconds``, or less if the producer ends meanwhile."""
-        if self.ended.is_set():
-            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.ended.wait(), seconds)
 
@@ -182,13 +180,10 @@ class TriggererWatcherTrigger(WatcherTrigger):
                 elif is_dbt_node_status_skipped(status):
                     yield TaskSkippedEvent()
                 elif is_dbt_node_status_failed(status):
-                    failed = {
-                        "status": EventStatus.FAILED,
-                        "reason": WatcherEventReason.NODE_FAILED,
-                    }
-                    yield TriggerEvent(
-                        {**failed, **({"compiled_sql": compiled_sql} if compiled_sql else {})}
-                    )
+                    event = _failed(WatcherEventReason.NODE_FAILED)
+                    if compiled_sql:  # shown with the failed task
+                        event.payload["compiled_sql"] = compiled_sql
+                    yield event
                 elif producer == "failed":
                     yield _failed(WatcherEventReason.PRODUCER_FAILED)
                 elif producer == "skipped":
